@@ -1,0 +1,69 @@
+/**
+ * The one configuration schema. Every option can come from a flag (`--max-frame-bytes`), an
+ * environment variable (`SWITCHBOARD_MAX_FRAME_BYTES`, plus the conventional NATS_URL, REDIS_URL,
+ * DATABASE_URL) or a JSON config file (`--config file.json`, keys in camelCase); flags win over env,
+ * env over the file, the file over defaults. See docs/operations.md for the full table.
+ */
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const positiveInt = z.coerce.number().int().positive();
+const bool = z.preprocess((v) => (typeof v === 'string' ? !['false', '0', 'no', ''].includes(v.toLowerCase()) : v), z.boolean());
+
+export const configSchema = z
+  .object({
+    port: port.default(8080),
+    host: z.string().default('0.0.0.0'),
+    nodeId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'node id: 1–64 of A–Z a–z 0–9 _ -').optional(),
+    dataDir: z.string().default('./data'),
+    dev: bool.default(false),
+    /** Cluster engines (used by the cluster issue; embedded engines when absent). */
+    nats: z.string().optional(),
+    redis: z.string().optional(),
+    database: z.string().optional(),
+    /** Auth: exactly one key source unless --dev. */
+    jwtSecret: z.string().min(16, 'jwt secret: at least 16 characters').optional(),
+    jwtPublicKey: z.string().optional(),
+    jwksUrl: z.url().optional(),
+    jwtIssuer: z.string().optional(),
+    jwtAudience: z.string().optional(),
+    apiKey: z.string().min(16, 'api key: at least 16 characters').optional(),
+    /** Limits. */
+    maxFrameBytes: positiveInt.default(65_536),
+    maxBufferedBytes: positiveInt.default(1_048_576),
+    maxRoomsPerConnection: positiveInt.default(100),
+    maxConnections: positiveInt.default(100_000),
+    admissionRate: positiveInt.default(2_000),
+    admissionBurst: positiveInt.default(4_000),
+    retryAfterMinS: positiveInt.default(1),
+    retryAfterMaxS: positiveInt.default(10),
+    maxHttpBodyBytes: positiveInt.default(262_144),
+    /** Heartbeats. */
+    pingIntervalMs: positiveInt.default(25_000),
+    pingTimeoutMs: positiveInt.default(10_000),
+    connectTimeoutMs: positiveInt.default(10_000),
+    presenceTtlMs: positiveInt.default(45_000),
+    presenceDiffMs: positiveInt.default(250),
+    /** Recovery window and history. */
+    recoveryWindow: positiveInt.default(1_000),
+    recoveryWindowMs: positiveInt.default(120_000),
+    recoveryMaxGap: positiveInt.default(10_000),
+    idempotencyMs: positiveInt.default(600_000),
+    /** Shutdown: clients are told to reconnect after a random delay in [0, drainSpreadMs]. */
+    drainSpreadMs: positiveInt.default(5_000),
+    drainTimeoutMs: positiveInt.default(10_000),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((c, ctx) => {
+    const sources = [c.jwtSecret, c.jwtPublicKey, c.jwksUrl].filter((s) => s !== undefined).length;
+    if (sources > 1) ctx.addIssue({ code: 'custom', message: 'give only one of --jwt-secret, --jwt-public-key, --jwks-url' });
+    if (!c.dev && sources === 0)
+      ctx.addIssue({ code: 'custom', message: 'authentication needs --jwt-secret, --jwt-public-key or --jwks-url (or --dev for anonymous development mode)' });
+    if (c.retryAfterMaxS < c.retryAfterMinS) ctx.addIssue({ code: 'custom', message: 'retry-after-max-s must be >= retry-after-min-s' });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Keys whose values are never printed or logged. */
+export const SECRET_KEYS: readonly (keyof Config)[] = ['jwtSecret', 'apiKey'];

@@ -1,0 +1,36 @@
+import type { RoomMessage } from '../types.js';
+
+/**
+ * DurableLog: every acked room message, durable before the permanent store has it.
+ *
+ * Contract (test/conformance/durablelog.suite.ts):
+ * - `append` resolves only when the message is durable in this log's sense (JetStream: stored by the
+ *   stream; in-process: committed by the attached consumer, i.e. in the MessageStore), and rejects
+ *   with an error otherwise: never a false ack. Appending the same (tenant, room, seq) twice stores it once.
+ * - A consumer receives messages in batches of at most `maxBatch`, in append order per room, at least
+ *   once: a batch whose handler rejects is delivered again after `retryMs` (with backoff), and nothing
+ *   after it in the same room is delivered before it succeeds.
+ * - `lag()` reports how many appended messages the consumer has not yet committed and the age of the
+ *   oldest of them.
+ */
+export interface DurableLog {
+  readonly kind: string;
+  append(message: RoomMessage): Promise<void>;
+  consume(handler: (batch: RoomMessage[]) => Promise<void>, options?: Partial<ConsumeOptions>): DurableConsumer;
+  lag(): { messages: number; oldestMs: number };
+  health(): { ok: boolean; detail?: string };
+  close(): Promise<void>;
+}
+
+export interface ConsumeOptions {
+  /** Max messages per handler call. Default 500. */
+  maxBatch: number;
+  /** Wait at most this long to fill a batch, ms. Default 20. */
+  maxWaitMs: number;
+  /** First retry delay after a failed batch, doubled up to 30 s. Default 200. */
+  retryMs: number;
+}
+
+export interface DurableConsumer {
+  stop(): Promise<void>;
+}

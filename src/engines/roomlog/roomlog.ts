@@ -1,0 +1,67 @@
+import type { Json, RoomMessage, RoomPosition, RoomRef } from '../types.js';
+
+/** What the publisher supplies; the RoomLog assigns seq, epoch and ts. */
+export interface PublishInput {
+  readonly from: string;
+  readonly data: Json;
+  /** Client idempotency id; scoped to (room, from). */
+  readonly idem?: string;
+}
+
+export interface AppendResult {
+  readonly message: RoomMessage;
+  /** True when `idem` was seen before in this room from this sender: `message` is the first one. */
+  readonly duplicate: boolean;
+}
+
+export interface RecoveryResult {
+  /** Messages with seq > since, in seq order, up to the room's current position. */
+  readonly messages: RoomMessage[];
+  readonly position: RoomPosition;
+  /**
+   * False when the window no longer holds every message after `since` (or the epoch differs):
+   * the caller must fall back to history or tell the client to reset.
+   */
+  readonly complete: boolean;
+}
+
+/**
+ * RoomLog (sequencer): per-room contiguous seq + epoch, idempotency ids, and a bounded recent window.
+ *
+ * Contract (test/conformance/roomlog.suite.ts):
+ * - `append` is atomic per room: it either returns the first message published with the same
+ *   (from, idem) within the idempotency window (`duplicate: true`, nothing new stored), or assigns
+ *   seq = previous + 1 (starting at 1), stamps `ts` and the room's epoch, and appends to the window.
+ *   Concurrent appends to one room get distinct, gap-free seqs.
+ * - The recent window keeps at least the newest `windowSize` messages younger than `windowMs`.
+ * - `since(ref, seq, epoch)` returns every message after `seq` if the window still has them all and
+ *   the epoch matches, with `complete: true`; otherwise `complete: false` with whatever it has.
+ * - `position` returns the current last seq and epoch (seq 0 and a fresh epoch for an unknown room).
+ * - An epoch never changes while the RoomLog keeps its state; a new epoch is minted only when a room's
+ *   sequence starts over (the state was lost), unless `seed` says where it left off.
+ */
+export interface RoomLog {
+  readonly kind: string;
+  append(ref: RoomRef, input: PublishInput): Promise<AppendResult>;
+  since(ref: RoomRef, seq: number, epoch: string): Promise<RecoveryResult>;
+  /** Messages with seq in [from, to] still in the window (for gap repair), in order. */
+  range(ref: RoomRef, from: number, to: number): Promise<RoomMessage[]>;
+  position(ref: RoomRef): Promise<RoomPosition>;
+  close(): Promise<void>;
+}
+
+export interface RoomLogOptions {
+  /** Newest messages kept per room for recovery. Default 1000. */
+  windowSize: number;
+  /** Max age of window entries in ms. Default 120000. */
+  windowMs: number;
+  /** How long an idempotency id is remembered, ms. Default 600000. */
+  idemMs: number;
+  /**
+   * Where a room's sequence left off when the RoomLog has no state for it (e.g. after a restart of the
+   * embedded node, from permanent history), so seq continues under the same epoch instead of restarting.
+   */
+  seed?: (ref: RoomRef) => Promise<RoomPosition | null>;
+}
+
+export const defaultRoomLogOptions: RoomLogOptions = { windowSize: 1000, windowMs: 120_000, idemMs: 600_000 };
