@@ -1,6 +1,7 @@
 /**
  * WebSocket close codes used by the server. A contract with clients:
- * - 1000, 1001 and 4000–4499: the client should reconnect (with backoff; after a `notice` with
+ * - 1000, 1001, 1006 (abnormal closure, never sent, seen when the socket drops) and 4000–4499: the
+ *   client should reconnect (with backoff; after a `notice` with
  *   `reconnectAfterMs`, not before that delay).
  * - 4500–4999: terminal: reconnecting with the same credentials will fail the same way.
  * - 1009: a frame over the hard size limit (the socket is closed by the WebSocket layer).

@@ -80,6 +80,7 @@ export type ServerFrame =
       members: { user: string; online: boolean; connections: number; lastSeen: number }[] }
   | { type: 'presence.diff'; room: string; joined: { user: string; at: number }[];
       left: { user: string; lastSeen: number }[] }
+  | { type: 'direct'; from: string; ts: number; data: Json }
   | { type: 'ping' }
   | { type: 'pong'; id?: RequestId }
   | { type: 'notice'; code: 'reconnect'; reason: string; reconnectAfterMs: number }

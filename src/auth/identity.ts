@@ -1,0 +1,11 @@
+import type { RoomMatcher } from './patterns.js';
+
+/** Who a connection is and what it may do, from its token (or dev mode). */
+export interface Identity {
+  readonly user: string;
+  readonly tenant: string;
+  readonly canJoin: RoomMatcher;
+  readonly canPublish: RoomMatcher;
+  /** Token expiry in ms since the epoch; undefined when the token does not expire. */
+  readonly expiresAt?: number;
+}

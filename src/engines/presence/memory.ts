@@ -1,0 +1,326 @@
+import type { RoomRef } from '../types.js';
+import {
+  defaultPresenceOptions,
+  type PresenceConn,
+  type PresenceOptions,
+  type PresenceStore,
+  type RoomMember,
+  type UserPresence,
+} from './presence.js';
+
+export interface MemoryPresenceOptions extends PresenceOptions {
+  /** How often expired connections and stale recent leavers are swept, ms. Default ttlMs / 3, 10..5000. */
+  sweepMs: number;
+}
+
+/** A registered connection. `beat` is the time of its last refresh (connect, join or heartbeat). */
+interface ConnState {
+  readonly conn: PresenceConn;
+  beat: number;
+  readonly rooms: Set<string>;
+}
+
+interface RoomState {
+  /** Online members: user -> their connection ids in this room. */
+  readonly members: Map<string, Set<string>>;
+  /** Users who left (and are not back), user -> when their last connection left. */
+  readonly recent: Map<string, number>;
+}
+
+interface UserState {
+  readonly conns: Set<string>;
+  /** Last time a connection of the user was alive; updated when a connection is removed. */
+  lastSeen: number;
+}
+
+interface TenantState {
+  readonly rooms: Map<string, RoomState>;
+  readonly users: Map<string, UserState>;
+}
+
+/**
+ * MemoryPresenceStore: the embedded PresenceStore. All state lives in this process, grouped per
+ * tenant; connections are indexed globally by their (globally unique) connId.
+ *
+ * A connection whose last refresh is older than `ttlMs` is gone: reads expire such connections of the
+ * room/user they look at before answering, and a periodic sweep (unref'd timer, cleared by `close`)
+ * expires the rest, so a crashed node's users go offline with `lastSeen` = their last refresh.
+ * `members` lists online users first (by user id), then recent leavers, newest first; at most
+ * `recentMax` leavers younger than `recentMs` are kept per room. Offline users are remembered for
+ * `user()` until `recentMs` after they were last seen.
+ *
+ * `connect`, `join` and `heartbeat` refresh a connection (`join` registers it if `connect` was not
+ * called); a heartbeat refreshes only the listed connections that belong to `nodeId`. `join`/`leave`
+ * with a connection of another tenant than the room throw.
+ */
+export class MemoryPresenceStore implements PresenceStore {
+  readonly kind = 'memory';
+  private readonly options: MemoryPresenceOptions;
+  private readonly now: () => number;
+  private readonly tenants = new Map<string, TenantState>();
+  private readonly conns = new Map<string, ConnState>();
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(options: Partial<MemoryPresenceOptions> = {}, now: () => number = Date.now) {
+    const base = { ...defaultPresenceOptions, ...options };
+    this.options = { ...base, sweepMs: options.sweepMs ?? Math.min(5000, Math.max(10, base.ttlMs / 3)) };
+    this.now = now;
+    this.timer = setInterval(() => this.sweep(), this.options.sweepMs);
+    this.timer.unref();
+  }
+
+  async connect(conn: PresenceConn): Promise<void> {
+    this.ensureOpen();
+    this.register(conn);
+  }
+
+  async disconnect(conn: PresenceConn): Promise<void> {
+    this.ensureOpen();
+    const state = this.conns.get(conn.connId);
+    if (state !== undefined) this.drop(state, this.now());
+  }
+
+  async join(ref: RoomRef, conn: PresenceConn): Promise<{ changed: boolean }> {
+    this.ensureOpen();
+    checkTenant(ref, conn);
+    const tenant = this.tenant(ref.tenant);
+    const room = tenant.rooms.get(ref.room);
+    if (room !== undefined) this.expireRoom(room);
+    const state = this.register(conn);
+    if (state.rooms.has(ref.room)) return { changed: false };
+    const target = room ?? this.room(tenant, ref.room);
+    state.rooms.add(ref.room);
+    let ids = target.members.get(conn.user);
+    const changed = ids === undefined;
+    if (ids === undefined) {
+      ids = new Set();
+      target.members.set(conn.user, ids);
+      target.recent.delete(conn.user);
+    }
+    ids.add(conn.connId);
+    return { changed };
+  }
+
+  async leave(ref: RoomRef, conn: PresenceConn): Promise<{ changed: boolean }> {
+    this.ensureOpen();
+    checkTenant(ref, conn);
+    const state = this.conns.get(conn.connId);
+    if (state === undefined || !state.rooms.has(ref.room)) return { changed: false };
+    const now = this.now();
+    if (this.expired(state, now)) {
+      // Already gone: its leave (with lastSeen = last refresh) happened at expiry, not now.
+      this.drop(state, state.beat);
+      return { changed: false };
+    }
+    return { changed: this.leaveRoom(state, ref.room, now) };
+  }
+
+  async heartbeat(nodeId: string, connIds: readonly string[]): Promise<void> {
+    this.ensureOpen();
+    const now = this.now();
+    for (const id of connIds) {
+      const state = this.conns.get(id);
+      if (state === undefined || state.conn.nodeId !== nodeId) continue;
+      if (this.expired(state, now)) this.drop(state, state.beat);
+      else state.beat = now;
+    }
+  }
+
+  async members(ref: RoomRef): Promise<RoomMember[]> {
+    this.ensureOpen();
+    const room = this.tenants.get(ref.tenant)?.rooms.get(ref.room);
+    if (room === undefined) return [];
+    this.expireRoom(room);
+    const now = this.now();
+    this.pruneRecent(room, now);
+    const online: RoomMember[] = [];
+    for (const [user, ids] of room.members) {
+      let lastSeen = 0;
+      for (const id of ids) lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0);
+      online.push({ user, online: true, connections: ids.size, lastSeen });
+    }
+    online.sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+    const offline: RoomMember[] = [...room.recent]
+      .map(([user, lastSeen]) => ({ user, online: false, connections: 0, lastSeen }))
+      .sort((a, b) => b.lastSeen - a.lastSeen);
+    this.collect(ref.tenant, ref.room);
+    return [...online, ...offline];
+  }
+
+  async user(tenant: string, user: string): Promise<UserPresence> {
+    this.ensureOpen();
+    const state = this.tenants.get(tenant)?.users.get(user);
+    if (state === undefined) return { user, online: false, lastSeen: 0 };
+    const now = this.now();
+    for (const id of [...state.conns]) {
+      const conn = this.conns.get(id);
+      if (conn !== undefined && this.expired(conn, now)) this.drop(conn, conn.beat);
+    }
+    let lastSeen = state.lastSeen;
+    for (const id of state.conns) lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0);
+    return { user, online: state.conns.size > 0, lastSeen };
+  }
+
+  async removeNode(nodeId: string): Promise<void> {
+    this.ensureOpen();
+    const now = this.now();
+    for (const state of [...this.conns.values()]) {
+      if (state.conn.nodeId !== nodeId) continue;
+      this.drop(state, this.expired(state, now) ? state.beat : now);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+  }
+
+  /**
+   * Expires stale connections, drops recent leavers older than `recentMs`, and forgets offline users
+   * last seen more than `recentMs` ago (their `user()` then reports lastSeen 0). Runs on the timer.
+   */
+  sweep(): void {
+    const now = this.now();
+    for (const state of [...this.conns.values()]) {
+      if (this.expired(state, now)) this.drop(state, state.beat);
+    }
+    for (const [tenantName, tenant] of this.tenants) {
+      for (const [name, user] of tenant.users) {
+        if (user.conns.size === 0 && now - user.lastSeen > this.options.recentMs) tenant.users.delete(name);
+      }
+      for (const [roomName, room] of tenant.rooms) {
+        this.pruneRecent(room, now);
+        this.collect(tenantName, roomName);
+      }
+      if (tenant.rooms.size === 0 && tenant.users.size === 0) this.tenants.delete(tenantName);
+    }
+  }
+
+  /** Counts of what is held in memory (for metrics and tests). */
+  size(): { connections: number; rooms: number; tenants: number } {
+    let rooms = 0;
+    for (const tenant of this.tenants.values()) rooms += tenant.rooms.size;
+    return { connections: this.conns.size, rooms, tenants: this.tenants.size };
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new Error('presence store is closed');
+  }
+
+  private expired(state: ConnState, now: number): boolean {
+    return now - state.beat > this.options.ttlMs;
+  }
+
+  /** Registers (or refreshes) a connection; an expired registration is dropped and started afresh. */
+  private register(conn: PresenceConn): ConnState {
+    const now = this.now();
+    const existing = this.conns.get(conn.connId);
+    if (existing !== undefined) {
+      if (!this.expired(existing, now)) {
+        existing.beat = now;
+        return existing;
+      }
+      this.drop(existing, existing.beat);
+    }
+    const state: ConnState = { conn, beat: now, rooms: new Set() };
+    this.conns.set(conn.connId, state);
+    const tenant = this.tenant(conn.tenant);
+    let user = tenant.users.get(conn.user);
+    if (user === undefined) {
+      user = { conns: new Set(), lastSeen: 0 };
+      tenant.users.set(conn.user, user);
+    }
+    user.conns.add(conn.connId);
+    return state;
+  }
+
+  /** Removes a connection from every room and from its user; `at` becomes the user's lastSeen. */
+  private drop(state: ConnState, at: number): void {
+    for (const room of [...state.rooms]) this.leaveRoom(state, room, at);
+    this.conns.delete(state.conn.connId);
+    const tenant = this.tenants.get(state.conn.tenant);
+    const user = tenant?.users.get(state.conn.user);
+    if (tenant === undefined || user === undefined) return;
+    user.conns.delete(state.conn.connId);
+    user.lastSeen = Math.max(user.lastSeen, at);
+  }
+
+  /** Takes a connection out of a room; true when it was the user's last one there. */
+  private leaveRoom(state: ConnState, roomName: string, at: number): boolean {
+    state.rooms.delete(roomName);
+    const room = this.tenants.get(state.conn.tenant)?.rooms.get(roomName);
+    const ids = room?.members.get(state.conn.user);
+    if (room === undefined || ids === undefined) return false;
+    ids.delete(state.conn.connId);
+    if (ids.size > 0) return false;
+    room.members.delete(state.conn.user);
+    this.remember(room, state.conn.user, at);
+    return true;
+  }
+
+  /** Records a recent leaver, keeping at most `recentMax` (the oldest is forgotten first). */
+  private remember(room: RoomState, user: string, at: number): void {
+    room.recent.set(user, at);
+    if (room.recent.size <= this.options.recentMax) return;
+    let oldestUser: string | undefined;
+    let oldest = Infinity;
+    for (const [name, seen] of room.recent) {
+      if (seen < oldest) {
+        oldest = seen;
+        oldestUser = name;
+      }
+    }
+    if (oldestUser !== undefined) room.recent.delete(oldestUser);
+  }
+
+  private pruneRecent(room: RoomState, now: number): void {
+    for (const [user, seen] of room.recent) {
+      if (now - seen > this.options.recentMs) room.recent.delete(user);
+    }
+  }
+
+  /** Expires the stale connections of one room's members. */
+  private expireRoom(room: RoomState): void {
+    const now = this.now();
+    for (const ids of [...room.members.values()]) {
+      for (const id of [...ids]) {
+        const state = this.conns.get(id);
+        if (state !== undefined && this.expired(state, now)) this.drop(state, state.beat);
+      }
+    }
+  }
+
+  /** Forgets an empty room, and its tenant when nothing is left in it. */
+  private collect(tenantName: string, roomName: string): void {
+    const tenant = this.tenants.get(tenantName);
+    const room = tenant?.rooms.get(roomName);
+    if (tenant === undefined || room === undefined) return;
+    if (room.members.size === 0 && room.recent.size === 0) tenant.rooms.delete(roomName);
+    if (tenant.rooms.size === 0 && tenant.users.size === 0) this.tenants.delete(tenantName);
+  }
+
+  private tenant(name: string): TenantState {
+    let tenant = this.tenants.get(name);
+    if (tenant === undefined) {
+      tenant = { rooms: new Map(), users: new Map() };
+      this.tenants.set(name, tenant);
+    }
+    return tenant;
+  }
+
+  private room(tenant: TenantState, name: string): RoomState {
+    let room = tenant.rooms.get(name);
+    if (room === undefined) {
+      room = { members: new Map(), recent: new Map() };
+      tenant.rooms.set(name, room);
+    }
+    return room;
+  }
+}
+
+function checkTenant(ref: RoomRef, conn: PresenceConn): void {
+  if (ref.tenant !== conn.tenant) {
+    throw new Error(`connection ${conn.connId} of tenant "${conn.tenant}" cannot use a room of tenant "${ref.tenant}"`);
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * One client connection: its socket, identity, rooms, heartbeat state and coalesced output queue.
+ * Kept small: an idle connection costs little beyond what `ws` itself holds.
+ */
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import type { Identity } from '../auth/identity.js';
+import { CloseCodes } from '../protocol/close-codes.js';
+import { wireFrame } from '../protocol/encode.js';
+import type { RequestId, ServerFrame } from '../protocol/frames.js';
+import { ErrorCodes, type ErrorCode } from '../protocol/errors.js';
+import type { OutboxSink } from './outbox.js';
+import type { Membership, RoomMember } from './room.js';
+import type { NodeContext } from './context.js';
+
+export class Connection implements OutboxSink, RoomMember {
+  queue: Buffer[] | null = null;
+  queuedBytes = 0;
+  dead = false;
+  identity: Identity | null = null;
+  authenticating = false;
+  /** Room name → membership (the tenant is the identity's). */
+  readonly rooms = new Map<string, Membership>();
+  lastRecv: number;
+  /** When the last ping was sent; 0 while none is outstanding. */
+  pingSentAt = 0;
+  nextPingAt: number;
+  badFrames = 0;
+  closeCode = 0;
+
+  constructor(
+    readonly id: string,
+    readonly ws: WebSocket,
+    readonly socket: Socket,
+    private readonly ctx: NodeContext,
+    readonly openedAt: number,
+    private readonly onSlowConsumer: (c: Connection) => void,
+  ) {
+    this.lastRecv = openedAt;
+    // Spread first pings over the interval so connections opened together are not pinged together.
+    this.nextPingAt = openedAt + ctx.config.pingIntervalMs * (0.5 + Math.random() * 0.5);
+  }
+
+  send(frame: Buffer): void {
+    this.ctx.outbox.enqueue(this, frame);
+  }
+
+  sendFrame(frame: ServerFrame): void {
+    this.send(wireFrame(frame));
+  }
+
+  sendError(code: ErrorCode, message: string, id?: RequestId, room?: string): void {
+    this.ctx.metrics.error(code);
+    const frame: ServerFrame = { type: 'error', code, message, retryable: ErrorCodes[code].retryable };
+    if (id !== undefined) frame.id = id;
+    if (room !== undefined) frame.room = room;
+    this.sendFrame(frame);
+  }
+
+  onSlow(): void {
+    this.onSlowConsumer(this);
+  }
+
+  /** Flushes queued output, then closes with a code from protocol/close-codes.ts. */
+  close(code: number, reason: string): void {
+    if (this.closeCode !== 0) return;
+    this.closeCode = code;
+    this.ctx.outbox.flushSink(this);
+    this.dead = true;
+    try {
+      this.ws.close(code, reason.slice(0, 120));
+    } catch {
+      this.ws.terminate();
+    }
+    // A peer that never answers the close handshake (or never reads) is cut after a grace period.
+    setTimeout(() => this.ws.terminate(), 2_000).unref();
+  }
+
+  /** Cuts the connection without flushing (slow consumer: its buffer is already over the bound). */
+  cut(code: number, reason: string): void {
+    if (this.closeCode !== 0) return;
+    this.closeCode = code;
+    this.dead = true;
+    try {
+      this.ws.close(code, reason);
+    } catch {
+      /* socket already gone */
+    }
+    setTimeout(() => this.ws.terminate(), 1_000).unref();
+  }
+
+  static readonly codes = CloseCodes;
+}

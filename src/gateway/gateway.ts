@@ -1,0 +1,160 @@
+/**
+ * The WebSocket side of a node: admission of upgrades, the connection set, heartbeats, slow-consumer
+ * cut-off, disconnect clean-up and the shutdown drain.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { CloseCodes } from '../protocol/close-codes.js';
+import { wireFrame } from '../protocol/encode.js';
+import type { Admission } from './admission.js';
+import { Connection } from './connection.js';
+import type { NodeContext } from './context.js';
+import { Session } from './session.js';
+
+const PING = wireFrame({ type: 'ping' });
+
+export class Gateway {
+  readonly conns = new Set<Connection>();
+  readonly session: Session;
+  private readonly wss: WebSocketServer;
+  private counter = 0;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly presenceTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly ctx: NodeContext,
+    readonly admission: Admission,
+  ) {
+    this.session = new Session(ctx);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      // Hard cap: frames up to maxFrameBytes get a typed error, anything over 4x is cut by ws with 1009.
+      maxPayload: ctx.config.maxFrameBytes * 4,
+    });
+    ctx.metrics.connectionsMax.set(ctx.config.maxConnections);
+    const sweepMs = Math.max(50, Math.min(1000, Math.floor(ctx.config.pingTimeoutMs / 4)));
+    this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
+    this.sweepTimer.unref();
+    this.presenceTimer = setInterval(() => this.refreshPresence(), Math.max(100, Math.floor(ctx.config.presenceTtlMs / 3)));
+    this.presenceTimer.unref();
+  }
+
+  /** HTTP `upgrade` handler: admission control, then the WebSocket handshake. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/ws') {
+      rejectUpgrade(socket, 404, 'Not Found', 'WebSocket endpoint is /ws');
+      return;
+    }
+    const result = this.admission.tryAdmit(this.conns.size);
+    this.ctx.metrics.admission.inc({ result });
+    if (result !== 'admitted') {
+      this.ctx.metrics.error('rate_limited');
+      rejectUpgrade(socket, 503, 'Service Unavailable', `connection refused (${result}); retry later`, this.admission.retryAfterS());
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket));
+  }
+
+  private accept(ws: WebSocket, socket: Socket): void {
+    const c = new Connection(`${this.ctx.nodeId}-${(++this.counter).toString(36)}`, ws, socket, this.ctx, Date.now(), (slow) => {
+      this.ctx.metrics.slowConsumers.inc();
+      this.ctx.log.warn({ conn: slow.id, user: slow.identity?.user }, 'slow consumer disconnected');
+      slow.cut(CloseCodes.slowConsumer, 'slow consumer');
+    });
+    this.conns.add(c);
+    this.ctx.metrics.connections.inc();
+    ws.on('message', (data, isBinary) => this.session.onMessage(c, data as Buffer, isBinary));
+    ws.on('close', (code) => this.closed(c, code));
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws reports protocol violations (e.g. a frame over maxPayload) here and closes the socket itself.
+      this.ctx.metrics.error(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame_too_large' : 'bad_frame');
+    });
+  }
+
+  private closed(c: Connection, code: number): void {
+    if (!this.conns.delete(c)) return;
+    c.dead = true;
+    c.queue = null;
+    this.ctx.metrics.connections.dec();
+    this.ctx.metrics.disconnects.inc({ code: String(c.closeCode || code) });
+    for (const room of [...c.rooms.keys()]) this.session.leaveRoom(c, room);
+    const id = c.identity;
+    if (id !== null) {
+      this.ctx.users.remove(id.tenant, id.user, c);
+      this.ctx.engines.presence.disconnect(this.session.presenceConn(c)).catch((err: unknown) => this.ctx.log.warn({ err }, 'presence disconnect failed'));
+    }
+  }
+
+  /** Pings, heartbeat deadlines, connect deadlines and token expiry, for all connections in one pass. */
+  private sweep(): void {
+    const now = Date.now();
+    const { pingIntervalMs, pingTimeoutMs, connectTimeoutMs } = this.ctx.config;
+    for (const c of this.conns) {
+      if (c.dead) continue;
+      if (c.identity === null) {
+        if (!c.authenticating && now - c.openedAt > connectTimeoutMs) c.close(CloseCodes.connectTimeout, 'no connect frame');
+        continue;
+      }
+      if (c.identity.expiresAt !== undefined && now >= c.identity.expiresAt) {
+        c.sendError('token_expired', 'token has expired; reconnect with a fresh token');
+        c.close(CloseCodes.tokenExpired, 'token expired');
+        continue;
+      }
+      if (c.pingSentAt > 0) {
+        if (now - c.pingSentAt > pingTimeoutMs) {
+          this.ctx.metrics.heartbeatTimeouts.inc();
+          c.close(CloseCodes.heartbeatTimeout, 'heartbeat timeout');
+        }
+      } else if (now >= c.nextPingAt) {
+        c.send(PING);
+        c.pingSentAt = now;
+        c.nextPingAt = now + pingIntervalMs;
+      }
+    }
+  }
+
+  private refreshPresence(): void {
+    const ids: string[] = [];
+    for (const c of this.conns) if (c.identity !== null && !c.dead) ids.push(c.id);
+    this.ctx.engines.presence.heartbeat(this.ctx.nodeId, ids).catch((err: unknown) => this.ctx.log.warn({ err }, 'presence heartbeat failed'));
+  }
+
+  /**
+   * Shutdown: refuse new connections, tell every client to reconnect after a random delay in
+   * [0, drainSpreadMs] (so they do not all land on the other nodes at once), flush and close them,
+   * and wait for the sockets to close (at most drainTimeoutMs).
+   */
+  async drain(): Promise<void> {
+    this.admission.draining = true;
+    const spread = this.ctx.config.drainSpreadMs;
+    for (const c of this.conns) {
+      c.sendFrame({ type: 'notice', code: 'reconnect', reason: 'node shutting down', reconnectAfterMs: Math.floor(Math.random() * spread) });
+      c.close(CloseCodes.shutdown, 'node shutting down');
+    }
+    const deadline = Date.now() + this.ctx.config.drainTimeoutMs;
+    while (this.conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    for (const c of this.conns) c.ws.terminate();
+  }
+
+  close(): void {
+    clearInterval(this.sweepTimer);
+    clearInterval(this.presenceTimer);
+    this.wss.close();
+  }
+}
+
+function rejectUpgrade(socket: Duplex, status: number, text: string, body: string, retryAfterS?: number): void {
+  const headers = [
+    `HTTP/1.1 ${status} ${text}`,
+    'Connection: close',
+    'Content-Type: text/plain; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...(retryAfterS !== undefined ? [`Retry-After: ${retryAfterS}`] : []),
+  ];
+  socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+}

@@ -1,0 +1,140 @@
+/**
+ * A Switchboard node: engines + gateway + HTTP server + history writer, started and stopped as one.
+ */
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Authenticator } from '../auth/authenticator.js';
+import type { Config } from '../config/schema.js';
+import { openEmbeddedEngines } from '../engines/embedded.js';
+import type { Engines } from '../engines/engines.js';
+import { HistoryWriter } from '../engines/messagestore/history-writer.js';
+import { createHttpServer, type Readiness } from '../http/server.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { Admission } from './admission.js';
+import type { NodeContext } from './context.js';
+import { Gateway } from './gateway.js';
+import { Outbox } from './outbox.js';
+import { Publisher } from './publisher.js';
+import { RoomRegistry } from './rooms.js';
+import { UserRouter } from './users.js';
+
+export interface StartOptions {
+  /** Engines to use instead of the embedded ones (cluster engines, or a shared in-process bus). */
+  engines?: Engines;
+  log?: Logger;
+}
+
+export interface RunningNode {
+  readonly nodeId: string;
+  readonly port: number;
+  readonly server: Server;
+  readonly gateway: Gateway;
+  readonly ctx: NodeContext;
+  readiness(): Readiness;
+  /** Drain clients (reconnect notices), stop the history writer after it caught up, close engines. */
+  stop(): Promise<void>;
+}
+
+const GAP_WAIT_MS = 100;
+
+export async function startNode(config: Config, options: StartOptions = {}): Promise<RunningNode> {
+  const nodeId = config.nodeId ?? `n-${randomBytes(4).toString('hex')}`;
+  const log = options.log ?? createLogger(config.logLevel, { node: nodeId });
+  const metrics = new Metrics({ node: nodeId });
+  const engines =
+    options.engines ??
+    (await openEmbeddedEngines({
+      dataDir: config.dataDir,
+      presenceTtlMs: config.presenceTtlMs,
+      recoveryWindow: config.recoveryWindow,
+      recoveryWindowMs: config.recoveryWindowMs,
+      idempotencyMs: config.idempotencyMs,
+    }));
+  const onBackplaneError = (err: unknown): void => {
+    metrics.backplaneErrors.inc();
+    log.error({ err }, 'backplane error');
+  };
+  const outbox = new Outbox(config.maxBufferedBytes, (n) => metrics.socketWrites.inc(n));
+  const rooms = new RoomRegistry(
+    engines.backplane,
+    engines.roomLog,
+    {
+      fetchRange: (ref, from, to) => engines.roomLog.range(ref, from, to),
+      onDelivered: (m, members) => {
+        metrics.delivered.inc(members);
+        metrics.fanoutLatency.observe(Math.max(0, Date.now() - m.ts) / 1000);
+      },
+      onGap: (result) => metrics.gapFetches.inc({ result }),
+    },
+    { gapWaitMs: GAP_WAIT_MS, presenceDiffMs: config.presenceDiffMs },
+    onBackplaneError,
+  );
+  const ctx: NodeContext = {
+    nodeId,
+    config,
+    engines,
+    metrics,
+    log,
+    auth: new Authenticator(config),
+    outbox,
+    rooms,
+    users: new UserRouter(engines.backplane, onBackplaneError),
+    publisher: new Publisher(engines.roomLog, engines.durableLog, engines.backplane, onBackplaneError),
+  };
+  const admission = new Admission({
+    ratePerSec: config.admissionRate,
+    burst: config.admissionBurst,
+    maxConnections: config.maxConnections,
+    retryAfterMinS: config.retryAfterMinS,
+    retryAfterMaxS: config.retryAfterMaxS,
+  });
+  const gateway = new Gateway(ctx, admission);
+  const writer = new HistoryWriter(engines.durableLog, engines.store);
+  writer.start();
+  const lagTimer = setInterval(() => {
+    const lag = engines.durableLog.lag();
+    metrics.historyLagMessages.set(lag.messages);
+    metrics.historyLagSeconds.set(lag.oldestMs / 1000);
+  }, 1000);
+  lagTimer.unref();
+
+  const readiness = (): Readiness => {
+    const checks = {
+      backplane: engines.backplane.health(),
+      durableLog: engines.durableLog.health(),
+      history: engines.store.health(),
+      accepting: admission.draining ? { ok: false, detail: 'draining' } : { ok: true },
+    };
+    // History being degraded does not stop live traffic: the node stays ready, /readyz shows the detail.
+    const ready = checks.backplane.ok && checks.durableLog.ok && checks.accepting.ok;
+    return { ready, checks };
+  };
+
+  const server = createHttpServer(ctx, gateway, readiness);
+  server.listen(config.port, config.host);
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await gateway.drain();
+      gateway.close();
+      clearInterval(lagTimer);
+      server.close();
+      server.closeAllConnections();
+      await engines.presence.removeNode(nodeId).catch(() => undefined);
+      await rooms.close();
+      await ctx.users.close();
+      await writer.stop();
+      await engines.durableLog.close();
+      await Promise.allSettled([engines.backplane.close(), engines.presence.close(), engines.roomLog.close(), engines.store.close()]);
+    })();
+    return stopping;
+  };
+
+  return { nodeId, port, server, gateway, ctx, readiness, stop };
+}

@@ -1,0 +1,61 @@
+/**
+ * The publish path (ARCHITECTURE.md §4), shared by the WebSocket `publish` frame and POST /api/publish:
+ *   1. RoomLog assigns the seq (or returns the first message for a repeated idempotency id);
+ *   2. DurableLog stores it (idempotent on tenant/room/seq) — the ack waits for this: acked means durable;
+ *   3. the backplane carries it to every node with members in the room (new messages only: a duplicate
+ *      was already published, and a gap left by a failed publish is repaired from the RoomLog).
+ * A repeated publish whose first attempt failed at step 2 makes the message durable now, so a client
+ * retrying with the same idempotency id turns an error into exactly one stored message.
+ */
+import type { Backplane } from '../engines/backplane/backplane.js';
+import type { DurableLog } from '../engines/durablelog/durablelog.js';
+import type { PublishInput, RoomLog } from '../engines/roomlog/roomlog.js';
+import type { Json, RoomMessage, RoomRef } from '../engines/types.js';
+import { SwitchboardError } from '../protocol/errors.js';
+import { encodeEnvelope, roomSubject, userSubject } from './subjects.js';
+
+export interface PublishOutcome {
+  readonly message: RoomMessage;
+  readonly duplicate: boolean;
+}
+
+export class Publisher {
+  constructor(
+    private readonly roomLog: RoomLog,
+    private readonly durableLog: DurableLog,
+    private readonly backplane: Backplane,
+    private readonly onBackplaneError: (err: unknown) => void,
+  ) {}
+
+  async toRoom(ref: RoomRef, input: PublishInput): Promise<PublishOutcome> {
+    let appended;
+    try {
+      appended = await this.roomLog.append(ref, input);
+    } catch (err) {
+      throw new SwitchboardError('unavailable', 'sequencer unavailable, publish not accepted', { cause: err });
+    }
+    try {
+      await this.durableLog.append(appended.message);
+    } catch (err) {
+      throw new SwitchboardError('unavailable', 'durable log unavailable, publish not acknowledged; retry with the same idem', { cause: err });
+    }
+    if (!appended.duplicate) {
+      try {
+        await this.backplane.publish(roomSubject(ref), encodeEnvelope({ k: 'm', m: appended.message }));
+      } catch (err) {
+        // Durable already: members get it through gap repair when the next message arrives.
+        this.onBackplaneError(err);
+      }
+    }
+    return appended;
+  }
+
+  /** A direct message to every live connection of a user (not sequenced, not stored). */
+  async toUser(tenant: string, user: string, from: string, data: Json): Promise<void> {
+    try {
+      await this.backplane.publish(userSubject(tenant, user), encodeEnvelope({ from, ts: Date.now(), data }));
+    } catch (err) {
+      throw new SwitchboardError('unavailable', 'backplane unavailable', { cause: err });
+    }
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Recovery of what a client missed: from the RoomLog's recent window when it still holds everything after
+ * the client's seq, else from the MessageStore when the gap is within `maxGap`, else a reset (the client
+ * reloads from history). Never returns a partial run: the messages are exactly seq+1..end, in order.
+ */
+import type { MessageStore } from '../engines/messagestore/messagestore.js';
+import type { RoomLog } from '../engines/roomlog/roomlog.js';
+import type { RoomMessage, RoomPosition, RoomRef } from '../engines/types.js';
+
+export type RecoveryOutcome =
+  | { kind: 'recovered'; messages: RoomMessage[]; position: RoomPosition; source: 'window' | 'store' }
+  | { kind: 'reset'; position: RoomPosition; reason: 'epoch' | 'gap' | 'ahead' };
+
+const PAGE = 1000;
+
+export async function recover(
+  roomLog: RoomLog,
+  store: MessageStore,
+  ref: RoomRef,
+  since: RoomPosition,
+  maxGap: number,
+): Promise<RecoveryOutcome> {
+  const fromWindow = await roomLog.since(ref, since.seq, since.epoch);
+  const position = fromWindow.position;
+  if (position.epoch !== since.epoch) return { kind: 'reset', position, reason: 'epoch' };
+  if (since.seq > position.seq) return { kind: 'reset', position, reason: 'ahead' };
+  if (fromWindow.complete) return { kind: 'recovered', messages: fromWindow.messages, position, source: 'window' };
+  if (position.seq - since.seq > maxGap) return { kind: 'reset', position, reason: 'gap' };
+
+  // The window starts after since+1: read the older part from the store, the rest from the window.
+  const windowStart = fromWindow.messages.length > 0 ? fromWindow.messages[0]!.seq : position.seq + 1;
+  const older: RoomMessage[] = [];
+  let after = since.seq;
+  while (after < windowStart - 1) {
+    const page = await store.page(ref, { after, limit: PAGE });
+    for (const m of page.messages) {
+      if (m.seq >= windowStart) break;
+      older.push(m);
+    }
+    if (page.messages.length === 0) break;
+    after = page.messages[page.messages.length - 1]!.seq;
+    if (!page.more) break;
+  }
+  const messages = [...older, ...fromWindow.messages];
+  const contiguous = messages.every((m, i) => m.seq === since.seq + 1 + i && m.epoch === since.epoch);
+  const last = messages.length > 0 ? messages[messages.length - 1]!.seq : since.seq;
+  if (!contiguous || last !== position.seq) return { kind: 'reset', position, reason: 'gap' };
+  return { kind: 'recovered', messages, position, source: 'store' };
+}

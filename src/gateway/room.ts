@@ -1,0 +1,206 @@
+/**
+ * A room as one node sees it: its local members and its ordered delivery stream.
+ *
+ * Ordering (ARCHITECTURE.md §4 step 5): messages are delivered to members strictly in seq order. A
+ * message that arrives early is held while the missing seqs are awaited; after `gapWaitMs` they are
+ * fetched from the RoomLog. Seqs below the next expected one are duplicates and dropped. Each message's
+ * frame is encoded once here and the same bytes are queued to every member.
+ */
+import type { RoomMessage, RoomPosition, RoomRef } from '../engines/types.js';
+import { messageFrame, wireFrame } from '../protocol/encode.js';
+
+/** A connection's membership of one room. */
+export interface Membership {
+  readonly conn: RoomMember;
+  /** The local room once the join has acquired it. */
+  local: LocalRoom | null;
+  /** While joining: frames that arrived before the join's recovery was sent (seq, frame). */
+  pending: Array<[number, Buffer]> | null;
+  /** Messages with seq <= skipUpTo were already sent by recovery. */
+  skipUpTo: number;
+}
+
+/** What a room needs of a connection. */
+export interface RoomMember {
+  send(frame: Buffer): void;
+}
+
+export interface RoomHooks {
+  /** Fetch seqs [from, to] for gap repair (RoomLog window). */
+  fetchRange(ref: RoomRef, from: number, to: number): Promise<RoomMessage[]>;
+  onDelivered(message: RoomMessage, members: number): void;
+  onGap(result: 'repaired' | 'skipped'): void;
+}
+
+const MAX_HELD = 10_000;
+
+export class LocalRoom {
+  readonly members = new Set<Membership>();
+  /** Seq of the last message delivered in order; epoch of the stream. */
+  private lastSeq = 0;
+  private epoch = '';
+  private started = false;
+  /** Messages received before the start position was known, or ahead of a gap. */
+  private readonly held = new Map<number, RoomMessage>();
+  private gapTimer: NodeJS.Timeout | null = null;
+  private fetching = false;
+  private presenceJoined = new Map<string, number>();
+  private presenceLeft = new Map<string, number>();
+  private presenceTimer: NodeJS.Timeout | null = null;
+  closed = false;
+
+  constructor(
+    readonly ref: RoomRef,
+    private readonly hooks: RoomHooks,
+    private readonly gapWaitMs: number,
+    private readonly presenceDiffMs: number,
+  ) {}
+
+  /** The position members joining now start after. */
+  position(): RoomPosition {
+    return { seq: this.lastSeq, epoch: this.epoch };
+  }
+
+  /** Sets where the stream starts (the RoomLog position read after subscribing). */
+  start(position: RoomPosition): void {
+    this.lastSeq = position.seq;
+    this.epoch = position.epoch;
+    this.started = true;
+    this.drainHeld();
+  }
+
+  /** A sequenced message from the backplane. */
+  accept(m: RoomMessage): void {
+    if (this.closed) return;
+    if (!this.started) {
+      this.hold(m);
+      return;
+    }
+    if (m.epoch !== this.epoch) {
+      // The room's sequence was restarted (RoomLog state lost): follow the new epoch from here.
+      if (m.seq <= 1 || this.held.size === 0) {
+        this.epoch = m.epoch;
+        this.lastSeq = m.seq - 1;
+        this.held.clear();
+      } else {
+        return;
+      }
+    }
+    if (m.seq <= this.lastSeq) return;
+    if (m.seq === this.lastSeq + 1) {
+      this.deliver(m);
+      this.drainHeld();
+    } else {
+      this.hold(m);
+    }
+  }
+
+  private hold(m: RoomMessage): void {
+    this.held.set(m.seq, m);
+    if (this.held.size > MAX_HELD && this.started) {
+      // Too much waiting on one gap: give up on it now rather than hold without bound.
+      this.skipGap();
+      this.drainHeld();
+      return;
+    }
+    if (this.started && this.gapTimer === null) {
+      this.gapTimer = setTimeout(() => this.repairGap(), this.gapWaitMs);
+      this.gapTimer.unref();
+    }
+  }
+
+  private drainHeld(): void {
+    for (;;) {
+      const next = this.held.get(this.lastSeq + 1);
+      if (next === undefined) break;
+      this.held.delete(next.seq);
+      this.deliver(next);
+    }
+    for (const seq of this.held.keys()) if (seq <= this.lastSeq) this.held.delete(seq);
+    if (this.held.size === 0 && this.gapTimer !== null) {
+      clearTimeout(this.gapTimer);
+      this.gapTimer = null;
+    } else if (this.held.size > 0 && this.gapTimer === null && this.started) {
+      this.gapTimer = setTimeout(() => this.repairGap(), this.gapWaitMs);
+      this.gapTimer.unref();
+    }
+  }
+
+  private async repairGap(): Promise<void> {
+    this.gapTimer = null;
+    if (this.closed || this.held.size === 0 || this.fetching) return;
+    const firstHeld = Math.min(...this.held.keys());
+    const from = this.lastSeq + 1;
+    if (firstHeld <= from) {
+      this.drainHeld();
+      return;
+    }
+    this.fetching = true;
+    try {
+      const fetched = await this.hooks.fetchRange(this.ref, from, firstHeld - 1);
+      for (const m of fetched) if (m.epoch === this.epoch && m.seq > this.lastSeq) this.held.set(m.seq, m);
+      if (!this.held.has(from)) this.skipGap();
+      else this.hooks.onGap('repaired');
+    } catch {
+      this.skipGap();
+    } finally {
+      this.fetching = false;
+    }
+    this.drainHeld();
+  }
+
+  /** The missing seqs cannot be had: continue from the first held message (members see a gap). */
+  private skipGap(): void {
+    if (this.held.size === 0) return;
+    this.lastSeq = Math.min(...this.held.keys()) - 1;
+    this.hooks.onGap('skipped');
+  }
+
+  private deliver(m: RoomMessage): void {
+    this.lastSeq = m.seq;
+    if (this.members.size === 0) return;
+    const frame = messageFrame(m);
+    for (const ms of this.members) {
+      if (ms.pending !== null) ms.pending.push([m.seq, frame]);
+      else if (m.seq > ms.skipUpTo) ms.conn.send(frame);
+    }
+    this.hooks.onDelivered(m, this.members.size);
+  }
+
+  /** A user's presence in the room changed somewhere in the cluster; batched into one diff frame. */
+  presence(kind: 'join' | 'leave', user: string, at: number): void {
+    if (this.closed) return;
+    if (kind === 'join') {
+      this.presenceLeft.delete(user);
+      this.presenceJoined.set(user, at);
+    } else {
+      this.presenceJoined.delete(user);
+      this.presenceLeft.set(user, at);
+    }
+    if (this.presenceTimer === null) {
+      this.presenceTimer = setTimeout(() => this.flushPresence(), this.presenceDiffMs);
+      this.presenceTimer.unref();
+    }
+  }
+
+  private flushPresence(): void {
+    this.presenceTimer = null;
+    if (this.members.size === 0 || (this.presenceJoined.size === 0 && this.presenceLeft.size === 0)) return;
+    const frame = wireFrame({
+      type: 'presence.diff',
+      room: this.ref.room,
+      joined: [...this.presenceJoined].map(([user, at]) => ({ user, at })),
+      left: [...this.presenceLeft].map(([user, lastSeen]) => ({ user, lastSeen })),
+    });
+    this.presenceJoined = new Map();
+    this.presenceLeft = new Map();
+    for (const ms of this.members) if (ms.pending === null) ms.conn.send(frame);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.gapTimer !== null) clearTimeout(this.gapTimer);
+    if (this.presenceTimer !== null) clearTimeout(this.presenceTimer);
+    this.held.clear();
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * The protocol state machine of one connection: parses and validates each client frame, then runs
+ * connect / join / leave / publish / history / presence / ping. Every failure becomes a typed error frame
+ * for this connection alone, counted by code.
+ */
+import type { PresenceConn } from '../engines/presence/presence.js';
+import type { RoomRef } from '../engines/types.js';
+import { CloseCodes } from '../protocol/close-codes.js';
+import { messageFrame, toWire } from '../protocol/encode.js';
+import { clientFrameSchema, CLIENT_FRAME_TYPES, PROTOCOL_VERSION, type ClientFrame, type RequestId } from '../protocol/frames.js';
+import { SwitchboardError } from '../protocol/errors.js';
+import { isIdemId, isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
+import type { Connection } from './connection.js';
+import type { NodeContext } from './context.js';
+import type { Membership } from './room.js';
+import { recover } from './recovery.js';
+import { encodeEnvelope, roomSubject } from './subjects.js';
+
+type Frame<T extends ClientFrame['type']> = Extract<ClientFrame, { type: T }>;
+
+const MAX_BAD_FRAMES = 100;
+
+export class Session {
+  constructor(private readonly ctx: NodeContext) {}
+
+  presenceConn(c: Connection): PresenceConn {
+    return { tenant: c.identity!.tenant, user: c.identity!.user, connId: c.id, nodeId: this.ctx.nodeId };
+  }
+
+  /** Entry point for every text or binary message of a connection. */
+  onMessage(c: Connection, data: Buffer, isBinary: boolean): void {
+    c.lastRecv = Date.now();
+    c.pingSentAt = 0;
+    this.ctx.metrics.messagesIn.inc();
+    const frame = this.parse(c, data, isBinary);
+    if (frame === null) {
+      if (++c.badFrames >= MAX_BAD_FRAMES) c.close(CloseCodes.protocolViolation, 'too many invalid frames');
+      return;
+    }
+    const room = 'room' in frame ? frame.room : undefined;
+    this.dispatch(c, frame).catch((err: unknown) => this.fail(c, err, 'id' in frame ? frame.id : undefined, room));
+  }
+
+  private parse(c: Connection, data: Buffer, isBinary: boolean): ClientFrame | null {
+    if (isBinary) {
+      c.sendError('bad_frame', 'protocol v1 uses JSON text frames; binary frames are not accepted');
+      return null;
+    }
+    if (data.length > this.ctx.config.maxFrameBytes) {
+      c.sendError('frame_too_large', `frame of ${data.length} bytes exceeds the limit of ${this.ctx.config.maxFrameBytes}`);
+      return null;
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(data.toString('utf8'));
+    } catch {
+      c.sendError('bad_json', 'frame is not valid JSON');
+      return null;
+    }
+    const parsed = clientFrameSchema.safeParse(raw);
+    if (parsed.success) return parsed.data;
+    const obj = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+    const id = typeof obj.id === 'number' || typeof obj.id === 'string' ? obj.id : undefined;
+    if (typeof obj.type !== 'string' || !CLIENT_FRAME_TYPES.includes(obj.type)) {
+      c.sendError('unknown_type', `unknown frame type ${JSON.stringify(obj.type ?? null)}; expected one of ${CLIENT_FRAME_TYPES.join(', ')}`, id);
+    } else {
+      const issue = parsed.error.issues[0];
+      c.sendError('bad_frame', `invalid ${obj.type} frame: ${issue ? `${issue.path.join('.') || 'frame'}: ${issue.message}` : 'schema mismatch'}`, id);
+    }
+    return null;
+  }
+
+  private fail(c: Connection, err: unknown, id: RequestId | undefined, room?: string): void {
+    if (err instanceof SwitchboardError) {
+      c.sendError(err.code, err.message, id, room);
+      if (err.code === 'unauthorized') c.close(CloseCodes.unauthorized, 'unauthorized');
+      if (err.code === 'token_expired') c.close(CloseCodes.tokenExpired, 'token expired');
+    } else {
+      this.ctx.log.error({ err, conn: c.id }, 'request failed');
+      c.sendError('internal', 'internal error', id, room);
+    }
+  }
+
+  private async dispatch(c: Connection, f: ClientFrame): Promise<void> {
+    if (f.type === 'pong') return;
+    if (f.type === 'ping') {
+      c.sendFrame(f.id !== undefined ? { type: 'pong', id: f.id } : { type: 'pong' });
+      return;
+    }
+    if (f.type === 'connect') return this.connect(c, f);
+    if (c.identity === null) {
+      c.sendError('not_connected', 'send a connect frame first', f.id);
+      return;
+    }
+    switch (f.type) {
+      case 'join':
+        return this.join(c, f);
+      case 'leave':
+        return this.leave(c, f);
+      case 'publish':
+        return this.publish(c, f);
+      case 'history':
+        return this.history(c, f);
+      case 'presence':
+        return this.presenceList(c, f);
+    }
+  }
+
+  private async connect(c: Connection, f: Frame<'connect'>): Promise<void> {
+    if (c.identity !== null || c.authenticating) {
+      c.sendError('already_connected', 'this connection already sent connect', f.id);
+      return;
+    }
+    if (f.protocol !== undefined && f.protocol !== PROTOCOL_VERSION) {
+      c.sendError('bad_request', `protocol ${f.protocol} is not supported; this node speaks ${PROTOCOL_VERSION}`, f.id);
+      return;
+    }
+    c.authenticating = true;
+    const identity = await this.ctx.auth.authenticate(f.token, f.user).finally(() => {
+      c.authenticating = false;
+    });
+    if (c.dead) return;
+    c.identity = identity;
+    const pc = this.presenceConn(c);
+    try {
+      await Promise.all([this.ctx.engines.presence.connect(pc), this.ctx.users.add(identity.tenant, identity.user, c)]);
+    } catch (err) {
+      // Half-registered connections are not kept: the client reconnects (4000 is in the reconnect range).
+      this.ctx.log.error({ err, conn: c.id }, 'connect registration failed');
+      c.sendError('unavailable', 'presence or backplane unavailable; reconnect', f.id);
+      c.close(CloseCodes.internal, 'connect failed');
+      return;
+    }
+    const { config } = this.ctx;
+    c.sendFrame({
+      type: 'connected', ...(f.id !== undefined ? { id: f.id } : {}), connId: c.id, node: this.ctx.nodeId,
+      user: identity.user, tenant: identity.tenant, protocol: PROTOCOL_VERSION,
+      pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs, maxFrameBytes: config.maxFrameBytes,
+    });
+  }
+
+  private checkRoom(c: Connection, room: string, right: 'join' | 'publish'): RoomRef {
+    if (!isRoomName(room)) throw new SwitchboardError('bad_room', `invalid room name: ${ROOM_NAME_RULE}`);
+    const id = c.identity!;
+    const allowed = right === 'join' ? id.canJoin(room) : id.canPublish(room);
+    if (!allowed) throw new SwitchboardError('forbidden', `the token does not allow ${right} on room ${room}`);
+    return { tenant: id.tenant, room };
+  }
+
+  private async join(c: Connection, f: Frame<'join'>): Promise<void> {
+    let ref: RoomRef;
+    try {
+      ref = this.checkRoom(c, f.room, 'join');
+    } catch (err) {
+      return this.fail(c, err, f.id, f.room);
+    }
+    if (c.rooms.has(f.room)) return c.sendError('bad_request', `already joined room ${f.room}`, f.id, f.room);
+    if (c.rooms.size >= this.ctx.config.maxRoomsPerConnection) {
+      return c.sendError('too_many_rooms', `a connection may join at most ${this.ctx.config.maxRoomsPerConnection} rooms`, f.id, f.room);
+    }
+    const ms: Membership = { conn: c, local: null, pending: [], skipUpTo: 0 };
+    c.rooms.set(f.room, ms);
+    try {
+      await this.completeJoin(c, f, ref, ms);
+    } catch (err) {
+      // A failed join leaves nothing behind: no half-joined membership buffering frames.
+      if (c.rooms.get(f.room) === ms) this.leaveRoom(c, f.room);
+      throw err;
+    }
+  }
+
+  private async completeJoin(c: Connection, f: Frame<'join'>, ref: RoomRef, ms: Membership): Promise<void> {
+    try {
+      ms.local = await this.ctx.rooms.acquire(ref);
+    } catch (err) {
+      if (c.rooms.get(f.room) === ms) c.rooms.delete(f.room);
+      throw new SwitchboardError('unavailable', 'could not subscribe the room', { cause: err });
+    }
+    if (c.rooms.get(f.room) !== ms || c.dead) {
+      this.ctx.rooms.release(ref);
+      if (!c.dead) c.sendError('not_joined', `room ${f.room} was left before the join completed`, f.id, f.room);
+      return;
+    }
+    ms.local.members.add(ms);
+    this.ctx.metrics.roomMemberships.inc();
+    const start = ms.local.position();
+    this.announce(ref, 'join', c.identity!.user, this.ctx.engines.presence.join(ref, this.presenceConn(c)));
+
+    let recovery: 'none' | 'recovered' | 'reset' = 'none';
+    let messages: Parameters<typeof messageFrame>[0][] = [];
+    let position = start;
+    if (f.since !== undefined) {
+      let outcome;
+      try {
+        outcome = await recover(this.ctx.engines.roomLog, this.ctx.engines.store, ref, f.since, this.ctx.config.recoveryMaxGap);
+      } catch (err) {
+        throw new SwitchboardError('unavailable', 'recovery failed: the recent window or history is unavailable; retry the join', { cause: err });
+      }
+      if (outcome.kind === 'recovered') {
+        recovery = 'recovered';
+        messages = outcome.messages;
+        position = { seq: Math.max(outcome.position.seq, f.since.seq), epoch: outcome.position.epoch };
+        this.ctx.metrics.recoveries.inc({ result: outcome.source });
+      } else {
+        recovery = 'reset';
+        this.ctx.metrics.recoveries.inc({ result: `reset_${outcome.reason}` });
+      }
+    }
+    if (c.rooms.get(f.room) !== ms) {
+      c.sendError('not_joined', `room ${f.room} was left before the join completed`, f.id, f.room);
+      return;
+    }
+    c.sendFrame({ type: 'joined', id: f.id, room: f.room, seq: position.seq, epoch: position.epoch, recovery, missed: messages.length });
+    for (const m of messages) c.send(messageFrame(m));
+    ms.skipUpTo = position.seq;
+    for (const [seq, frame] of ms.pending ?? []) {
+      if (seq > ms.skipUpTo) {
+        c.send(frame);
+        ms.skipUpTo = seq;
+      }
+    }
+    ms.pending = null;
+  }
+
+  /** Records a presence change and, when it is the user's first join / last leave, tells the room. */
+  private announce(ref: RoomRef, kind: 'join' | 'leave', user: string, change: Promise<{ changed: boolean }>): void {
+    change
+      .then(async ({ changed }) => {
+        if (!changed) return;
+        return this.ctx.engines.backplane.publish(roomSubject(ref), encodeEnvelope({ k: 'p', kind, user, at: Date.now() }));
+      })
+      .catch((err: unknown) => this.ctx.log.warn({ err, room: ref.room }, 'presence update failed'));
+  }
+
+  private async leave(c: Connection, f: Frame<'leave'>): Promise<void> {
+    if (!c.rooms.has(f.room)) return c.sendError('not_joined', `not a member of room ${f.room}`, f.id, f.room);
+    this.leaveRoom(c, f.room);
+    c.sendFrame({ type: 'left', id: f.id, room: f.room });
+  }
+
+  /** Removes a membership (explicit leave or disconnect). */
+  leaveRoom(c: Connection, room: string): void {
+    const ms = c.rooms.get(room);
+    if (ms === undefined) return;
+    c.rooms.delete(room);
+    if (ms.local === null) return; // join still acquiring: it sees the removal and releases
+    const ref = ms.local.ref;
+    ms.local.members.delete(ms);
+    this.ctx.metrics.roomMemberships.dec();
+    this.ctx.rooms.release(ref);
+    this.announce(ref, 'leave', c.identity!.user, this.ctx.engines.presence.leave(ref, this.presenceConn(c)));
+  }
+
+  private async publish(c: Connection, f: Frame<'publish'>): Promise<void> {
+    let ref: RoomRef;
+    try {
+      ref = this.checkRoom(c, f.room, 'publish');
+      if (!c.rooms.has(f.room)) throw new SwitchboardError('not_joined', `join room ${f.room} before publishing to it`);
+      if (f.idem !== undefined && !isIdemId(f.idem)) throw new SwitchboardError('bad_request', 'idem: 1–128 printable ASCII characters');
+    } catch (err) {
+      return this.fail(c, err, f.id, f.room);
+    }
+    const input = { from: c.identity!.user, data: f.data, ...(f.idem !== undefined ? { idem: f.idem } : {}) };
+    try {
+      const { message, duplicate } = await this.ctx.publisher.toRoom(ref, input);
+      if (duplicate) this.ctx.metrics.duplicates.inc();
+      else this.ctx.metrics.published.inc({ source: 'ws' });
+      c.sendFrame({ type: 'ack', id: f.id, room: f.room, seq: message.seq, epoch: message.epoch, duplicate });
+    } catch (err) {
+      this.fail(c, err, f.id, f.room);
+    }
+  }
+
+  private async history(c: Connection, f: Frame<'history'>): Promise<void> {
+    let ref: RoomRef;
+    const limit = f.limit ?? 50;
+    try {
+      ref = this.checkRoom(c, f.room, 'join');
+      if (limit < 1 || limit > 1000) throw new SwitchboardError('bad_request', 'limit must be between 1 and 1000');
+      if (f.before !== undefined && f.after !== undefined) throw new SwitchboardError('bad_request', 'give before or after, not both');
+    } catch (err) {
+      return this.fail(c, err, f.id, f.room);
+    }
+    const q = { limit, ...(f.before !== undefined ? { before: f.before } : {}), ...(f.after !== undefined ? { after: f.after } : {}) };
+    try {
+      const page = await this.ctx.engines.store.page(ref, q);
+      c.sendFrame({ type: 'history.page', id: f.id, room: f.room, messages: page.messages.map(toWire), more: page.more });
+    } catch (err) {
+      this.fail(c, new SwitchboardError('unavailable', 'history is unavailable', { cause: err }), f.id, f.room);
+    }
+  }
+
+  private async presenceList(c: Connection, f: Frame<'presence'>): Promise<void> {
+    let ref: RoomRef;
+    try {
+      ref = this.checkRoom(c, f.room, 'join');
+    } catch (err) {
+      return this.fail(c, err, f.id, f.room);
+    }
+    let members;
+    try {
+      members = await this.ctx.engines.presence.members(ref);
+    } catch (err) {
+      return this.fail(c, new SwitchboardError('unavailable', 'presence is unavailable', { cause: err }), f.id, f.room);
+    }
+    c.sendFrame({ type: 'presence.list', id: f.id, room: f.room, members: members.map((m) => ({ ...m })) });
+  }
+}

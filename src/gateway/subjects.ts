@@ -1,0 +1,29 @@
+/**
+ * Backplane subjects and payloads (node-to-node; independent of the broker, which only moves bytes).
+ *   sb.r.<tenant>.<room>      room stream: sequenced messages and presence changes of one room
+ *   sb.u.<tenant>.<user64>    direct messages to every connection of a user (user id base64url-encoded,
+ *                             since user ids may contain '.')
+ */
+import type { Json, RoomMessage, RoomRef } from '../engines/types.js';
+
+export const roomSubject = (ref: RoomRef): string => `sb.r.${ref.tenant}.${ref.room}`;
+export const userSubject = (tenant: string, user: string): string =>
+  `sb.u.${tenant}.${Buffer.from(user, 'utf8').toString('base64url')}`;
+
+export type RoomEnvelope =
+  | { k: 'm'; m: RoomMessage }
+  | { k: 'p'; kind: 'join' | 'leave'; user: string; at: number };
+
+export interface DirectEnvelope {
+  from: string;
+  ts: number;
+  data: Json;
+}
+
+export function encodeEnvelope(e: RoomEnvelope | DirectEnvelope): Uint8Array {
+  return Buffer.from(JSON.stringify(e), 'utf8');
+}
+
+export function decodeEnvelope<T>(payload: Uint8Array): T {
+  return JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as T;
+}

@@ -1,0 +1,87 @@
+/**
+ * The node's HTTP server: the API, health and readiness, Prometheus metrics, the web pages, and the
+ * WebSocket upgrade on /ws. Every request fails alone: errors become JSON 4xx/5xx, counted by code.
+ */
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import type { NodeContext } from '../gateway/context.js';
+import type { Gateway } from '../gateway/gateway.js';
+import { Api } from './api.js';
+import { HttpError, sendError, sendJson, toHttpError } from './respond.js';
+
+const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
+const PAGES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+};
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
+
+export function createHttpServer(ctx: NodeContext, gateway: Gateway, readiness: () => Readiness): Server {
+  const api = new Api(ctx);
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const httpErr = toHttpError(err);
+      if (httpErr === null) ctx.log.error({ err, url: req.url }, 'http request failed');
+      const e = httpErr ?? new HttpError(500, 'internal', 'internal error');
+      ctx.metrics.error(e.code);
+      if (!res.headersSent) sendError(res, e);
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    let route = 'other';
+    res.on('finish', () => ctx.metrics.httpRequests.inc({ route, status: `${Math.floor(res.statusCode / 100)}xx` }));
+    if (path === '/healthz') {
+      route = 'healthz';
+      sendJson(res, 200, { status: 'ok', node: ctx.nodeId });
+      return;
+    }
+    if (path === '/readyz') {
+      route = 'readyz';
+      const r = readiness();
+      sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', node: ctx.nodeId, checks: r.checks });
+      return;
+    }
+    if (path === '/metrics') {
+      route = 'metrics';
+      const body = await ctx.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': ctx.metrics.registry.contentType });
+      res.end(body);
+      return;
+    }
+    if (path.startsWith('/api/')) {
+      route = 'api';
+      const r = await api.handle(req, res, path, url.searchParams);
+      if (r !== null) {
+        route = r;
+        return;
+      }
+      throw new HttpError(404, 'bad_request', `no API route ${path}`);
+    }
+    const page = PAGES[path];
+    if (page !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
+      route = 'page';
+      const body = await readFile(WEB_DIR + page.file);
+      res.writeHead(200, { 'content-type': page.type, 'content-length': body.length, 'cache-control': 'no-cache' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    throw new HttpError(404, 'bad_request', `not found: ${path}`);
+  }
+
+  server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
+    socket.on('error', () => undefined);
+    gateway.handleUpgrade(req, socket, head);
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
+  return server;
+}

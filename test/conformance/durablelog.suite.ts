@@ -1,0 +1,249 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DurableConsumer, DurableLog } from '../../src/engines/durablelog/durablelog.js';
+import type { RoomMessage } from '../../src/engines/types.js';
+import { deferred, sleep, waitFor } from '../helpers/wait.js';
+
+/** What a DurableLog implementation provides to the conformance suite; one per test. */
+export interface DurableLogHarness {
+  /** A log with no messages and no consumer. */
+  readonly log: DurableLog;
+  /**
+   * True when `append` resolves only once the consumer committed the message (the in-process log);
+   * false when it resolves once the log itself stored it (JetStream).
+   */
+  readonly ackMeansCommitted: boolean;
+  /** Stops consumers, closes the log and drops its data. */
+  cleanup(): Promise<void>;
+}
+
+/** Time given to something that must NOT happen. */
+const SETTLE_MS = 50;
+
+function msg(room: string, seq: number, data: RoomMessage['data'] = seq): RoomMessage {
+  return { tenant: 'acme', room, seq, epoch: 'E', from: 'u', ts: 1_700_000_000_000 + seq, data };
+}
+
+const keyOf = (m: RoomMessage): string => `${m.tenant}/${m.room}/${m.seq}`;
+
+/** Records every handler call; `fail(n)` makes the next n calls reject, `hold()` blocks calls. */
+function recorder() {
+  const calls: { at: number; batch: RoomMessage[]; ok: boolean }[] = [];
+  let failures = 0;
+  let gate: Promise<void> | undefined;
+  return {
+    calls,
+    /** Messages of successful calls, in delivery order. */
+    committed: (): RoomMessage[] => calls.filter((c) => c.ok).flatMap((c) => c.batch),
+    fail(n: number): void {
+      failures = n;
+    },
+    hold(): () => void {
+      const d = deferred();
+      gate = d.promise;
+      return () => {
+        gate = undefined;
+        d.resolve();
+      };
+    },
+    handler: async (batch: RoomMessage[]): Promise<void> => {
+      const call = { at: Date.now(), batch: [...batch], ok: false };
+      calls.push(call);
+      if (gate !== undefined) await gate;
+      if (failures > 0) {
+        failures -= 1;
+        throw new Error('handler failure (test)');
+      }
+      call.ok = true;
+    },
+  };
+}
+
+/**
+ * Runs the DurableLog contract (src/engines/durablelog/durablelog.ts) against an implementation.
+ * `factory` is called before every test and must give an empty, isolated log.
+ */
+export function durableLogConformance(name: string, factory: () => Promise<DurableLogHarness>): void {
+  describe(`DurableLog conformance: ${name}`, () => {
+    let harness: DurableLogHarness | undefined;
+    let consumer: DurableConsumer | undefined;
+    const open = async (): Promise<DurableLog> => {
+      harness = await factory();
+      return harness.log;
+    };
+    afterEach(async () => {
+      await consumer?.stop();
+      consumer = undefined;
+      await harness?.cleanup();
+      harness = undefined;
+    });
+
+    it('delivers messages unchanged, in batches of at most maxBatch, in append order per room', async () => {
+      const log = await open();
+      const rec = recorder();
+      consumer = log.consume(rec.handler, { maxBatch: 7, maxWaitMs: 5, retryMs: 20 });
+      const sent: RoomMessage[] = [];
+      for (let i = 1; i <= 40; i++) {
+        sent.push(msg('a', i, { n: i, text: `a${i}` }));
+        if (i % 2 === 0) sent.push(msg('b', i / 2, [i, 'b']));
+      }
+      await Promise.all(sent.map((m) => log.append(m)));
+      await waitFor(() => rec.committed().length >= sent.length, 10_000, 'every message committed');
+      for (const call of rec.calls) {
+        expect(call.batch.length).toBeGreaterThanOrEqual(1);
+        expect(call.batch.length).toBeLessThanOrEqual(7);
+      }
+      const got = rec.committed();
+      expect(got).toHaveLength(sent.length);
+      expect(new Set(got.map(keyOf))).toEqual(new Set(sent.map(keyOf)));
+      for (const room of ['a', 'b']) {
+        expect(got.filter((m) => m.room === room)).toEqual(sent.filter((m) => m.room === room));
+      }
+    });
+
+    it('fills a batch up to maxBatch when messages are already waiting', async () => {
+      const log = await open();
+      const rec = recorder();
+      const sent = Array.from({ length: 30 }, (_, i) => msg('a', i + 1));
+      const appends = Promise.all(sent.map((m) => log.append(m)));
+      appends.catch(() => undefined);
+      await waitFor(() => log.lag().messages === 30, 10_000, '30 messages pending');
+      consumer = log.consume(rec.handler, { maxBatch: 10, maxWaitMs: 50, retryMs: 20 });
+      await appends;
+      await waitFor(() => rec.committed().length >= 30, 10_000, 'every message committed');
+      expect(rec.calls.map((c) => c.batch.length)).toEqual([10, 10, 10]);
+      expect(rec.committed()).toEqual(sent);
+    });
+
+    it('redelivers a failed batch after retryMs with backoff; nothing later in the room comes first', async () => {
+      const log = await open();
+      const rec = recorder();
+      const retryMs = 30;
+      rec.fail(3);
+      const release = rec.hold();
+      consumer = log.consume(rec.handler, { maxBatch: 5, maxWaitMs: 5, retryMs });
+      const first = [1, 2, 3].map((s) => msg('a', s));
+      const firstAppends = Promise.all(first.map((m) => log.append(m)));
+      firstAppends.catch(() => undefined);
+      await waitFor(() => rec.calls.length === 1, 10_000, 'first handler call');
+      // Appended while the first batch is in flight and then failing: must wait for it.
+      const later = [4, 5, 6, 7, 8].map((s) => msg('a', s));
+      const laterAppends = Promise.all(later.map((m) => log.append(m)));
+      laterAppends.catch(() => undefined);
+      release();
+      await waitFor(() => rec.calls.length >= 2, 10_000, 'a retry');
+      expect(log.lag().messages).toBeGreaterThanOrEqual(3);
+      await Promise.all([firstAppends, laterAppends]);
+      await waitFor(() => rec.committed().length >= 8, 10_000, 'everything committed');
+      const failed = rec.calls.filter((c) => !c.ok);
+      expect(failed.length).toBeGreaterThanOrEqual(3);
+      const firstCall = rec.calls[0]!.batch.map(keyOf);
+      expect(firstCall.length).toBeGreaterThanOrEqual(1);
+      const firstSuccess = rec.calls.findIndex((c) => c.ok);
+      for (const call of rec.calls.slice(0, firstSuccess + 1)) {
+        // Every redelivery starts with the failed batch: nothing after it is delivered before.
+        expect(call.batch.slice(0, firstCall.length).map(keyOf)).toEqual(firstCall);
+      }
+      // Backoff: at least retryMs, then at least twice as long (lower bounds only).
+      const gaps = rec.calls.slice(1, 4).map((c, i) => c.at - rec.calls[i]!.at);
+      expect(gaps[0]!).toBeGreaterThanOrEqual(retryMs - 5);
+      expect(gaps[1]!).toBeGreaterThanOrEqual(2 * retryMs - 5);
+      expect(gaps[2]!).toBeGreaterThanOrEqual(4 * retryMs - 5);
+      // At least once, and committed in order.
+      const seen = new Set<string>();
+      const order = rec.committed().filter((m) => !seen.has(keyOf(m)) && seen.add(keyOf(m)));
+      expect(order.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      await waitFor(() => log.lag().messages === 0, 10_000, 'no lag');
+    });
+
+    it('reports lag: pending count and the age of the oldest', async () => {
+      const log = await open();
+      expect(log.lag()).toEqual({ messages: 0, oldestMs: 0 });
+      const rec = recorder();
+      const release = rec.hold();
+      consumer = log.consume(rec.handler, { maxBatch: 2, maxWaitMs: 5, retryMs: 20 });
+      const appends = Promise.all([1, 2, 3].map((s) => log.append(msg('a', s))));
+      appends.catch(() => undefined);
+      await waitFor(() => log.lag().messages === 3, 10_000, 'three pending');
+      await sleep(60);
+      const lag = log.lag();
+      expect(lag.messages).toBe(3);
+      expect(lag.oldestMs).toBeGreaterThanOrEqual(50);
+      release();
+      await appends;
+      await waitFor(() => log.lag().messages === 0, 10_000, 'lag back to zero');
+      expect(log.lag()).toEqual({ messages: 0, oldestMs: 0 });
+    });
+
+    it('stores a repeated (tenant, room, seq) once', async () => {
+      const log = await open();
+      const rec = recorder();
+      consumer = log.consume(rec.handler, { maxBatch: 10, maxWaitMs: 5, retryMs: 20 });
+      const m = msg('a', 1, 'first');
+      await Promise.all([log.append(m), log.append(m), log.append({ ...m })]);
+      await log.append(m);
+      await log.append({ ...m, tenant: 'globex' });
+      await log.append(msg('a', 2));
+      await waitFor(() => rec.committed().some((x) => x.seq === 2), 10_000, 'sentinel');
+      await sleep(SETTLE_MS);
+      const got = rec.committed().map(keyOf);
+      expect(got.filter((k) => k === 'acme/a/1')).toHaveLength(1);
+      expect(got.filter((k) => k === 'globex/a/1')).toHaveLength(1);
+    });
+
+    it('acks an append only once the message is durable', async () => {
+      const log = await open();
+      const rec = recorder();
+      const release = rec.hold();
+      consumer = log.consume(rec.handler, { maxBatch: 10, maxWaitMs: 5, retryMs: 20 });
+      let acked = false;
+      const append = log.append(msg('a', 1)).then(() => {
+        acked = true;
+      });
+      await waitFor(() => rec.calls.length === 1, 10_000, 'handler called');
+      await sleep(SETTLE_MS);
+      if (harness!.ackMeansCommitted) expect(acked).toBe(false);
+      release();
+      await append;
+      expect(acked).toBe(true);
+      if (harness!.ackMeansCommitted) expect(rec.committed().map(keyOf)).toEqual(['acme/a/1']);
+    });
+
+    it('stop() finishes the in-flight batch; a later consumer gets only what was not committed', async () => {
+      const log = await open();
+      const rec = recorder();
+      const release = rec.hold();
+      consumer = log.consume(rec.handler, { maxBatch: 10, maxWaitMs: 5, retryMs: 20 });
+      const first = log.append(msg('a', 1));
+      first.catch(() => undefined);
+      await waitFor(() => rec.calls.length === 1, 10_000, 'handler called');
+      let stopped = false;
+      const stopping = consumer.stop().then(() => {
+        stopped = true;
+      });
+      await sleep(SETTLE_MS);
+      expect(stopped).toBe(false);
+      release();
+      await stopping;
+      await first;
+      expect(rec.committed().map(keyOf)).toEqual(['acme/a/1']);
+      const second = log.append(msg('a', 2));
+      second.catch(() => undefined);
+      await sleep(SETTLE_MS);
+      expect(rec.calls).toHaveLength(1);
+      const next = recorder();
+      consumer = log.consume(next.handler, { maxBatch: 10, maxWaitMs: 5, retryMs: 20 });
+      await second;
+      await waitFor(() => next.committed().length >= 1, 10_000, 'second consumer delivery');
+      expect(next.committed().map(keyOf)).toEqual(['acme/a/2']);
+    });
+
+    it('is healthy while open; after close, append rejects (never a false ack)', async () => {
+      const log = await open();
+      expect(log.health().ok).toBe(true);
+      expect(typeof log.kind).toBe('string');
+      await log.close();
+      expect(log.health().ok).toBe(false);
+      await expect(log.append(msg('a', 1))).rejects.toThrow();
+    });
+  });
+}

@@ -1,0 +1,49 @@
+/** Runs every engine conformance suite against the in-process (embedded) implementations. */
+import { MemoryBackplane, MemoryBus } from '../../src/engines/backplane/memory.js';
+import { MemoryDurableLog } from '../../src/engines/durablelog/memory.js';
+import { MemoryPresenceStore } from '../../src/engines/presence/memory.js';
+import { MemoryRoomLog } from '../../src/engines/roomlog/memory.js';
+import { backplaneConformance } from './backplane.suite.js';
+import { durableLogConformance } from './durablelog.suite.js';
+import { presenceConformance } from './presence.suite.js';
+import { roomLogConformance } from './roomlog.suite.js';
+
+backplaneConformance('memory', async () => {
+  const bus = new MemoryBus();
+  const nodes: MemoryBackplane[] = [];
+  return {
+    nodes: async (n) => {
+      const created = Array.from({ length: n }, () => new MemoryBackplane(bus));
+      nodes.push(...created);
+      return created;
+    },
+    outage: {
+      begin: async () => bus.fail('memory bus stopped by the test'),
+      end: async () => bus.recover(),
+    },
+    cleanup: async () => {
+      await Promise.all(nodes.map((node) => node.close()));
+    },
+  };
+});
+
+presenceConformance('memory', async (options) => {
+  const store = new MemoryPresenceStore(options);
+  return {
+    stores: async (n) => Array.from({ length: n }, () => store),
+    cleanup: () => store.close(),
+  };
+});
+
+roomLogConformance('memory', async (options) => {
+  const log = new MemoryRoomLog(options);
+  return {
+    logs: async (n) => Array.from({ length: n }, () => log),
+    cleanup: () => log.close(),
+  };
+});
+
+durableLogConformance('memory', async () => {
+  const log = new MemoryDurableLog();
+  return { log, ackMeansCommitted: true, cleanup: () => log.close() };
+});

@@ -1,0 +1,90 @@
+/**
+ * Overload protection: slow consumers are cut at a bounded buffer with a distinct close code; upgrades
+ * beyond the admission rate or the connection ceiling get 503 with a jittered Retry-After.
+ */
+import WebSocket from 'ws';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
+import { openRawWs } from '../helpers/raw-ws.js';
+import { TestClient } from '../helpers/ws-client.js';
+
+const started: NodeProcess[] = [];
+afterEach(async () => {
+  for (const n of started.splice(0)) await n.kill();
+});
+
+async function metric(n: NodeProcess, name: string, label = ''): Promise<number> {
+  const text = await (await fetch(`${n.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(label));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+}
+
+function upgrade(port: number): Promise<{ status: number; retryAfter?: string; ws?: WebSocket }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    ws.on('open', () => resolve({ status: 101, ws }));
+    ws.on('unexpected-response', (_req, res) => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string }));
+    ws.on('error', () => undefined);
+  });
+}
+
+describe('slow consumers', () => {
+  it('a client that stops reading is cut with 4003 at the buffer bound; others keep receiving', async () => {
+    const n = await startNodeProcess({ args: ['--max-buffered-bytes', '262144'] });
+    started.push(n);
+    const slow = await openRawWs(n.port);
+    slow.sendText(JSON.stringify({ type: 'connect', user: 'slow' }));
+    slow.sendText(JSON.stringify({ type: 'join', id: 1, room: 'flood' }));
+    const fast = await TestClient.connect(n.wsUrl, { user: 'fast' });
+    await fast.request({ type: 'join', room: 'flood' });
+    await new Promise((r) => setTimeout(r, 200));
+    slow.pause();
+    const payload = 'x'.repeat(16_000);
+    const N = 1500; // ~24 MB: well past loopback socket buffers plus the 256 KiB bound
+    for (let i = 0; i < N; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, N - i) }, () => fast.request({ type: 'publish', room: 'flood', data: payload })));
+    }
+    await fast.waitForMessages('flood', N, 30_000);
+    expect(await metric(n, 'switchboard_slow_consumer_disconnects_total')).toBe(1);
+    expect(await metric(n, 'switchboard_disconnects_total', 'code="4003"')).toBe(1);
+    // the server's memory for the slow client is bounded: far less than what was published was sent to it
+    expect(slow.received()).toBeLessThan(N * 16_000);
+    expect(fast.closed).toBeNull();
+    fast.close();
+  }, 60_000);
+});
+
+describe('admission control', () => {
+  it('admits at the configured rate and refuses the excess with 503 and a jittered Retry-After', async () => {
+    const n = await startNodeProcess({ args: ['--admission-rate', '5', '--admission-burst', '5', '--retry-after-min-s', '2', '--retry-after-max-s', '9'] });
+    started.push(n);
+    const results = await Promise.all(Array.from({ length: 40 }, () => upgrade(n.port)));
+    const admitted = results.filter((r) => r.status === 101);
+    const refused = results.filter((r) => r.status === 503);
+    expect(admitted.length).toBeGreaterThanOrEqual(5);
+    expect(admitted.length).toBeLessThan(12);
+    expect(refused.length).toBe(40 - admitted.length);
+    const delays = refused.map((r) => Number(r.retryAfter));
+    for (const d of delays) {
+      expect(d).toBeGreaterThanOrEqual(2);
+      expect(d).toBeLessThanOrEqual(9);
+    }
+    expect(new Set(delays).size).toBeGreaterThan(1);
+    expect(await metric(n, 'switchboard_admission_total', 'result="admitted"')).toBe(admitted.length);
+    expect(await metric(n, 'switchboard_admission_total', 'result="refused_rate"')).toBe(refused.length);
+    for (const r of admitted) r.ws!.close();
+  });
+
+  it('refuses upgrades beyond --max-connections', async () => {
+    const n = await startNodeProcess({ args: ['--max-connections', '3'] });
+    started.push(n);
+    const open = [];
+    for (let i = 0; i < 3; i++) open.push(await upgrade(n.port));
+    expect(open.map((r) => r.status)).toEqual([101, 101, 101]);
+    const fourth = await upgrade(n.port);
+    expect(fourth.status).toBe(503);
+    expect(await metric(n, 'switchboard_admission_total', 'result="refused_max"')).toBe(1);
+    expect(await metric(n, 'switchboard_connections')).toBe(3);
+    for (const r of open) r.ws!.close();
+  });
+});

@@ -1,0 +1,488 @@
+/** LocalRoom: ordered delivery, gap hold/repair/skip, pending members, encode-once, presence batching. */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RoomMessage, RoomRef } from '../../src/engines/types.js';
+import { LocalRoom, type Membership, type RoomHooks } from '../../src/gateway/room.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+import { decodeFrame } from './ws-frames.js';
+
+const ref: RoomRef = { tenant: 'acme', room: 'lobby' };
+const EPOCH = 'E1';
+const GAP_WAIT_MS = 20;
+const PRESENCE_MS = 20;
+
+function msg(seq: number, epoch = EPOCH): RoomMessage {
+  return { tenant: ref.tenant, room: ref.room, seq, epoch, from: 'alice', ts: 1_700_000_000_000 + seq, data: { n: seq } };
+}
+
+interface TestMember {
+  readonly membership: Membership;
+  readonly frames: Buffer[];
+  /** Decoded frames. */
+  decoded(): Array<Record<string, unknown>>;
+  /** Seqs of the `message` frames received, in order. */
+  seqs(): number[];
+}
+
+function member(room: LocalRoom, opts: { pending?: boolean; skipUpTo?: number } = {}): TestMember {
+  const frames: Buffer[] = [];
+  const membership: Membership = {
+    conn: { send: (frame: Buffer) => frames.push(frame) },
+    local: room,
+    pending: opts.pending === true ? [] : null,
+    skipUpTo: opts.skipUpTo ?? 0,
+  };
+  room.members.add(membership);
+  const decoded = (): Array<Record<string, unknown>> => frames.map((f) => decodeFrame(f));
+  return {
+    membership,
+    frames,
+    decoded,
+    seqs: () => decoded().filter((f) => f.type === 'message').map((f) => f.seq as number),
+  };
+}
+
+interface HookLog {
+  readonly hooks: RoomHooks;
+  readonly fetches: Array<[number, number]>;
+  readonly gaps: Array<'repaired' | 'skipped'>;
+  readonly delivered: Array<[number, number]>;
+}
+
+function hooks(fetchRange: (from: number, to: number) => Promise<RoomMessage[]> = async () => []): HookLog {
+  const fetches: Array<[number, number]> = [];
+  const gaps: Array<'repaired' | 'skipped'> = [];
+  const delivered: Array<[number, number]> = [];
+  return {
+    fetches,
+    gaps,
+    delivered,
+    hooks: {
+      fetchRange: (r, from, to) => {
+        expect(r).toEqual(ref);
+        fetches.push([from, to]);
+        return fetchRange(from, to);
+      },
+      onDelivered: (m, members) => delivered.push([m.seq, members]),
+      onGap: (result) => gaps.push(result),
+    },
+  };
+}
+
+const rooms: LocalRoom[] = [];
+function newRoom(h: HookLog, gapWaitMs = GAP_WAIT_MS, presenceMs = PRESENCE_MS): LocalRoom {
+  const room = new LocalRoom(ref, h.hooks, gapWaitMs, presenceMs);
+  rooms.push(room);
+  return room;
+}
+
+afterEach(() => {
+  for (const r of rooms.splice(0)) r.close();
+});
+
+describe('LocalRoom ordered delivery', () => {
+  it('delivers in-order messages to every member immediately, as message frames', () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    const b = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    for (const s of [1, 2, 3]) room.accept(msg(s));
+    expect(a.seqs()).toEqual([1, 2, 3]);
+    expect(b.seqs()).toEqual([1, 2, 3]);
+    expect(a.decoded()[0]).toEqual({ type: 'message', room: 'lobby', seq: 1, epoch: EPOCH, from: 'alice', ts: 1_700_000_000_001, data: { n: 1 } });
+    expect(a.decoded()[0]).not.toHaveProperty('tenant');
+    expect(h.delivered).toEqual([[1, 2], [2, 2], [3, 2]]);
+    expect(room.position()).toEqual({ seq: 3, epoch: EPOCH });
+  });
+
+  it('reorders out-of-order arrivals (3, 1, 2 → 1, 2, 3) without fetching', async () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(3));
+    expect(a.seqs()).toEqual([]);
+    room.accept(msg(1));
+    expect(a.seqs()).toEqual([1]);
+    room.accept(msg(2));
+    expect(a.seqs()).toEqual([1, 2, 3]);
+    // The gap closed by itself: no repair fetch after gapWaitMs, no gap reported.
+    await sleep(GAP_WAIT_MS * 3);
+    expect(h.fetches).toEqual([]);
+    expect(h.gaps).toEqual([]);
+    expect(a.seqs()).toEqual([1, 2, 3]);
+  });
+
+  it('drops duplicates, whether already delivered or already held', () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(1));
+    room.accept(msg(3));
+    room.accept(msg(3));
+    room.accept(msg(2));
+    room.accept(msg(2));
+    room.accept(msg(1));
+    room.accept(msg(3));
+    expect(a.seqs()).toEqual([1, 2, 3]);
+    expect(h.delivered.map(([s]) => s)).toEqual([1, 2, 3]);
+  });
+
+  it('drops a late duplicate outright: no gap repair, no re-delivery later', async () => {
+    const h = hooks(async () => [msg(1), msg(2)]);
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(2));
+    room.accept(msg(1));
+    room.accept(msg(2));
+    await sleep(GAP_WAIT_MS * 4);
+    expect(a.seqs()).toEqual([1, 2]);
+    expect(h.fetches).toEqual([]);
+    expect(h.gaps).toEqual([]);
+    expect(room.position()).toEqual({ seq: 2, epoch: EPOCH });
+  });
+
+  it('drops messages at or below the start position', () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 10, epoch: EPOCH });
+    room.accept(msg(9));
+    room.accept(msg(10));
+    room.accept(msg(11));
+    expect(a.seqs()).toEqual([11]);
+  });
+
+  it('holds a gap, then repairs it through hooks.fetchRange after gapWaitMs', async () => {
+    const h = hooks(async (from, to) => {
+      const out: RoomMessage[] = [];
+      for (let s = from; s <= to; s++) out.push(msg(s));
+      return out;
+    });
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(4));
+    room.accept(msg(5));
+    expect(a.seqs()).toEqual([1]);
+    expect(h.fetches).toEqual([]); // not before gapWaitMs
+    await waitFor(() => a.seqs().length === 5, 2_000, 'gap repair');
+    expect(a.seqs()).toEqual([1, 2, 3, 4, 5]);
+    expect(h.fetches).toEqual([[2, 3]]);
+    expect(h.gaps).toEqual(['repaired']);
+    expect(room.position()).toEqual({ seq: 5, epoch: EPOCH });
+  });
+
+  it('waits at least gapWaitMs before fetching', async () => {
+    const h = hooks(async () => [msg(2)]);
+    const room = newRoom(h, 150);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    const heldAt = Date.now();
+    room.accept(msg(3));
+    await waitFor(() => h.fetches.length > 0, 2_000, 'fetch');
+    expect(Date.now() - heldAt).toBeGreaterThanOrEqual(140);
+    await waitFor(() => a.seqs().length === 3, 2_000, 'delivery');
+    expect(a.seqs()).toEqual([1, 2, 3]);
+  });
+
+  it('ignores fetched messages of another epoch or already delivered', async () => {
+    const h = hooks(async () => [msg(1), msg(2, 'OTHER')]);
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(3));
+    await waitFor(() => h.gaps.length > 0, 2_000, 'gap outcome');
+    expect(h.gaps).toEqual(['skipped']);
+    expect(a.seqs()).toEqual([1, 3]);
+  });
+
+  it('skips a gap that the RoomLog cannot fill and reports onGap("skipped")', async () => {
+    const h = hooks(async () => []);
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(4));
+    room.accept(msg(5));
+    await waitFor(() => a.seqs().length === 3, 2_000, 'skip');
+    expect(a.seqs()).toEqual([1, 4, 5]);
+    expect(h.fetches).toEqual([[2, 3]]);
+    expect(h.gaps).toEqual(['skipped']);
+    // Late arrivals of the skipped seqs are now duplicates.
+    room.accept(msg(2));
+    room.accept(msg(3));
+    room.accept(msg(6));
+    expect(a.seqs()).toEqual([1, 4, 5, 6]);
+  });
+
+  it('skips when only the tail of the gap can be fetched (never delivers out of order)', async () => {
+    const h = hooks(async () => [msg(3)]);
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(4));
+    await waitFor(() => a.seqs().length === 3, 2_000, 'skip');
+    expect(a.seqs()).toEqual([1, 3, 4]);
+    expect(h.gaps).toEqual(['skipped']);
+  });
+
+  it('skips the gap when fetchRange fails', async () => {
+    const h = hooks(async () => {
+      throw new Error('roomlog down');
+    });
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(3));
+    await waitFor(() => a.seqs().length === 2, 2_000, 'skip');
+    expect(a.seqs()).toEqual([1, 3]);
+    expect(h.gaps).toEqual(['skipped']);
+  });
+
+  it('repairs a second gap that opens after the first was repaired', async () => {
+    const h = hooks(async (from, to) => {
+      const out: RoomMessage[] = [];
+      for (let s = from; s <= to; s++) out.push(msg(s));
+      return out;
+    });
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(2));
+    await waitFor(() => a.seqs().length === 2, 2_000, 'first repair');
+    room.accept(msg(5));
+    await waitFor(() => a.seqs().length === 5, 2_000, 'second repair');
+    expect(a.seqs()).toEqual([1, 2, 3, 4, 5]);
+    expect(h.fetches).toEqual([[1, 1], [3, 4]]);
+    expect(h.gaps).toEqual(['repaired', 'repaired']);
+  });
+
+  it('holds messages accepted before start() and delivers them once started', () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    room.accept(msg(2));
+    room.accept(msg(1));
+    room.accept(msg(3));
+    expect(a.frames).toEqual([]);
+    room.start({ seq: 0, epoch: EPOCH });
+    expect(a.seqs()).toEqual([1, 2, 3]);
+  });
+
+  it('on start() drops held messages at or below the start position and delivers the rest', () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    for (const s of [4, 5, 6, 7]) room.accept(msg(s));
+    room.start({ seq: 5, epoch: EPOCH });
+    expect(a.seqs()).toEqual([6, 7]);
+    expect(room.position()).toEqual({ seq: 7, epoch: EPOCH });
+  });
+
+  it('does not start the gap timer before start(); after start() a gap before the held messages is repaired', async () => {
+    const h = hooks(async (from, to) => {
+      const out: RoomMessage[] = [];
+      for (let s = from; s <= to; s++) out.push(msg(s));
+      return out;
+    });
+    const room = newRoom(h);
+    const a = member(room);
+    room.accept(msg(4));
+    await sleep(GAP_WAIT_MS * 3);
+    expect(h.fetches).toEqual([]);
+    room.start({ seq: 1, epoch: EPOCH });
+    await waitFor(() => a.seqs().length === 3, 2_000, 'repair after start');
+    expect(h.fetches).toEqual([[2, 3]]);
+    expect(a.seqs()).toEqual([2, 3, 4]);
+  });
+
+  it('follows a new epoch when the sequence restarts at 1', () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(2));
+    room.accept(msg(1, 'E2'));
+    room.accept(msg(2, 'E2'));
+    expect(a.decoded().map((f) => `${f.epoch as string}:${f.seq as number}`)).toEqual(['E1:1', 'E1:2', 'E2:1', 'E2:2']);
+    expect(room.position()).toEqual({ seq: 2, epoch: 'E2' });
+  });
+
+  it('ignores everything after close()', async () => {
+    const h = hooks(async () => [msg(2)]);
+    const room = newRoom(h);
+    const a = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(3));
+    room.close();
+    room.accept(msg(2));
+    room.presence('join', 'bob', 1);
+    await sleep(Math.max(GAP_WAIT_MS, PRESENCE_MS) * 3);
+    expect(a.seqs()).toEqual([1]);
+    expect(h.fetches).toEqual([]);
+    expect(a.frames).toHaveLength(1);
+  });
+});
+
+describe('LocalRoom members', () => {
+  it('pushes [seq, frame] to a pending member instead of sending', () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const joining = member(room, { pending: true });
+    const live = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(2));
+    expect(joining.frames).toEqual([]);
+    const pending = joining.membership.pending!;
+    expect(pending.map(([seq]) => seq)).toEqual([1, 2]);
+    expect(pending.map(([, f]) => decodeFrame(f).seq)).toEqual([1, 2]);
+    expect(live.seqs()).toEqual([1, 2]);
+    // Once the join completes (pending cleared), the member receives directly.
+    joining.membership.pending = null;
+    room.accept(msg(3));
+    expect(joining.seqs()).toEqual([3]);
+    expect(pending).toHaveLength(2);
+  });
+
+  it('does not send messages with seq <= skipUpTo (already sent by recovery)', () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const recovered = member(room, { skipUpTo: 2 });
+    const other = member(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    for (const s of [1, 2, 3, 4]) room.accept(msg(s));
+    expect(recovered.seqs()).toEqual([3, 4]);
+    expect(other.seqs()).toEqual([1, 2, 3, 4]);
+  });
+
+  it('encodes each message once: every member gets the same Buffer object', () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    const b = member(room);
+    const c = member(room, { pending: true });
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    room.accept(msg(2));
+    expect(a.frames).toHaveLength(2);
+    expect(b.frames[0]).toBe(a.frames[0]);
+    expect(b.frames[1]).toBe(a.frames[1]);
+    expect(c.membership.pending![0]![1]).toBe(a.frames[0]);
+    expect(c.membership.pending![1]![1]).toBe(a.frames[1]);
+    expect(a.frames[0]).not.toBe(a.frames[1]);
+  });
+
+  it('reports onDelivered with the member count, and not at all without members', () => {
+    const h = hooks();
+    const room = newRoom(h);
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1));
+    expect(h.delivered).toEqual([]);
+    member(room);
+    member(room);
+    member(room);
+    room.accept(msg(2));
+    expect(h.delivered).toEqual([[2, 3]]);
+    expect(room.position().seq).toBe(2);
+  });
+});
+
+describe('LocalRoom presence diffs', () => {
+  type Diff = { type: string; room: string; joined: Array<{ user: string; at: number }>; left: Array<{ user: string; lastSeen: number }> };
+  const diffs = (m: TestMember): Diff[] => m.decoded().filter((f) => f.type === 'presence.diff') as unknown as Diff[];
+
+  it('batches joins and leaves into one presence.diff frame per presenceDiffMs', async () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    const b = member(room);
+    room.presence('join', 'alice', 100);
+    room.presence('join', 'bob', 101);
+    room.presence('leave', 'carol', 102);
+    expect(a.frames).toEqual([]); // batched, not sent synchronously
+    await waitFor(() => a.frames.length > 0, 2_000, 'presence diff');
+    await sleep(PRESENCE_MS * 3);
+    expect(diffs(a)).toEqual([
+      { type: 'presence.diff', room: 'lobby', joined: [{ user: 'alice', at: 100 }, { user: 'bob', at: 101 }], left: [{ user: 'carol', lastSeen: 102 }] },
+    ]);
+    expect(a.frames).toHaveLength(1);
+    expect(b.frames).toHaveLength(1);
+    expect(b.frames[0]).toBe(a.frames[0]);
+  });
+
+  it('collapses join-then-leave of one user into a leave, and leave-then-join into a join', async () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    room.presence('join', 'dave', 200);
+    room.presence('leave', 'dave', 201);
+    room.presence('leave', 'erin', 202);
+    room.presence('join', 'erin', 203);
+    await waitFor(() => a.frames.length > 0, 2_000, 'presence diff');
+    expect(diffs(a)).toEqual([
+      { type: 'presence.diff', room: 'lobby', joined: [{ user: 'erin', at: 203 }], left: [{ user: 'dave', lastSeen: 201 }] },
+    ]);
+  });
+
+  it('starts a new batch after each flush', async () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const a = member(room);
+    room.presence('join', 'alice', 1);
+    await waitFor(() => a.frames.length === 1, 2_000, 'first diff');
+    room.presence('leave', 'alice', 2);
+    await waitFor(() => a.frames.length === 2, 2_000, 'second diff');
+    await sleep(PRESENCE_MS * 3);
+    expect(diffs(a).map((d) => [d.joined, d.left])).toEqual([
+      [[{ user: 'alice', at: 1 }], []],
+      [[], [{ user: 'alice', lastSeen: 2 }]],
+    ]);
+  });
+
+  it('does not send presence diffs to pending members', async () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const live = member(room);
+    const joining = member(room, { pending: true });
+    room.presence('join', 'alice', 1);
+    await waitFor(() => live.frames.length === 1, 2_000, 'diff');
+    expect(joining.frames).toEqual([]);
+    expect(joining.membership.pending).toEqual([]);
+  });
+});
+
+describe('LocalRoom held-message bound', () => {
+  it('skips the gap and delivers at once when more than 10,000 messages wait on it', async () => {
+    const fetches: Array<[number, number]> = [];
+    const gaps: string[] = [];
+    let delivered = 0;
+    const room = new LocalRoom(
+      ref,
+      { fetchRange: async (_r, f, t) => { fetches.push([f, t]); return []; }, onDelivered: () => undefined, onGap: (g) => gaps.push(g) },
+      1_000,
+      PRESENCE_MS,
+    );
+    room.members.add({ conn: { send: () => { delivered++; } }, local: room, pending: null, skipUpTo: 0 });
+    room.start({ seq: 0, epoch: EPOCH });
+    for (let s = 2; s <= 10_002; s++) room.accept(msg(s));
+    expect(gaps).toEqual(['skipped']);
+    expect(delivered).toBe(10_001);
+    await sleep(1_100);
+    expect(fetches).toEqual([]);
+    expect(gaps).toEqual(['skipped']);
+    room.close();
+  });
+});
