@@ -30,7 +30,11 @@ export const configSchema = z
     apiKey: z.string().min(16, 'api key: at least 16 characters').optional(),
     /** Limits. */
     maxFrameBytes: positiveInt.default(65_536),
-    maxBufferedBytes: positiveInt.default(1_048_576),
+    /** Hard bound on a connection's unsent output: over it, cut at once (close 4003). */
+    maxBufferedBytes: positiveInt.default(8_388_608),
+    /** Soft bound: a connection whose unsent output stays over this for slowConsumerMs is cut (4003). */
+    slowConsumerBytes: positiveInt.default(1_048_576),
+    slowConsumerMs: positiveInt.default(2_000),
     maxRoomsPerConnection: positiveInt.default(100),
     maxConnections: positiveInt.default(100_000),
     admissionRate: positiveInt.default(2_000),

@@ -17,6 +17,7 @@ export class Connection implements OutboxSink, RoomMember {
   queue: Buffer[] | null = null;
   queuedBytes = 0;
   dead = false;
+  overSince = 0;
   identity: Identity | null = null;
   authenticating = false;
   /** Room name → membership (the tenant is the identity's). */

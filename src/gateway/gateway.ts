@@ -36,7 +36,7 @@ export class Gateway {
       maxPayload: ctx.config.maxFrameBytes * 4,
     });
     ctx.metrics.connectionsMax.set(ctx.config.maxConnections);
-    const sweepMs = Math.max(50, Math.min(1000, Math.floor(ctx.config.pingTimeoutMs / 4)));
+    const sweepMs = Math.max(50, Math.min(1000, Math.floor(Math.min(ctx.config.pingTimeoutMs, ctx.config.slowConsumerMs) / 4)));
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
     this.sweepTimer.unref();
     this.presenceTimer = setInterval(() => this.refreshPresence(), Math.max(100, Math.floor(ctx.config.presenceTtlMs / 3)));
@@ -96,6 +96,7 @@ export class Gateway {
     const { pingIntervalMs, pingTimeoutMs, connectTimeoutMs } = this.ctx.config;
     for (const c of this.conns) {
       if (c.dead) continue;
+      this.ctx.outbox.checkSlow(c, now);
       if (c.identity === null) {
         if (!c.authenticating && now - c.openedAt > connectTimeoutMs) c.close(CloseCodes.connectTimeout, 'no connect frame');
         continue;

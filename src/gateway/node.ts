@@ -57,7 +57,10 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     metrics.backplaneErrors.inc();
     log.error({ err }, 'backplane error');
   };
-  const outbox = new Outbox(config.maxBufferedBytes, (n) => metrics.socketWrites.inc(n));
+  const outbox = new Outbox(config.maxBufferedBytes, (n) => metrics.socketWrites.inc(n), {
+    bytes: config.slowConsumerBytes,
+    graceMs: config.slowConsumerMs,
+  });
   const rooms = new RoomRegistry(
     engines.backplane,
     engines.roomLog,

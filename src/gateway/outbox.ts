@@ -4,8 +4,13 @@
  * A socket write costs ~9 µs of kernel time here, so one write per member per tick instead of one per
  * message is what lets a hot room reach millions of deliveries per second.
  *
- * Backpressure: a sink whose queued bytes plus the socket's unsent bytes pass `maxBufferedBytes` is
- * reported as slow (once) and must be closed by its owner; its queue is dropped.
+ * Backpressure, two bounds:
+ * - hard: a sink whose queued bytes plus the socket's unsent bytes pass `maxBufferedBytes` is reported
+ *   slow at once, so no connection ever holds more than that;
+ * - soft: a sink whose socket keeps more than `slow.bytes` unsent for longer than `slow.graceMs` (checked
+ *   by `checkSlow`, called from the heartbeat sweep) is reported slow: it reads slower than it is sent
+ *   to, while a healthy reader that got a burst drains in milliseconds and is left alone.
+ * A slow sink's queue is dropped; its owner must close it.
  */
 import type { Socket } from 'node:net';
 
@@ -16,6 +21,8 @@ export interface OutboxSink {
   queuedBytes: number;
   /** Set when the sink is closed or cut off: queued output is dropped. */
   dead: boolean;
+  /** When its unsent bytes went over the soft bound (0 while under it). */
+  overSince: number;
   onSlow(): void;
 }
 
@@ -27,6 +34,7 @@ export class Outbox {
   constructor(
     private readonly maxBufferedBytes: number,
     private readonly onWrite: (writes: number) => void,
+    private readonly slow: { bytes: number; graceMs: number } = { bytes: Infinity, graceMs: Infinity },
   ) {}
 
   enqueue(sink: OutboxSink, frame: Buffer): void {
@@ -42,12 +50,21 @@ export class Outbox {
       sink.queue.push(frame);
     }
     sink.queuedBytes += frame.length;
-    if (sink.queuedBytes + sink.socket.writableLength > this.maxBufferedBytes) {
-      sink.dead = true;
-      sink.queue = null;
-      sink.queuedBytes = 0;
-      sink.onSlow();
-    }
+    if (sink.queuedBytes + sink.socket.writableLength > this.maxBufferedBytes) this.markSlow(sink);
+  }
+
+  private markSlow(sink: OutboxSink): void {
+    sink.dead = true;
+    sink.queue = null;
+    sink.queuedBytes = 0;
+    sink.onSlow();
+  }
+
+  /** Soft bound: reports the sink slow when its socket has stayed over `slow.bytes` for `slow.graceMs`. */
+  checkSlow(sink: OutboxSink, now: number): void {
+    if (sink.overSince === 0 || sink.dead) return;
+    if (sink.socket.writableLength <= this.slow.bytes) sink.overSince = 0;
+    else if (now - sink.overSince >= this.slow.graceMs) this.markSlow(sink);
   }
 
   /** Writes one sink's queue now (used before closing it, so a close frame follows its data). */
@@ -63,6 +80,11 @@ export class Outbox {
       sink.socket.cork();
       for (const frame of queue) sink.socket.write(frame);
       sink.socket.uncork();
+    }
+    if (sink.socket.writableLength > this.slow.bytes) {
+      if (sink.overSince === 0) sink.overSince = Date.now();
+    } else {
+      sink.overSince = 0;
     }
     return true;
   }

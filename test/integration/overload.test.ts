@@ -30,7 +30,7 @@ function upgrade(port: number): Promise<{ status: number; retryAfter?: string; w
 
 describe('slow consumers', () => {
   it('a client that stops reading is cut with 4003 at the buffer bound; others keep receiving', async () => {
-    const n = await startNodeProcess({ args: ['--max-buffered-bytes', '262144'] });
+    const n = await startNodeProcess({ args: ['--slow-consumer-bytes', '262144', '--slow-consumer-ms', '500'] });
     started.push(n);
     const slow = await openRawWs(n.port);
     slow.sendText(JSON.stringify({ type: 'connect', user: 'slow' }));

@@ -87,6 +87,7 @@ function sink(socket: Socket): OutboxSink & { slow: number } {
     queue: null,
     queuedBytes: 0,
     dead: false,
+    overSince: 0,
     slow: 0,
     onSlow: () => {
       s.slow += 1;
@@ -272,5 +273,40 @@ describe('Outbox', () => {
     expect(p.calls).toHaveLength(4);
     expect(writes).toEqual([]);
     await waitFor(() => p.received().toString() === 'abcd', 2_000, 'peer data');
+  });
+});
+
+describe('Outbox soft bound (slow.bytes for slow.graceMs)', () => {
+  it('a burst that drains is left alone; unsent bytes that stay over the bound past the grace are cut', async () => {
+    const p = await pair();
+    const outbox = new Outbox(1 << 30, () => undefined, { bytes: 100, graceMs: 50 });
+    const s = sink(p.socket);
+    // Hold the bytes in user space (corked) to model a peer that does not read.
+    p.socket.cork();
+    outbox.enqueue(s, Buffer.alloc(500));
+    outbox.flushSink(s);
+    expect(s.overSince).toBeGreaterThan(0);
+    outbox.checkSlow(s, s.overSince + 10);
+    expect(s.slow).toBe(0);
+    outbox.checkSlow(s, s.overSince + 60);
+    expect(s.slow).toBe(1);
+    expect(s.dead).toBe(true);
+    p.socket.uncork();
+  });
+
+  it('over the soft bound but drained before the grace: the clock resets', async () => {
+    const p = await pair();
+    const outbox = new Outbox(1 << 30, () => undefined, { bytes: 100, graceMs: 50 });
+    const s = sink(p.socket);
+    p.socket.cork();
+    outbox.enqueue(s, Buffer.alloc(500));
+    outbox.flushSink(s);
+    const since = s.overSince;
+    expect(since).toBeGreaterThan(0);
+    p.socket.uncork();
+    await waitFor(() => p.socket.writableLength === 0, 2_000, 'drain');
+    outbox.checkSlow(s, since + 60);
+    expect(s.slow).toBe(0);
+    expect(s.overSince).toBe(0);
   });
 });

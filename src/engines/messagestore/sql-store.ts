@@ -1,0 +1,242 @@
+/**
+ * SqlMessageStore: the MessageStore on PostgreSQL SQL, run through a SqlDriver (PGlite embedded,
+ * PostgreSQL via `pg` in a cluster). The schema is migrations.ts, migration 1.
+ */
+import type { Json, RoomMessage, RoomPosition, RoomRef } from '../types.js';
+import type { HistoryPage, HistoryQuery, MessageStore } from './messagestore.js';
+import { MAX_BIND_PARAMS, type SqlDriver, type SqlParam } from './sql.js';
+
+/** Largest `limit` a page may ask for (HistoryQuery). */
+export const MAX_PAGE_LIMIT = 1000;
+
+/**
+ * Deepest nesting of arrays/objects in `data` the store accepts. PGlite 0.5 was seen to hang the
+ * process (spinning in WASM) on the second jsonb value nested ~6,000 deep, and PostgreSQL rejects deep
+ * values with "stack depth limit exceeded"; 512 is far below both and far above any sane payload.
+ * The gateway should reject deeper payloads at publish time (see `unstorableReason`).
+ */
+export const MAX_DATA_DEPTH = 512;
+
+/** Columns written per row; with MAX_BIND_PARAMS this bounds the rows of one INSERT. */
+const COLUMNS = 8;
+/** Most rows in one INSERT statement: 8,191 rows = 65,528 parameters. */
+export const MAX_ROWS_PER_STATEMENT = Math.floor(MAX_BIND_PARAMS / COLUMNS);
+
+export interface SqlMessageStoreOptions {
+  /** Rows per INSERT statement, 1..MAX_ROWS_PER_STATEMENT (default: the maximum). Lower only for tests. */
+  maxRowsPerStatement: number;
+}
+
+/** Thrown by `insert` for a message that cannot be stored as given (retrying will not help). */
+export class UnstorableMessageError extends Error {
+  /** `tenant/room/seq` of the message. */
+  readonly key: string;
+
+  constructor(message: RoomMessage, reason: string) {
+    const key = `${message.tenant}/${message.room}/${message.seq}`;
+    super(`message ${key} cannot be stored: ${reason}`);
+    this.name = 'UnstorableMessageError';
+    this.key = key;
+  }
+}
+
+/** A `messages` row as the drivers return it: bigint is a number (PGlite) or a string (`pg`). */
+interface MessageRow {
+  tenant: string;
+  room: string;
+  seq: number | string | bigint;
+  epoch: string;
+  sender: string;
+  ts: number | string | bigint;
+  data: Json;
+  idem: string | null;
+}
+
+const SELECT_COLUMNS = 'tenant, room, seq, epoch, sender, ts, data, idem';
+
+/**
+ * The SQL MessageStore. Behaviour beyond the MessageStore contract:
+ * - `insert` writes each batch with multi-row `INSERT … ON CONFLICT (tenant, room, seq) DO NOTHING`
+ *   statements of at most MAX_ROWS_PER_STATEMENT rows; a batch needing several statements runs them in
+ *   one transaction, so a batch is stored wholly or not at all. Duplicates inside a batch are stored once.
+ * - `data` is stored as jsonb, which cannot hold U+0000 or unpaired UTF-16 surrogates: those are stored
+ *   as U+FFFD (in string values and keys) instead of failing the batch forever. jsonb also drops
+ *   duplicate object keys (last wins, as JSON.parse does) and does not keep key order.
+ * - `insert` rejects with UnstorableMessageError (before touching the database) for a message whose
+ *   `data` is nested deeper than MAX_DATA_DEPTH, and with TypeError for a seq that is not a positive
+ *   safe integer or a ts that is not a safe integer.
+ * - `page` rejects with RangeError for a limit outside 1..1000, a negative or non-integer
+ *   `before`/`after`, or both given.
+ * - `health()` is not ok while the most recent database operation (or insert) failed, with the error
+ *   in `detail`, and after `close()`; the next success clears it. Rejected page queries do not count.
+ * - After `close()` every operation rejects.
+ */
+export class SqlMessageStore implements MessageStore {
+  readonly kind: string;
+  private readonly maxRows: number;
+  private lastFailure: string | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly driver: SqlDriver,
+    options: Partial<SqlMessageStoreOptions> = {},
+  ) {
+    this.kind = driver.kind;
+    const maxRows = options.maxRowsPerStatement ?? MAX_ROWS_PER_STATEMENT;
+    if (!Number.isInteger(maxRows) || maxRows < 1 || maxRows > MAX_ROWS_PER_STATEMENT) {
+      throw new RangeError(`maxRowsPerStatement must be 1..${MAX_ROWS_PER_STATEMENT}`);
+    }
+    this.maxRows = maxRows;
+  }
+
+  async insert(batch: readonly RoomMessage[]): Promise<void> {
+    if (batch.length === 0) return this.run('insert', async () => undefined);
+    await this.run('insert', async () => {
+      const statements: { text: string; params: SqlParam[] }[] = [];
+      for (let i = 0; i < batch.length; i += this.maxRows) {
+        statements.push(insertStatement(batch.slice(i, i + this.maxRows)));
+      }
+      if (statements.length === 1) {
+        const only = statements[0]!;
+        await this.driver.query(only.text, only.params);
+        return;
+      }
+      await this.driver.transaction(async (tx) => {
+        for (const s of statements) await tx.query(s.text, s.params);
+      });
+    });
+  }
+
+  async page(ref: RoomRef, query: HistoryQuery): Promise<HistoryPage> {
+    const { limit, before, after } = query;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
+      throw new RangeError(`limit must be an integer between 1 and ${MAX_PAGE_LIMIT}`);
+    }
+    if (before !== undefined && after !== undefined) throw new RangeError('give before or after, not both');
+    for (const [name, value] of [['before', before], ['after', after]] as const) {
+      if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+        throw new RangeError(`${name} must be a non-negative integer`);
+      }
+    }
+    return this.run('page', async () => {
+      const params: SqlParam[] = [ref.tenant, ref.room];
+      let where = 'tenant = $1 AND room = $2';
+      if (before !== undefined) where += ` AND seq < $${params.push(before)}`;
+      if (after !== undefined) where += ` AND seq > $${params.push(after)}`;
+      const ascending = after !== undefined;
+      // One row more than asked tells whether more exist beyond the page.
+      const limitParam = params.push(limit + 1);
+      const { rows } = await this.driver.query<MessageRow>(
+        `SELECT ${SELECT_COLUMNS} FROM messages WHERE ${where} ORDER BY seq ${ascending ? 'ASC' : 'DESC'} LIMIT $${limitParam}`,
+        params,
+      );
+      const more = rows.length > limit;
+      const kept = rows.slice(0, limit).map(toMessage);
+      if (!ascending) kept.reverse();
+      return { messages: kept, more };
+    });
+  }
+
+  async position(ref: RoomRef): Promise<RoomPosition | null> {
+    return this.run('position', async () => {
+      const { rows } = await this.driver.query<Pick<MessageRow, 'seq' | 'epoch'>>(
+        'SELECT seq, epoch FROM messages WHERE tenant = $1 AND room = $2 ORDER BY seq DESC LIMIT 1',
+        [ref.tenant, ref.room],
+      );
+      const row = rows[0];
+      return row === undefined ? null : { seq: toInt(row.seq, 'seq'), epoch: row.epoch };
+    });
+  }
+
+  health(): { ok: boolean; detail?: string } {
+    if (this.closed) return { ok: false, detail: 'closed' };
+    return this.lastFailure === undefined ? { ok: true } : { ok: false, detail: this.lastFailure };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.driver.close();
+  }
+
+  /** Runs one operation, recording its outcome for `health()`. */
+  private async run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error(`message store (${this.kind}) is closed`);
+    try {
+      const result = await fn();
+      this.lastFailure = undefined;
+      return result;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.lastFailure = `${operation} failed at ${new Date().toISOString()}: ${reason}`;
+      throw error;
+    }
+  }
+}
+
+/** One multi-row INSERT … ON CONFLICT DO NOTHING for `rows` (at most MAX_ROWS_PER_STATEMENT). */
+function insertStatement(rows: readonly RoomMessage[]): { text: string; params: SqlParam[] } {
+  const params: SqlParam[] = [];
+  const tuples: string[] = [];
+  for (const m of rows) {
+    if (!Number.isSafeInteger(m.seq) || m.seq < 1) throw new TypeError(`seq must be a positive integer, got ${m.seq}`);
+    if (!Number.isSafeInteger(m.ts)) throw new TypeError(`ts must be integer milliseconds, got ${m.ts}`);
+    const reason = unstorableReason(m.data);
+    if (reason !== null) throw new UnstorableMessageError(m, reason);
+    const n = params.length;
+    tuples.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7}::text::jsonb, $${n + 8})`);
+    params.push(m.tenant, m.room, m.seq, m.epoch, m.from, m.ts, jsonbText(m.data), m.idem ?? null);
+  }
+  return {
+    text: `INSERT INTO messages (${SELECT_COLUMNS}) VALUES ${tuples.join(', ')} ON CONFLICT (tenant, room, seq) DO NOTHING`,
+    params,
+  };
+}
+
+function toMessage(row: MessageRow): RoomMessage {
+  const message: RoomMessage = {
+    tenant: row.tenant,
+    room: row.room,
+    seq: toInt(row.seq, 'seq'),
+    epoch: row.epoch,
+    from: row.sender,
+    ts: toInt(row.ts, 'ts'),
+    data: row.data,
+  };
+  return row.idem === null ? message : { ...message, idem: row.idem };
+}
+
+function toInt(value: number | string | bigint, column: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new Error(`messages.${column} value ${String(value)} is not a safe integer`);
+  return n;
+}
+
+/**
+ * Why `data` cannot be stored, or null when it can. Today the only reason is nesting deeper than
+ * MAX_DATA_DEPTH; the gateway can call this at publish time to refuse such payloads up front.
+ */
+export function unstorableReason(data: Json): string | null {
+  const stack: { value: Json; depth: number }[] = [{ value: data, depth: 0 }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { value, depth } = item;
+    if (value === null || typeof value !== 'object') continue;
+    if (depth + 1 > MAX_DATA_DEPTH) return `data is nested deeper than ${MAX_DATA_DEPTH} levels`;
+    const children = Array.isArray(value) ? value : Object.values(value);
+    for (const child of children) stack.push({ value: child, depth: depth + 1 });
+  }
+  return null;
+}
+
+/**
+ * `\u0000` and lone-surrogate escapes in JSON.stringify output that are real escapes (preceded by an
+ * even number of backslashes). JSON.stringify writes paired surrogates as raw characters, so every
+ * `\uD800`–`\uDFFF` escape it emits is an unpaired one.
+ */
+const JSONB_UNSAFE_ESCAPE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/gi;
+
+/** `data` as JSON text that PostgreSQL's jsonb input accepts (U+0000 and lone surrogates become U+FFFD). */
+export function jsonbText(data: Json): string {
+  const text = JSON.stringify(data) ?? 'null';
+  return text.includes('\\u') ? text.replace(JSONB_UNSAFE_ESCAPE, '$1\\ufffd') : text;
+}
