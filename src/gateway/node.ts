@@ -95,12 +95,19 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     retryAfterMaxS: config.retryAfterMaxS,
   });
   const gateway = new Gateway(ctx, admission);
-  const writer = new HistoryWriter(engines.durableLog, engines.store);
+  const writer = new HistoryWriter(engines.durableLog, engines.store, {
+    onWritten: (n) => metrics.historyWritten.inc(n),
+    onFailure: (err, size) => {
+      metrics.historyFailures.inc();
+      log.warn({ err, batch: size }, 'history batch write failed; retrying');
+    },
+  });
   writer.start();
   const lagTimer = setInterval(() => {
     const lag = engines.durableLog.lag();
     metrics.historyLagMessages.set(lag.messages);
     metrics.historyLagSeconds.set(lag.oldestMs / 1000);
+    metrics.rooms.set(rooms.size);
   }, 1000);
   lagTimer.unref();
 

@@ -10,6 +10,7 @@ import { messageFrame, toWire } from '../protocol/encode.js';
 import { clientFrameSchema, CLIENT_FRAME_TYPES, PROTOCOL_VERSION, type ClientFrame, type RequestId } from '../protocol/frames.js';
 import { SwitchboardError } from '../protocol/errors.js';
 import { isIdemId, isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
+import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import type { Connection } from './connection.js';
 import type { NodeContext } from './context.js';
 import type { Membership } from './room.js';
@@ -32,7 +33,14 @@ export class Session {
     c.lastRecv = Date.now();
     c.pingSentAt = 0;
     this.ctx.metrics.messagesIn.inc();
-    const frame = this.parse(c, data, isBinary);
+    let frame: ClientFrame | null;
+    try {
+      frame = this.parse(c, data, isBinary);
+    } catch (err) {
+      this.ctx.log.error({ err, conn: c.id }, 'frame parsing failed');
+      c.sendError('bad_frame', 'frame could not be processed');
+      frame = null;
+    }
     if (frame === null) {
       if (++c.badFrames >= MAX_BAD_FRAMES) c.close(CloseCodes.protocolViolation, 'too many invalid frames');
       return;
@@ -55,6 +63,10 @@ export class Session {
       raw = JSON.parse(data.toString('utf8'));
     } catch {
       c.sendError('bad_json', 'frame is not valid JSON');
+      return null;
+    }
+    if (exceedsDepth(raw, MAX_JSON_DEPTH)) {
+      c.sendError('bad_frame', `frame nests deeper than ${MAX_JSON_DEPTH} levels`);
       return null;
     }
     const parsed = clientFrameSchema.safeParse(raw);

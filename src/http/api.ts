@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { RoomRef } from '../engines/types.js';
 import type { NodeContext } from '../gateway/context.js';
 import { toWire } from '../protocol/encode.js';
+import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import { isIdemId, isRoomName, isTenantName, isUserId, ROOM_NAME_RULE, TENANT_NAME_RULE, USER_ID_RULE } from '../protocol/names.js';
 import { HttpError, readJson, sendJson } from './respond.js';
 
@@ -82,6 +83,7 @@ export class Api {
 
   private async publish(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readJson(req, this.ctx.config.maxHttpBodyBytes);
+    if (exceedsDepth(body, MAX_JSON_DEPTH)) throw new HttpError(400, 'bad_request', `body nests deeper than ${MAX_JSON_DEPTH} levels`);
     const parsed = publishSchema.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];

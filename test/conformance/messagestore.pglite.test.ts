@@ -165,11 +165,13 @@ describe('SqlMessageStore on PGlite (memory://)', () => {
     await expect(store.insert(batch)).rejects.toThrow(/connection lost/);
     expect(store.health()).toMatchObject({ ok: false, detail: expect.stringMatching(/insert failed.*connection lost/) });
     expect(await store.position(r)).toBeNull();
-    expect(store.health().ok).toBe(true);
+    // A successful read does not hide the failing writes.
+    expect(store.health().ok).toBe(false);
     recording.failWhen = () => undefined;
     recording.statements.length = 0;
     await store.insert(batch);
     expect(recording.statements).toHaveLength(7);
+    expect(store.health()).toEqual({ ok: true });
     expect(await seqs(store, r)).toEqual(range(1, 2000));
   });
 

@@ -50,6 +50,7 @@ describe('bad frames', () => {
     ['unknown frame type', JSON.stringify({ type: 'subscribe', id: 1 }), 'unknown_type'],
     ['missing type', JSON.stringify({ id: 1 }), 'unknown_type'],
     ['schema mismatch', JSON.stringify({ type: 'join', id: 1, room: 42 }), 'bad_frame'],
+    ['data nested too deep', JSON.stringify({ type: 'publish', id: 1, room: 'ok', data: JSON.parse('['.repeat(200) + ']'.repeat(200)) }), 'bad_frame'],
     ['frame over the size limit', JSON.stringify({ type: 'publish', id: 1, room: 'ok', data: 'x'.repeat(2000) }), 'frame_too_large'],
   ])('%s → %s, connection stays open', async (_name, raw, code) => {
     const c = await connected();
@@ -169,6 +170,7 @@ describe('bad HTTP requests', () => {
     ['neither room nor user', () => post('{"data":1}'), 400, 'bad_request'],
     ['bad room name', () => post('{"room":"a b","data":1}'), 400, 'bad_request'],
     ['unknown field', () => post('{"room":"ok","data":1,"extra":true}'), 400, 'bad_request'],
+    ['data nested too deep', () => post(`{"room":"ok","data":${'['.repeat(300)}${']'.repeat(300)}}`), 400, 'bad_request'],
     ['wrong method', () => fetch(`${node.url}/api/publish`, { headers: { authorization: `Bearer ${API_KEY}` } }), 405, 'bad_request'],
     ['history: bad seq', () => fetch(`${node.url}/api/rooms/ok/history?before=abc`, { headers: { authorization: `Bearer ${API_KEY}` } }), 400, 'bad_request'],
     ['history: limit out of range', () => fetch(`${node.url}/api/rooms/ok/history?limit=100000`, { headers: { authorization: `Bearer ${API_KEY}` } }), 400, 'bad_request'],

@@ -227,3 +227,52 @@ describe('fan-out', () => {
     expect(writes).toBeLessThan(delivered / 2);
   });
 });
+
+describe('operations endpoints', () => {
+  it('/healthz and /readyz report ok with their checks', async () => {
+    const h = await fetch(`${node.url}/healthz`);
+    expect(h.status).toBe(200);
+    const r = await fetch(`${node.url}/readyz`);
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { status: string; checks: Record<string, { ok: boolean }> };
+    expect(body.status).toBe('ready');
+    expect(Object.keys(body.checks).sort()).toEqual(['accepting', 'backplane', 'durableLog', 'history']);
+    expect(Object.values(body.checks).every((c) => c.ok)).toBe(true);
+  });
+
+  it('/metrics is valid Prometheus text with the gateway figures', async () => {
+    await new Promise((r) => setTimeout(r, 1100)); // the rooms gauge is sampled every second
+    const text = await (await fetch(`${node.url}/metrics`)).text();
+    const samples = new Map<string, number>();
+    const typed = new Set<string>();
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
+      if (meta) {
+        if (meta[1] === 'TYPE') {
+          expect(['counter', 'gauge', 'histogram', 'summary', 'untyped']).toContain(meta[3]);
+          typed.add(meta[2]!);
+        }
+        continue;
+      }
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+      expect(m, `not a Prometheus sample line: ${line}`).not.toBeNull();
+      samples.set(m![1]! + (m![2] ?? ''), Number(m![3]));
+    }
+    const names = [...samples.keys()].map((k) => k.split('{')[0]!);
+    for (const required of [
+      'switchboard_connections', 'switchboard_rooms', 'switchboard_frames_in_total', 'switchboard_messages_delivered_total',
+      'switchboard_messages_published_total', 'switchboard_publish_to_deliver_seconds_bucket', 'switchboard_slow_consumer_disconnects_total',
+      'switchboard_heartbeat_timeouts_total', 'switchboard_errors_total', 'switchboard_admission_total',
+      'switchboard_process_resident_memory_bytes', 'switchboard_nodejs_heap_size_used_bytes', 'switchboard_history_lag_messages',
+    ]) {
+      expect(names, required).toContain(required);
+    }
+    const value = (name: string): number => [...samples].filter(([k]) => k.startsWith(`${name}{`)).reduce((a, [, v]) => a + v, 0);
+    expect(value('switchboard_connections')).toBeGreaterThan(0);
+    expect(value('switchboard_rooms')).toBeGreaterThan(0);
+    expect(value('switchboard_messages_delivered_total')).toBeGreaterThan(0);
+    expect(value('switchboard_publish_to_deliver_seconds_count')).toBeGreaterThan(0);
+    expect(typed.has('switchboard_publish_to_deliver_seconds')).toBe(true);
+  });
+});

@@ -24,6 +24,8 @@ export interface HistoryPage {
  *   DO NOTHING), so a batch may be retried whole after a partial failure.
  * - `page` returns messages of exactly one tenant's room in ascending seq order; with `before` the
  *   newest `limit` messages below it, with `after` the oldest `limit` above it, with neither the newest.
+ *   `more` tells whether messages exist beyond the page in that direction. A `limit` outside 1..1000,
+ *   or both `before` and `after`, is rejected.
  * - `position` returns the highest stored seq and its epoch, or null for a room never stored.
  * - Data survives `close()` and reopening on the same storage.
  */

@@ -2,6 +2,7 @@
  * SqlMessageStore: the MessageStore on PostgreSQL SQL, run through a SqlDriver (PGlite embedded,
  * PostgreSQL via `pg` in a cluster). The schema is migrations.ts, migration 1.
  */
+import { exceedsDepth } from '../../protocol/json-depth.js';
 import type { Json, RoomMessage, RoomPosition, RoomRef } from '../types.js';
 import type { HistoryPage, HistoryQuery, MessageStore } from './messagestore.js';
 import { MAX_BIND_PARAMS, type SqlDriver, type SqlParam } from './sql.js';
@@ -67,14 +68,17 @@ const SELECT_COLUMNS = 'tenant, room, seq, epoch, sender, ts, data, idem';
  *   safe integer or a ts that is not a safe integer.
  * - `page` rejects with RangeError for a limit outside 1..1000, a negative or non-integer
  *   `before`/`after`, or both given.
- * - `health()` is not ok while the most recent database operation (or insert) failed, with the error
- *   in `detail`, and after `close()`; the next success clears it. Rejected page queries do not count.
+ * - `health()` is not ok, with the error in `detail`, while the most recent insert failed or the most
+ *   recent read (`page`/`position`) failed, and after `close()`. Writes and reads are tracked apart, so
+ *   successful reads do not hide inserts that keep failing; the next success of the same kind clears
+ *   it. Pages rejected for bad arguments do not count.
  * - After `close()` every operation rejects.
  */
 export class SqlMessageStore implements MessageStore {
   readonly kind: string;
   private readonly maxRows: number;
-  private lastFailure: string | undefined;
+  /** The last insert's failure, or the last read's: undefined once one of that kind succeeded. */
+  private readonly lastFailure: Record<'write' | 'read', string | undefined> = { write: undefined, read: undefined };
   private closed = false;
 
   constructor(
@@ -90,8 +94,11 @@ export class SqlMessageStore implements MessageStore {
   }
 
   async insert(batch: readonly RoomMessage[]): Promise<void> {
-    if (batch.length === 0) return this.run('insert', async () => undefined);
-    await this.run('insert', async () => {
+    if (batch.length === 0) {
+      if (this.closed) throw new Error(`message store (${this.kind}) is closed`);
+      return;
+    }
+    await this.run('insert', 'write', async () => {
       const statements: { text: string; params: SqlParam[] }[] = [];
       for (let i = 0; i < batch.length; i += this.maxRows) {
         statements.push(insertStatement(batch.slice(i, i + this.maxRows)));
@@ -118,7 +125,7 @@ export class SqlMessageStore implements MessageStore {
         throw new RangeError(`${name} must be a non-negative integer`);
       }
     }
-    return this.run('page', async () => {
+    return this.run('page', 'read', async () => {
       const params: SqlParam[] = [ref.tenant, ref.room];
       let where = 'tenant = $1 AND room = $2';
       if (before !== undefined) where += ` AND seq < $${params.push(before)}`;
@@ -138,7 +145,7 @@ export class SqlMessageStore implements MessageStore {
   }
 
   async position(ref: RoomRef): Promise<RoomPosition | null> {
-    return this.run('position', async () => {
+    return this.run('position', 'read', async () => {
       const { rows } = await this.driver.query<Pick<MessageRow, 'seq' | 'epoch'>>(
         'SELECT seq, epoch FROM messages WHERE tenant = $1 AND room = $2 ORDER BY seq DESC LIMIT 1',
         [ref.tenant, ref.room],
@@ -150,7 +157,8 @@ export class SqlMessageStore implements MessageStore {
 
   health(): { ok: boolean; detail?: string } {
     if (this.closed) return { ok: false, detail: 'closed' };
-    return this.lastFailure === undefined ? { ok: true } : { ok: false, detail: this.lastFailure };
+    const detail = [this.lastFailure.write, this.lastFailure.read].filter((d) => d !== undefined).join('; ');
+    return detail === '' ? { ok: true } : { ok: false, detail };
   }
 
   async close(): Promise<void> {
@@ -160,15 +168,15 @@ export class SqlMessageStore implements MessageStore {
   }
 
   /** Runs one operation, recording its outcome for `health()`. */
-  private async run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  private async run<T>(operation: string, kind: 'write' | 'read', fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new Error(`message store (${this.kind}) is closed`);
     try {
       const result = await fn();
-      this.lastFailure = undefined;
+      this.lastFailure[kind] = undefined;
       return result;
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      this.lastFailure = `${operation} failed at ${new Date().toISOString()}: ${reason}`;
+      this.lastFailure[kind] = `${operation} failed at ${new Date().toISOString()}: ${reason}`;
       throw error;
     }
   }
@@ -217,15 +225,7 @@ function toInt(value: number | string | bigint, column: string): number {
  * MAX_DATA_DEPTH; the gateway can call this at publish time to refuse such payloads up front.
  */
 export function unstorableReason(data: Json): string | null {
-  const stack: { value: Json; depth: number }[] = [{ value: data, depth: 0 }];
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    const { value, depth } = item;
-    if (value === null || typeof value !== 'object') continue;
-    if (depth + 1 > MAX_DATA_DEPTH) return `data is nested deeper than ${MAX_DATA_DEPTH} levels`;
-    const children = Array.isArray(value) ? value : Object.values(value);
-    for (const child of children) stack.push({ value: child, depth: depth + 1 });
-  }
-  return null;
+  return exceedsDepth(data, MAX_DATA_DEPTH) ? `data is nested deeper than ${MAX_DATA_DEPTH} levels` : null;
 }
 
 /**
