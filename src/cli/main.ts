@@ -17,8 +17,8 @@ const HELP: Partial<Record<string, string>> = {
   nats: 'NATS URL(s) for the cluster backplane',
   redis: 'Redis URL for presence and sequencing',
   database: 'PostgreSQL URL for permanent history',
-  jwtSecret: 'HS256 secret for client tokens',
-  jwtPublicKey: 'PEM public key (RS256/ES256) for client tokens',
+  jwtSecret: 'HMAC secret (HS256/384/512) for client tokens',
+  jwtPublicKey: 'PEM (SPKI) public key for client tokens: RSA → RS256, EC P-256/384/521 → ES256/384/512, Ed25519 → EdDSA',
   jwksUrl: 'JWKS URL for client tokens',
   apiKey: 'API key for the HTTP server API',
 };

@@ -53,6 +53,8 @@ export const configSchema = z
     recoveryWindowMs: positiveInt.default(120_000),
     recoveryMaxGap: positiveInt.default(10_000),
     idempotencyMs: positiveInt.default(600_000),
+    /** A publish not confirmed durable within this time is answered `unavailable` (retry with the same idem). */
+    publishTimeoutMs: positiveInt.default(10_000),
     /** Shutdown: clients are told to reconnect after a random delay in [0, drainSpreadMs]. */
     drainSpreadMs: positiveInt.default(5_000),
     drainTimeoutMs: positiveInt.default(10_000),

@@ -53,7 +53,6 @@ export class Gateway {
     const result = this.admission.tryAdmit(this.conns.size);
     this.ctx.metrics.admission.inc({ result });
     if (result !== 'admitted') {
-      this.ctx.metrics.error('rate_limited');
       rejectUpgrade(socket, 503, 'Service Unavailable', `connection refused (${result}); retry later`, this.admission.retryAfterS());
       return;
     }
@@ -72,7 +71,9 @@ export class Gateway {
     ws.on('close', (code) => this.closed(c, code));
     ws.on('error', (err: Error & { code?: string }) => {
       // ws reports protocol violations (e.g. a frame over maxPayload) here and closes the socket itself.
-      this.ctx.metrics.error(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame_too_large' : 'bad_frame');
+      const tooBig = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
+      this.ctx.metrics.error(tooBig ? 'frame_too_large' : 'bad_frame');
+      if (c.closeCode === 0) c.closeCode = tooBig ? CloseCodes.tooBig : CloseCodes.protocolError;
     });
   }
 
@@ -81,7 +82,7 @@ export class Gateway {
     c.dead = true;
     c.queue = null;
     this.ctx.metrics.connections.dec();
-    this.ctx.metrics.disconnects.inc({ code: String(c.closeCode || code) });
+    this.ctx.metrics.disconnects.inc({ code: closeLabel(c.closeCode || code) });
     for (const room of [...c.rooms.keys()]) this.session.leaveRoom(c, room);
     const id = c.identity;
     if (id !== null) {
@@ -147,6 +148,13 @@ export class Gateway {
     clearInterval(this.presenceTimer);
     this.wss.close();
   }
+}
+
+const KNOWN_CLOSE_CODES = new Set<number>([1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, ...Object.values(CloseCodes)]);
+
+/** Close codes as a metric label of bounded cardinality (a client may send any of ~2,000 codes). */
+function closeLabel(code: number): string {
+  return KNOWN_CLOSE_CODES.has(code) ? String(code) : 'other';
 }
 
 function rejectUpgrade(socket: Duplex, status: number, text: string, body: string, retryAfterS?: number): void {

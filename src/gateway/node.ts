@@ -34,7 +34,8 @@ export interface RunningNode {
   readonly gateway: Gateway;
   readonly ctx: NodeContext;
   readiness(): Readiness;
-  /** Drain clients (reconnect notices), stop the history writer after it caught up, close engines. */
+  /** Drain clients (reconnect notices), stop the history writer after its in-flight batch, close engines
+   * (publishes still waiting for the durable log are rejected: none of them was acked). */
   stop(): Promise<void>;
 }
 
@@ -85,7 +86,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     outbox,
     rooms,
     users: new UserRouter(engines.backplane, onBackplaneError),
-    publisher: new Publisher(engines.roomLog, engines.durableLog, engines.backplane, onBackplaneError),
+    publisher: new Publisher(engines.roomLog, engines.durableLog, engines.backplane, onBackplaneError, config.publishTimeoutMs),
   };
   const admission = new Admission({
     ratePerSec: config.admissionRate,

@@ -25,6 +25,7 @@ export class Publisher {
     private readonly durableLog: DurableLog,
     private readonly backplane: Backplane,
     private readonly onBackplaneError: (err: unknown) => void,
+    private readonly durableTimeoutMs: number,
   ) {}
 
   async toRoom(ref: RoomRef, input: PublishInput): Promise<PublishOutcome> {
@@ -35,7 +36,7 @@ export class Publisher {
       throw new SwitchboardError('unavailable', 'sequencer unavailable, publish not accepted', { cause: err });
     }
     try {
-      await this.durableLog.append(appended.message);
+      await withTimeout(this.durableLog.append(appended.message), this.durableTimeoutMs);
     } catch (err) {
       throw new SwitchboardError('unavailable', 'durable log unavailable, publish not acknowledged; retry with the same idem', { cause: err });
     }
@@ -58,4 +59,21 @@ export class Publisher {
       throw new SwitchboardError('unavailable', 'backplane unavailable', { cause: err });
     }
   }
+}
+
+/** Rejects after `ms` (the operation may still complete later; a retry with the same idem dedupes). */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`durable log did not confirm within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }

@@ -9,6 +9,8 @@
 export const CloseCodes = {
   normal: 1000,
   goingAway: 1001,
+  /** A WebSocket protocol violation detected by the WebSocket layer. */
+  protocolError: 1002,
   tooBig: 1009,
   /** Server-side failure; reconnect. */
   internal: 4000,

@@ -42,6 +42,7 @@ describe('loadConfig defaults', () => {
       maxBufferedBytes: 8_388_608,
       slowConsumerBytes: 1_048_576,
       slowConsumerMs: 2_000,
+      publishTimeoutMs: 10_000,
       maxRoomsPerConnection: 100,
       maxConnections: 100_000,
       admissionRate: 2_000,
