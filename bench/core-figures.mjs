@@ -11,7 +11,7 @@
  * Usage (from the repository root, after `npm run build`):
  *   node bench/core-figures.mjs [--conns 10000] [--procs 4] [--rooms 100] [--same-room]
  *                               [--hot-members 1000] [--hot-procs 2] [--duration 10] [--window 200]
- *                               [--data-bytes 100] [--only fig1|fig2] [--out results.json]
+ *                               [--data-bytes 100] [--only fig1,fig1-one-room,fig2] [--out results.json]
  *                               [--server-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"]   (diagnosis only)
  *
  * The servers (Switchboard node or the floor server) run on core 0 (`taskset -c 0`); the load generators,
@@ -26,7 +26,7 @@
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -956,6 +956,11 @@ async function fig1Switchboard(o, template, { room } = {}) {
       settleMedian: { ...perConn(before, after, n), note: `median of ${o.samples} /metrics samples 1 s apart, after ${o.settleS} s settle, no forced GC` },
       afterForcedGc: { ...perConn(beforeGc, afterGc, n), note: 'single /metrics sample after two HeapProfiler.collectGarbage calls over the inspector (node started with --inspect)' },
       raw: { before, beforeGc, after, afterGc },
+      notes: [
+        'each connection: HTTP upgrade, connect with its own user id (so one user subscription and one presence record per connection), join one room; then idle (server pings every 600 s, so none during the test)',
+        `node flags: ${extra.join(' ')} (admission raised so the connection ramp is not throttled; defaults otherwise); started with --inspect for the forced-GC reading`,
+        'RSS and heap are the node process only; kernel socket buffers are not in RSS',
+      ],
       warnLogs: node.logLines,
     };
   } finally {
@@ -1155,6 +1160,13 @@ async function fig2(o, template) {
         core1UtilisationInWindow: Math.round(((loadCpuWindowS + pubDone.cpuInWindowUs / 1e6 + (selfCpu1.user + selfCpu1.system) / 1e6) / durS) * 1000) / 1000,
       },
       deliveryTimeline: timeline,
+      notes: [
+        `the room has ${ready.joined + 1} members on the server (the publisher is a member and gets its own messages); deliveries.* count only the ${ready.joined} listening members, server.deliveredDelta counts all`,
+        'publishesAckedPerSec and deliveries.perSecondInWindow count acks / message frames received by the clients while Date.now() was inside [t0, t0 + duration)',
+        'latency = client receive time (Date.now() once per TCP chunk) - message.ts; ts is set when the seq is assigned, before the durable-log batch; ms resolution; includes the time the client process (sharing core 1) takes to get to that socket',
+        'server CPU: switchboard_process_cpu_seconds_total delta between a scrape just before t0 and one at t0 + duration; /proc/<pid>/stat utime+stime over about the same span as a cross-check',
+        'deliveriesPerSocketWrite = delta switchboard_messages_delivered_total / delta switchboard_socket_writes_total over the window (acks and the publisher socket included in writes)',
+      ],
       warnLogs: node.logLines,
     };
   } finally {
@@ -1181,6 +1193,15 @@ async function makeTemplate() {
   return dir;
 }
 
+/** Newest modification time (ms) of the files under a directory. */
+function newestMtime(dir) {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) newest = Math.max(newest, statSync(join(e.parentPath ?? e.path, e.name)).mtimeMs);
+  }
+  return newest;
+}
+
 function setupInfo(o) {
   const sh = (cmd) => {
     try {
@@ -1201,6 +1222,7 @@ function setupInfo(o) {
     ephemeralPorts: sh('cat /proc/sys/net/ipv4/ip_local_port_range'),
     gitHead: sh('git rev-parse --short HEAD'),
     gitDirty: sh('git status --porcelain -- src | wc -l') !== '0',
+    distBuiltAfterLastSrcChange: newestMtime(join(ROOT, 'dist')) >= newestMtime(join(ROOT, 'src')),
     pinning: 'servers (Switchboard node / floor) on core 0 via taskset -c 0; load generators, publisher and this orchestrator on core 1',
     loadGenerator: 'raw net sockets, minimal HTTP upgrade, masked client frames with random keys; server frames classified by the first bytes of their "type" value; source addresses 127.0.0.2.. (one per load process)',
     options: o,
@@ -1248,7 +1270,8 @@ async function main() {
         return null;
       }
     };
-    if (o.only === null || o.only === 'fig1') {
+    const parts = o.only !== null ? o.only.split(',') : ['fig1', ...(o.sameRoom ? ['fig1-one-room'] : []), 'fig2'];
+    if (parts.includes('fig1')) {
       results.figure1.switchboard = await run('fig1 switchboard', () => fig1Switchboard(o, template));
       results.figure1.floor = await run('fig1 floor', () => fig1Floor(o));
       const sb = results.figure1.switchboard;
@@ -1263,9 +1286,9 @@ async function main() {
           note: 'switchboard per-connection figure / floor per-connection figure',
         };
       }
-      if (o.sameRoom) results.figure1.switchboardOneRoom = await run('fig1 one room', () => fig1Switchboard(o, template, { room: 'all' }));
     }
-    if (o.only === null || o.only === 'fig2') results.figure2 = await run('fig2', () => fig2(o, template));
+    if (parts.includes('fig1-one-room')) results.figure1.switchboardOneRoom = await run('fig1 one room', () => fig1Switchboard(o, template, { room: 'all' }));
+    if (parts.includes('fig2')) results.figure2 = await run('fig2', () => fig2(o, template));
   } finally {
     clearTimeout(budget);
     if (template !== null) rmSync(template, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import type { WebSocket } from 'ws';
 import type { Identity } from '../auth/identity.js';
 import { CloseCodes } from '../protocol/close-codes.js';
 import { wireFrame } from '../protocol/encode.js';
-import type { RequestId, ServerFrame } from '../protocol/frames.js';
+import type { ClientFrame, RequestId, ServerFrame } from '../protocol/frames.js';
 import { ErrorCodes, type ErrorCode } from '../protocol/errors.js';
 import type { OutboxSink } from './outbox.js';
 import type { Membership, RoomMember } from './room.js';
@@ -27,6 +27,10 @@ export class Connection implements OutboxSink, RoomMember {
   pingSentAt = 0;
   nextPingAt: number;
   badFrames = 0;
+  /** Requests of this connection in progress. */
+  inflight = 0;
+  /** Frames received while connect was still in progress, run when it completes. */
+  readonly early: ClientFrame[] = [];
   closeCode = 0;
 
   constructor(

@@ -67,6 +67,10 @@ export class Gateway {
     });
     this.conns.add(c);
     this.ctx.metrics.connections.inc();
+    if (this.admission.draining) {
+      // The handshake completed after the drain began: send it elsewhere at once.
+      this.sendReconnectNotice(c);
+    }
     ws.on('message', (data, isBinary) => this.session.onMessage(c, data as Buffer, isBinary));
     ws.on('close', (code) => this.closed(c, code));
     ws.on('error', (err: Error & { code?: string }) => {
@@ -133,14 +137,15 @@ export class Gateway {
    */
   async drain(): Promise<void> {
     this.admission.draining = true;
-    const spread = this.ctx.config.drainSpreadMs;
-    for (const c of this.conns) {
-      c.sendFrame({ type: 'notice', code: 'reconnect', reason: 'node shutting down', reconnectAfterMs: Math.floor(Math.random() * spread) });
-      c.close(CloseCodes.shutdown, 'node shutting down');
-    }
+    for (const c of this.conns) this.sendReconnectNotice(c);
     const deadline = Date.now() + this.ctx.config.drainTimeoutMs;
     while (this.conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     for (const c of this.conns) c.ws.terminate();
+  }
+
+  private sendReconnectNotice(c: Connection, spread = this.ctx.config.drainSpreadMs): void {
+    c.sendFrame({ type: 'notice', code: 'reconnect', reason: 'node shutting down', reconnectAfterMs: Math.floor(Math.random() * spread) });
+    c.close(CloseCodes.shutdown, 'node shutting down');
   }
 
   close(): void {

@@ -97,6 +97,9 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   });
   const gateway = new Gateway(ctx, admission);
   const writer = new HistoryWriter(engines.durableLog, engines.store, {
+    // Group commit: a batch is whatever arrived while the previous one was being written; an idle node
+    // writes (and acks) a lone message at once instead of waiting for a batch to fill.
+    maxWaitMs: 0,
     onWritten: (n) => metrics.historyWritten.inc(n),
     onFailure: (err, size) => {
       metrics.historyFailures.inc();
@@ -140,6 +143,9 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
       await engines.presence.removeNode(nodeId).catch(() => undefined);
       await rooms.close();
       await ctx.users.close();
+      // Let the history writer commit what is queued (bounded), so in-flight publishes still get acked.
+      const deadline = Date.now() + config.drainTimeoutMs;
+      while (engines.durableLog.lag().messages > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await writer.stop();
       await engines.durableLog.close();
       await Promise.allSettled([engines.backplane.close(), engines.presence.close(), engines.roomLog.close(), engines.store.close()]);

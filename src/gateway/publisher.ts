@@ -2,10 +2,11 @@
  * The publish path (ARCHITECTURE.md §4), shared by the WebSocket `publish` frame and POST /api/publish:
  *   1. RoomLog assigns the seq (or returns the first message for a repeated idempotency id);
  *   2. DurableLog stores it (idempotent on tenant/room/seq) — the ack waits for this: acked means durable;
- *   3. the backplane carries it to every node with members in the room (new messages only: a duplicate
- *      was already published, and a gap left by a failed publish is repaired from the RoomLog).
- * A repeated publish whose first attempt failed at step 2 makes the message durable now, so a client
- * retrying with the same idempotency id turns an error into exactly one stored message.
+ *   3. the backplane carries it to every node with members in the room.
+ * A repeated publish (same idempotency id) whose first attempt failed or timed out at step 2 or 3 makes the
+ * message durable and published now, so a client retrying turns an error into exactly one stored and
+ * delivered message. Duplicates are published again for that reason; nodes drop seqs they already
+ * delivered, so members still get each message once.
  */
 import type { Backplane } from '../engines/backplane/backplane.js';
 import type { DurableLog } from '../engines/durablelog/durablelog.js';
@@ -40,13 +41,12 @@ export class Publisher {
     } catch (err) {
       throw new SwitchboardError('unavailable', 'durable log unavailable, publish not acknowledged; retry with the same idem', { cause: err });
     }
-    if (!appended.duplicate) {
-      try {
-        await this.backplane.publish(roomSubject(ref), encodeEnvelope({ k: 'm', m: appended.message }));
-      } catch (err) {
-        // Durable already: members get it through gap repair when the next message arrives.
-        this.onBackplaneError(err);
-      }
+    try {
+      await this.backplane.publish(roomSubject(ref), encodeEnvelope({ k: 'm', m: appended.message }));
+    } catch (err) {
+      // Durable already: members get it through gap repair when the next message arrives, or when the
+      // publisher retries with the same idempotency id.
+      this.onBackplaneError(err);
     }
     return appended;
   }

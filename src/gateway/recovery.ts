@@ -9,7 +9,7 @@ import type { RoomMessage, RoomPosition, RoomRef } from '../engines/types.js';
 
 export type RecoveryOutcome =
   | { kind: 'recovered'; messages: RoomMessage[]; position: RoomPosition; source: 'window' | 'store' }
-  | { kind: 'reset'; position: RoomPosition; reason: 'epoch' | 'gap' | 'ahead' };
+  | { kind: 'reset'; position: RoomPosition; reason: 'epoch' | 'gap' | 'ahead' | 'size' | 'overflow' };
 
 const PAGE = 1000;
 
@@ -24,8 +24,8 @@ export async function recover(
   const position = fromWindow.position;
   if (position.epoch !== since.epoch) return { kind: 'reset', position, reason: 'epoch' };
   if (since.seq > position.seq) return { kind: 'reset', position, reason: 'ahead' };
-  if (fromWindow.complete) return { kind: 'recovered', messages: fromWindow.messages, position, source: 'window' };
   if (position.seq - since.seq > maxGap) return { kind: 'reset', position, reason: 'gap' };
+  if (fromWindow.complete) return { kind: 'recovered', messages: fromWindow.messages, position, source: 'window' };
 
   // The window starts after since+1: read the older part from the store, the rest from the window.
   const windowStart = fromWindow.messages.length > 0 ? fromWindow.messages[0]!.seq : position.seq + 1;

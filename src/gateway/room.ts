@@ -18,7 +18,12 @@ export interface Membership {
   pending: Array<[number, Buffer]> | null;
   /** Messages with seq <= skipUpTo were already sent by recovery. */
   skipUpTo: number;
+  /** Set when more than MAX_PENDING frames arrived during the join: it then answers `reset`. */
+  overflow?: boolean;
 }
+
+/** Frames buffered per joining member at most (a join whose recovery takes longer is reset instead). */
+export const MAX_PENDING = 10_000;
 
 /** What a room needs of a connection. */
 export interface RoomMember {
@@ -77,14 +82,13 @@ export class LocalRoom {
       return;
     }
     if (m.epoch !== this.epoch) {
-      // The room's sequence was restarted (RoomLog state lost): follow the new epoch from here.
-      if (m.seq <= 1 || this.held.size === 0) {
-        this.epoch = m.epoch;
-        this.lastSeq = m.seq - 1;
-        this.held.clear();
-      } else {
-        return;
-      }
+      // A restarted sequence (RoomLog state lost) begins again at seq 1 under a new epoch: follow it from
+      // there. Anything else from another epoch is stale (a late message of the old one) and dropped.
+      // Members see the epoch change on the message itself and reload from history.
+      if (m.seq !== 1) return;
+      this.epoch = m.epoch;
+      this.lastSeq = 0;
+      this.held.clear();
     }
     if (m.seq <= this.lastSeq) return;
     if (m.seq === this.lastSeq + 1) {
@@ -161,7 +165,10 @@ export class LocalRoom {
     if (this.members.size === 0) return;
     const frame = messageFrame(m);
     for (const ms of this.members) {
-      if (ms.pending !== null) ms.pending.push([m.seq, frame]);
+      if (ms.pending !== null) {
+        if (ms.pending.length < MAX_PENDING) ms.pending.push([m.seq, frame]);
+        else ms.overflow = true;
+      }
       else if (m.seq > ms.skipUpTo) ms.conn.send(frame);
     }
     this.hooks.onDelivered(m, this.members.size);

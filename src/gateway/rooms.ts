@@ -50,7 +50,7 @@ export class RoomRegistry {
     try {
       await entry.ready;
     } catch (err) {
-      this.release(ref);
+      this.release(entry.room);
       throw err;
     }
     return entry.room;
@@ -78,11 +78,15 @@ export class RoomRegistry {
     room.start(await this.roomLog.position(room.ref));
   }
 
-  /** Drops a reference; the last one closes the room and unsubscribes. */
-  release(ref: RoomRef): void {
-    const key = roomKey(ref);
+  /**
+   * Drops a reference taken by `acquire` on this very room object; the last one closes the room and
+   * unsubscribes. A stale room (already closed and replaced under the same key) is ignored, so one
+   * caller's mistake cannot release another room's reference.
+   */
+  release(room: LocalRoom): void {
+    const key = roomKey(room.ref);
     const entry = this.entries.get(key);
-    if (entry === undefined) return;
+    if (entry === undefined || entry.room !== room) return;
     entry.refs--;
     if (entry.refs > 0) return;
     this.entries.delete(key);

@@ -7,7 +7,7 @@ import type { PresenceConn } from '../engines/presence/presence.js';
 import type { RoomRef } from '../engines/types.js';
 import { CloseCodes } from '../protocol/close-codes.js';
 import { messageFrame, toWire } from '../protocol/encode.js';
-import { clientFrameSchema, CLIENT_FRAME_TYPES, PROTOCOL_VERSION, type ClientFrame, type RequestId } from '../protocol/frames.js';
+import { clientFrameSchema, CLIENT_FRAME_TYPES, PROTOCOL_VERSION, type ClientFrame, type RequestId, type WireMessage } from '../protocol/frames.js';
 import { SwitchboardError } from '../protocol/errors.js';
 import { isIdemId, isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
@@ -20,6 +20,8 @@ import { encodeEnvelope, roomSubject } from './subjects.js';
 type Frame<T extends ClientFrame['type']> = Extract<ClientFrame, { type: T }>;
 
 const MAX_BAD_FRAMES = 100;
+/** Requests one connection may have in progress at once (publishes awaiting acks, joins, history…). */
+export const MAX_INFLIGHT = 256;
 
 export class Session {
   constructor(private readonly ctx: NodeContext) {}
@@ -45,8 +47,28 @@ export class Session {
       if (++c.badFrames >= MAX_BAD_FRAMES) c.close(CloseCodes.protocolViolation, 'too many invalid frames');
       return;
     }
+    if (c.authenticating && frame.type !== 'connect' && frame.type !== 'ping' && frame.type !== 'pong') {
+      // Pipelined after connect (e.g. connect + join in one write): run once connect has finished.
+      if (c.early.length < MAX_INFLIGHT) c.early.push(frame);
+      else c.sendError('rate_limited', `more than ${MAX_INFLIGHT} frames sent before connect completed`, 'id' in frame ? frame.id : undefined);
+      return;
+    }
+    this.run(c, frame);
+  }
+
+  private run(c: Connection, frame: ClientFrame): void {
     const room = 'room' in frame ? frame.room : undefined;
-    this.dispatch(c, frame).catch((err: unknown) => this.fail(c, err, 'id' in frame ? frame.id : undefined, room));
+    const id = 'id' in frame ? frame.id : undefined;
+    if (c.inflight >= MAX_INFLIGHT) {
+      c.sendError('rate_limited', `more than ${MAX_INFLIGHT} requests in flight on this connection; wait for replies`, id, room);
+      return;
+    }
+    c.inflight++;
+    this.dispatch(c, frame)
+      .catch((err: unknown) => this.fail(c, err, id, room))
+      .finally(() => {
+        c.inflight--;
+      });
   }
 
   private parse(c: Connection, data: Buffer, isBinary: boolean): ClientFrame | null {
@@ -128,9 +150,17 @@ export class Session {
       return;
     }
     c.authenticating = true;
-    const identity = await this.ctx.auth.authenticate(f.token, f.user).finally(() => {
+    try {
+      await this.authenticateAndRegister(c, f);
+    } finally {
       c.authenticating = false;
-    });
+      const early = c.early.splice(0);
+      if (!c.dead) for (const frame of early) this.run(c, frame);
+    }
+  }
+
+  private async authenticateAndRegister(c: Connection, f: Frame<'connect'>): Promise<void> {
+    const identity = await this.ctx.auth.authenticate(f.token, f.user);
     if (c.dead) return;
     c.identity = identity;
     const pc = this.presenceConn(c);
@@ -189,7 +219,10 @@ export class Session {
       throw new SwitchboardError('unavailable', 'could not subscribe the room', { cause: err });
     }
     if (c.rooms.get(f.room) !== ms || c.dead) {
-      this.ctx.rooms.release(ref);
+      // Left or closing meanwhile: undo this join completely (the membership never became live).
+      if (c.rooms.get(f.room) === ms) c.rooms.delete(f.room);
+      this.ctx.rooms.release(ms.local);
+      ms.local = null;
       if (!c.dead) c.sendError('not_joined', `room ${f.room} was left before the join completed`, f.id, f.room);
       return;
     }
@@ -199,7 +232,7 @@ export class Session {
     this.announce(ref, 'join', c.identity!.user, this.ctx.engines.presence.join(ref, this.presenceConn(c)));
 
     let recovery: 'none' | 'recovered' | 'reset' = 'none';
-    let messages: Parameters<typeof messageFrame>[0][] = [];
+    let frames: Buffer[] = [];
     let position = start;
     if (f.since !== undefined) {
       let outcome;
@@ -208,22 +241,36 @@ export class Session {
       } catch (err) {
         throw new SwitchboardError('unavailable', 'recovery failed: the recent window or history is unavailable; retry the join', { cause: err });
       }
+      if (c.dead) return;
       if (outcome.kind === 'recovered') {
+        frames = outcome.messages.map(messageFrame);
+        // A recovery larger than half the hard output bound would cut the client every time: reset instead.
+        const bytes = frames.reduce((n, b) => n + b.length, 0);
+        if (bytes > this.ctx.config.maxBufferedBytes / 2) outcome = { kind: 'reset', position: outcome.position, reason: 'size' };
+      }
+      if (outcome.kind === 'recovered' && ms.overflow !== true) {
         recovery = 'recovered';
-        messages = outcome.messages;
         position = { seq: Math.max(outcome.position.seq, f.since.seq), epoch: outcome.position.epoch };
         this.ctx.metrics.recoveries.inc({ result: outcome.source });
       } else {
         recovery = 'reset';
-        this.ctx.metrics.recoveries.inc({ result: `reset_${outcome.reason}` });
+        frames = [];
+        this.ctx.metrics.recoveries.inc({ result: `reset_${outcome.kind === 'reset' ? outcome.reason : 'overflow'}` });
       }
     }
     if (c.rooms.get(f.room) !== ms) {
       c.sendError('not_joined', `room ${f.room} was left before the join completed`, f.id, f.room);
       return;
     }
-    c.sendFrame({ type: 'joined', id: f.id, room: f.room, seq: position.seq, epoch: position.epoch, recovery, missed: messages.length });
-    for (const m of messages) c.send(messageFrame(m));
+    if (ms.overflow === true) {
+      // The room moved on by more than MAX_PENDING messages while joining: start from where it is now.
+      recovery = f.since !== undefined ? 'reset' : 'none';
+      frames = [];
+      position = ms.local.position();
+      ms.pending = [];
+    }
+    c.sendFrame({ type: 'joined', id: f.id, room: f.room, seq: position.seq, epoch: position.epoch, recovery, missed: frames.length });
+    for (const frame of frames) c.send(frame);
     ms.skipUpTo = position.seq;
     for (const [seq, frame] of ms.pending ?? []) {
       if (seq > ms.skipUpTo) {
@@ -256,10 +303,12 @@ export class Session {
     if (ms === undefined) return;
     c.rooms.delete(room);
     if (ms.local === null) return; // join still acquiring: it sees the removal and releases
-    const ref = ms.local.ref;
-    ms.local.members.delete(ms);
+    const local = ms.local;
+    const ref = local.ref;
+    ms.local = null;
+    local.members.delete(ms);
     this.ctx.metrics.roomMemberships.dec();
-    this.ctx.rooms.release(ref);
+    this.ctx.rooms.release(local);
     this.announce(ref, 'leave', c.identity!.user, this.ctx.engines.presence.leave(ref, this.presenceConn(c)));
   }
 
@@ -296,7 +345,8 @@ export class Session {
     const q = { limit, ...(f.before !== undefined ? { before: f.before } : {}), ...(f.after !== undefined ? { after: f.after } : {}) };
     try {
       const page = await this.ctx.engines.store.page(ref, q);
-      c.sendFrame({ type: 'history.page', id: f.id, room: f.room, messages: page.messages.map(toWire), more: page.more });
+      const { messages, trimmed } = fitPage(page.messages.map(toWire), this.ctx.config.maxBufferedBytes / 2, f.after !== undefined);
+      c.sendFrame({ type: 'history.page', id: f.id, room: f.room, messages, more: page.more || trimmed });
     } catch (err) {
       this.fail(c, new SwitchboardError('unavailable', 'history is unavailable', { cause: err }), f.id, f.room);
     }
@@ -317,4 +367,21 @@ export class Session {
     }
     c.sendFrame({ type: 'presence.list', id: f.id, room: f.room, members: members.map((m) => ({ ...m })) });
   }
+}
+
+/**
+ * Trims a history page to at most `budget` bytes of JSON, keeping the messages next to the cursor: for
+ * `before`/newest paging the newest, for `after` paging the oldest. The client pages on for the rest.
+ */
+function fitPage(messages: WireMessage[], budget: number, fromOldest: boolean): { messages: WireMessage[]; trimmed: boolean } {
+  let total = 0;
+  const order = fromOldest ? messages : [...messages].reverse();
+  let keep = 0;
+  for (const m of order) {
+    total += JSON.stringify(m).length + 1;
+    if (total > budget && keep > 0) break;
+    keep++;
+  }
+  if (keep === messages.length) return { messages, trimmed: false };
+  return { messages: fromOldest ? messages.slice(0, keep) : messages.slice(messages.length - keep), trimmed: true };
 }

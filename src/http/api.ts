@@ -30,7 +30,10 @@ const publishSchema = z
 export class Api {
   private readonly apiKey: Buffer | null;
 
-  constructor(private readonly ctx: NodeContext) {
+  constructor(
+    private readonly ctx: NodeContext,
+    private readonly isDraining: () => boolean,
+  ) {
     this.apiKey = ctx.config.apiKey !== undefined ? Buffer.from(ctx.config.apiKey) : null;
   }
 
@@ -82,6 +85,7 @@ export class Api {
   }
 
   private async publish(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.isDraining()) throw new HttpError(503, 'unavailable', 'node is shutting down; publish through another node');
     const body = await readJson(req, this.ctx.config.maxHttpBodyBytes);
     if (exceedsDepth(body, MAX_JSON_DEPTH)) throw new HttpError(400, 'bad_request', `body nests deeper than ${MAX_JSON_DEPTH} levels`);
     const parsed = publishSchema.safeParse(body);

@@ -21,7 +21,7 @@ export interface Readiness {
 }
 
 export function createHttpServer(ctx: NodeContext, gateway: Gateway, readiness: () => Readiness): Server {
-  const api = new Api(ctx);
+  const api = new Api(ctx, () => gateway.admission.draining);
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const httpErr = toHttpError(err);

@@ -204,3 +204,38 @@ describe('bad HTTP requests', () => {
     expect(status).toBe(404);
   });
 });
+
+describe('abuse does not hurt other members', () => {
+  it('a client that joins while being closed for bad frames does not drop the room for others', async () => {
+    const victim = await connected('victim');
+    await victim.request({ type: 'join', room: 'shared' });
+    for (let round = 0; round < 3; round++) {
+      const attacker = await connected('attacker');
+      for (let i = 0; i < 100; i++) attacker.sendRaw('nonsense');
+      attacker.send({ type: 'join', id: 999, room: 'shared' });
+      expect((await attacker.waitClosed()).code).toBe(4501);
+    }
+    const res = await fetch(`${node.url}/api/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ room: 'shared', data: 'still here' }),
+    });
+    expect(res.status).toBe(200);
+    const [m] = await victim.waitForMessages('shared', 1);
+    expect(m!.data).toBe('still here');
+    victim.close();
+  });
+
+  it('more than 256 requests in flight on one connection get rate_limited; the connection keeps working', async () => {
+    const c = await connected('pipeliner');
+    await c.request({ type: 'join', room: 'ok' });
+    for (let i = 0; i < 600; i++) c.send({ type: 'history', id: `h${i}`, room: 'ok', limit: 1 });
+    await c.waitFor((f) => f.type === 'error' && f.code === 'rate_limited');
+    const limited = c.frames.filter((f) => f.type === 'error' && f.code === 'rate_limited');
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0]!.retryable).toBe(true);
+    expect(await c.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
+    await stillServing();
+    c.close();
+  });
+});

@@ -88,3 +88,24 @@ describe('admission control', () => {
     for (const r of open) r.ws!.close();
   });
 });
+
+describe('bounded recovery', () => {
+  it('a recovery larger than half the output bound answers reset instead of cutting the client', async () => {
+    const n = await startNodeProcess({ args: ['--max-buffered-bytes', '200000'] });
+    started.push(n);
+    const pub = await TestClient.connect(n.wsUrl, { user: 'pub' });
+    await pub.request({ type: 'join', room: 'big' });
+    const first = await pub.request({ type: 'publish', room: 'big', data: 'x' });
+    const big = 'y'.repeat(8000);
+    for (let i = 0; i < 30; i++) await pub.request({ type: 'publish', room: 'big', data: big }); // ~240 KB missed
+    const late = await TestClient.connect(n.wsUrl, { user: 'late' });
+    const joined = await late.request({ type: 'join', room: 'big', since: { seq: first.seq, epoch: first.epoch } });
+    expect(joined).toMatchObject({ recovery: 'reset', missed: 0, seq: 31 });
+    const small = await TestClient.connect(n.wsUrl, { user: 'small' });
+    const ok = await small.request({ type: 'join', room: 'big', since: { seq: 25, epoch: first.epoch } });
+    expect(ok).toMatchObject({ recovery: 'recovered', missed: 6 });
+    expect(late.closed).toBeNull();
+    expect(await metric(n, 'switchboard_recoveries_total', 'result="reset_size"')).toBe(1);
+    for (const c of [pub, late, small]) c.close();
+  });
+});

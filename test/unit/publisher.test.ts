@@ -44,6 +44,8 @@ describe('Publisher', () => {
     expect(retry).toMatchObject({ duplicate: true, message: { seq: 1 } });
     await waitFor(() => stored.length >= 1, 2000, 'stored');
     expect(stored.map((m) => m.seq)).toEqual([1]);
+    // the retry's ack means members get it now, not only when a later message triggers gap repair
+    await waitFor(() => delivered.includes(1), 2000, 'delivery of seq 1 after the retry');
     const next = await publisher.toRoom(ref, { from: 'u', data: 'again', idem: 'k2' });
     expect(next).toMatchObject({ duplicate: false, message: { seq: 2 } });
     await waitFor(() => delivered.includes(2), 2000, 'delivery of seq 2');

@@ -162,11 +162,13 @@ for (const variant of variants) {
       expect(seqs(atLimit)).toEqual(range(4, 20));
     });
 
-    it('window recovery is not limited by maxGap', async () => {
+    it('window recovery is bounded by maxGap too (a bigger gap resets rather than flood the client)', async () => {
       const { epoch } = await room(20, { windowSize: 50 });
       const o = await recover(log, store, ref, { seq: 2, epoch }, 5);
-      expect(o).toMatchObject({ kind: 'recovered', source: 'window' });
-      expect(seqs(o)).toEqual(range(3, 20));
+      expect(o).toEqual({ kind: 'reset', reason: 'gap', position: { seq: 20, epoch } });
+      const within = await recover(log, store, ref, { seq: 15, epoch }, 5);
+      expect(within).toMatchObject({ kind: 'recovered', source: 'window' });
+      expect(seqs(within)).toEqual(range(16, 20));
     });
 
     it('resets with reason "gap" rather than return a partial run when history misses messages', async () => {

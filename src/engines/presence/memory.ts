@@ -86,7 +86,9 @@ export class MemoryPresenceStore implements PresenceStore {
     checkTenant(ref, conn);
     const tenant = this.tenant(ref.tenant);
     const room = tenant.rooms.get(ref.room);
-    if (room !== undefined) this.expireRoom(room);
+    // Only this user's stale connections matter for `changed`: O(their connections), not O(room).
+    const existing = room?.members.get(conn.user);
+    if (existing !== undefined) this.expireIds(existing);
     const state = this.register(conn);
     if (state.rooms.has(ref.room)) return { changed: false };
     const target = room ?? this.room(tenant, ref.room);
@@ -282,12 +284,15 @@ export class MemoryPresenceStore implements PresenceStore {
 
   /** Expires the stale connections of one room's members. */
   private expireRoom(room: RoomState): void {
+    for (const ids of [...room.members.values()]) this.expireIds(ids);
+  }
+
+  /** Expires the stale connections among `ids`. */
+  private expireIds(ids: ReadonlySet<string>): void {
     const now = this.now();
-    for (const ids of [...room.members.values()]) {
-      for (const id of [...ids]) {
-        const state = this.conns.get(id);
-        if (state !== undefined && this.expired(state, now)) this.drop(state, state.beat);
-      }
+    for (const id of [...ids]) {
+      const state = this.conns.get(id);
+      if (state !== undefined && this.expired(state, now)) this.drop(state, state.beat);
     }
   }
 
