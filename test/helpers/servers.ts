@@ -3,8 +3,8 @@
  * redis-server, each on free loopback ports in its own temp directory. They can be stopped, killed and
  * restarted on the same port to inject faults. Never the machine's shared instances.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +107,36 @@ export async function startRedisServer(options: { password?: string } = {}): Pro
   if (options.password !== undefined) args.push('--requirepass', options.password);
   const auth = options.password !== undefined ? `:${options.password}@` : '';
   const s = managed('redis-server', port, `redis://${auth}127.0.0.1:${port}`, dir, () => spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  await (s as TestServer & { start(): Promise<void> }).start();
+  return s;
+}
+
+const PG_BIN = '/usr/lib/postgresql';
+
+function pgBinary(name: string): string {
+  // Debian installs versioned binaries; pick the newest.
+  const versions = readdirSync(PG_BIN).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  if (versions.length === 0) throw new Error('postgresql is not installed (no /usr/lib/postgresql/<version>)');
+  return join(PG_BIN, versions[0]!, 'bin', name);
+}
+
+/**
+ * A throwaway PostgreSQL: initdb into a temp dir (as the `postgres` user when running as root, since
+ * initdb refuses root), trust auth, fsync off, listening on a free loopback port. The URL names
+ * database `postgres`.
+ */
+export async function startPostgres(): Promise<TestServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sb-pg-'));
+  const asRoot = process.getuid?.() === 0;
+  const ids = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()) } : {};
+  if (asRoot) chownSync(dir, ids.uid!, ids.gid!);
+  const data = join(dir, 'data');
+  execFileSync(pgBinary('initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { ...ids, stdio: 'pipe' });
+  const args = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'];
+  const s = managed('postgres', port, `postgres://postgres@127.0.0.1:${port}/postgres`, dir, () =>
+    spawn(pgBinary('postgres'), args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
   await (s as TestServer & { start(): Promise<void> }).start();
   return s;
 }
