@@ -22,6 +22,9 @@ export interface Membership {
   overflow?: boolean;
 }
 
+/** Users named in one presence diff at most; beyond, the diff carries counts only. */
+export const PRESENCE_DIFF_MAX_USERS = 50;
+
 /** Frames buffered per joining member at most (a join whose recovery takes longer is reset instead). */
 export const MAX_PENDING = 10_000;
 
@@ -193,12 +196,20 @@ export class LocalRoom {
   private flushPresence(): void {
     this.presenceTimer = null;
     if (this.members.size === 0 || (this.presenceJoined.size === 0 && this.presenceLeft.size === 0)) return;
-    const frame = wireFrame({
-      type: 'presence.diff',
-      room: this.ref.room,
-      joined: [...this.presenceJoined].map(([user, at]) => ({ user, at })),
-      left: [...this.presenceLeft].map(([user, lastSeen]) => ({ user, lastSeen })),
-    });
+    // Bounded per diff: when many users came and went in one interval (a big room reconnecting), only
+    // the counts are sent and clients ask for the list if they show it. Traffic per member is then at
+    // most one small frame per interval, however large the room.
+    const joinedN = this.presenceJoined.size;
+    const leftN = this.presenceLeft.size;
+    const frame =
+      joinedN + leftN > PRESENCE_DIFF_MAX_USERS
+        ? wireFrame({ type: 'presence.diff', room: this.ref.room, joined: [], left: [], truncated: { joined: joinedN, left: leftN } })
+        : wireFrame({
+            type: 'presence.diff',
+            room: this.ref.room,
+            joined: [...this.presenceJoined].map(([user, at]) => ({ user, at })),
+            left: [...this.presenceLeft].map(([user, lastSeen]) => ({ user, lastSeen })),
+          });
     this.presenceJoined = new Map();
     this.presenceLeft = new Map();
     for (const ms of this.members) if (ms.pending === null) ms.conn.send(frame);

@@ -79,7 +79,9 @@ export type ServerFrame =
   | { type: 'presence.list'; id: RequestId; room: string;
       members: { user: string; online: boolean; connections: number; lastSeen: number }[] }
   | { type: 'presence.diff'; room: string; joined: { user: string; at: number }[];
-      left: { user: string; lastSeen: number }[] }
+      left: { user: string; lastSeen: number }[];
+      /** Present when more than 50 users changed in one interval: lists are empty, counts given instead. */
+      truncated?: { joined: number; left: number } }
   | { type: 'direct'; from: string; ts: number; data: Json }
   | { type: 'ping' }
   | { type: 'pong'; id?: RequestId }

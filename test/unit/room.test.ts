@@ -486,3 +486,20 @@ describe('LocalRoom held-message bound', () => {
     room.close();
   });
 });
+
+describe('LocalRoom presence at scale', () => {
+  it('a diff naming more than 50 users carries counts only: one small frame per member per interval', async () => {
+    const room = new LocalRoom(ref, { fetchRange: async () => [], onDelivered: () => undefined, onGap: () => undefined }, GAP_WAIT_MS, PRESENCE_MS);
+    const frames: Buffer[] = [];
+    room.members.add({ conn: { send: (f: Buffer) => frames.push(f) }, local: room, pending: null, skipUpTo: 0 });
+    room.start({ seq: 0, epoch: EPOCH });
+    for (let i = 0; i < 5000; i++) room.presence('join', `user-${i}`, 1000 + i);
+    room.presence('leave', 'someone-else', 2000);
+    await waitFor(() => frames.length === 1, 2000, 'one diff');
+    await sleep(PRESENCE_MS * 3);
+    expect(frames).toHaveLength(1);
+    expect(frames[0]!.length).toBeLessThan(200);
+    expect(decodeFrame(frames[0]!)).toEqual({ type: 'presence.diff', room: ref.room, joined: [], left: [], truncated: { joined: 5000, left: 1 } });
+    room.close();
+  });
+});
