@@ -5,7 +5,10 @@
  */
 import { Command, Option } from 'commander';
 import { CONFIG_KEYS, ConfigError, envName, kebab, loadConfig, redactConfig } from '../config/load.js';
+import { randomBytes } from 'node:crypto';
 import { startNode } from '../gateway/node.js';
+import { runClusterCommand } from './cluster-command.js';
+import { isPrimary, runPrimary, workerCount } from './workers.js';
 import { createLogger } from '../observability/logger.js';
 
 const HELP: Partial<Record<string, string>> = {
@@ -14,9 +17,11 @@ const HELP: Partial<Record<string, string>> = {
   nodeId: 'node id (default random)',
   dataDir: 'embedded storage directory (default ./data)',
   dev: 'development mode: anonymous users, one tenant, HTTP API open without --api-key',
-  nats: 'NATS URL(s) for the cluster backplane',
-  redis: 'Redis URL for presence and sequencing',
+  nats: 'NATS URL(s), comma-separated, for the cluster backplane (user:pass@ or token@ in the URL)',
+  redis: 'Redis URL for presence and sequencing (redis://:password@host:6379/0, rediss:// for TLS)',
   database: 'PostgreSQL URL for permanent history',
+  backplane: 'node-to-node pub/sub: nats (default) or redis',
+  workers: 'gateway processes on this port: a number or auto (one per core); needs --nats',
   jwtSecret: 'HMAC secret (HS256/384/512) for client tokens',
   jwtPublicKey: 'PEM (SPKI) public key for client tokens: RSA → RS256, EC P-256/384/521 → ES256/384/512, Ed25519 → EdDSA',
   jwksUrl: 'JWKS URL for client tokens',
@@ -45,11 +50,23 @@ start.action(async (opts: Record<string, unknown>) => {
   }
   const log = createLogger(config.logLevel, { node: config.nodeId ?? 'starting' });
   log.info({ config: redactConfig(config) }, 'configuration');
-  if (config.nats !== undefined || config.redis !== undefined || config.database !== undefined) {
-    log.error('cluster engines (--nats, --redis, --database) are not available in this version yet');
-    process.exit(2);
+  const workers = workerCount(config.workers);
+  if (workers > 1 && isPrimary()) {
+    runPrimary(workers, config.nodeId ?? `n-${randomBytes(3).toString('hex')}`, log);
+    return;
   }
-  const node = await startNode(config);
+  if (!isPrimary() && process.env.SWITCHBOARD_NODE_ID !== undefined) {
+    // A worker: its node id comes from the primary, even when --node-id was given on the command line.
+    config = { ...config, nodeId: process.env.SWITCHBOARD_NODE_ID };
+  }
+  let node;
+  try {
+    node = await startNode(config);
+  } catch (err) {
+    // A service that cannot be reached at start-up: say which and where, exit non-zero.
+    log.fatal({ err: { message: (err as Error).message } }, `cannot start: ${(err as Error).message}`);
+    process.exit(3);
+  }
   const nodeLog = node.ctx.log;
   if (config.dev) {
     nodeLog.warn(
@@ -78,6 +95,33 @@ start.action(async (opts: Record<string, unknown>) => {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 });
+
+program
+  .command('cluster')
+  .description('run a local multi-node cluster for development (nginx in front when installed); flags after -- go to every node')
+  .option('--nodes <n>', 'number of gateway nodes', '3')
+  .option('--port <port>', 'port of nginx; nodes listen on port+1..port+N', '8080')
+  .option('--host <host>', 'listen address', '127.0.0.1')
+  .option('--nats <url>', 'NATS URL', process.env.NATS_URL ?? 'nats://127.0.0.1:4222')
+  .option('--redis <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+  .option('--database <url>', 'PostgreSQL URL', process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres')
+  .argument('[startFlags...]', 'flags for every node, after --')
+  .action((startFlags: string[], opts: Record<string, string>) => {
+    const nodes = Number(opts.nodes);
+    const port = Number(opts.port);
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64) {
+      process.stderr.write('switchboard: --nodes must be 1..64\n');
+      process.exit(2);
+    }
+    if (!Number.isInteger(port) || port < 1 || port + nodes > 65_535) {
+      process.stderr.write('switchboard: --port must leave room for port+1..port+N\n');
+      process.exit(2);
+    }
+    runClusterCommand(
+      { nodes, port, host: opts.host!, nats: opts.nats!, redis: opts.redis!, database: opts.database!, extra: startFlags },
+      process.argv[1]!,
+    );
+  });
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`switchboard: ${(err as Error).stack ?? String(err)}\n`);

@@ -21,6 +21,17 @@ export const configSchema = z
     nats: z.string().optional(),
     redis: z.string().optional(),
     database: z.string().optional(),
+    /** Node-to-node pub/sub: `nats` (default with --nats) or `redis` (Redis pub/sub, for comparison). */
+    backplane: z.enum(['nats', 'redis']).optional(),
+    natsCredsFile: z.string().optional(),
+    natsTlsCaFile: z.string().optional(),
+    natsTlsCertFile: z.string().optional(),
+    natsTlsKeyFile: z.string().optional(),
+    redisTlsCaFile: z.string().optional(),
+    redisTlsCertFile: z.string().optional(),
+    redisTlsKeyFile: z.string().optional(),
+    /** Gateway processes on this port (Node cluster module): a number or `auto` (one per core). */
+    workers: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(256)]).default(1),
     /** Auth: exactly one key source unless --dev. */
     jwtSecret: z.string().min(16, 'jwt secret: at least 16 characters').optional(),
     jwtPublicKey: z.string().optional(),
@@ -65,6 +76,18 @@ export const configSchema = z
     if (sources > 1) ctx.addIssue({ code: 'custom', message: 'give only one of --jwt-secret, --jwt-public-key, --jwks-url' });
     if (!c.dev && sources === 0)
       ctx.addIssue({ code: 'custom', message: 'authentication needs --jwt-secret, --jwt-public-key or --jwks-url (or --dev for anonymous development mode)' });
+    const clustered = c.nats !== undefined || c.redis !== undefined || c.database !== undefined;
+    if (clustered) {
+      const backplane = c.backplane ?? (c.nats !== undefined ? 'nats' : 'redis');
+      if (backplane === 'nats' && c.nats === undefined) ctx.addIssue({ code: 'custom', message: 'cluster mode needs --nats (or --backplane redis)' });
+      if (c.redis === undefined) ctx.addIssue({ code: 'custom', message: 'cluster mode needs --redis for presence and sequencing shared by all nodes' });
+      if (c.database === undefined) ctx.addIssue({ code: 'custom', message: 'cluster mode needs --database (PostgreSQL) for history shared by all nodes' });
+    } else if (c.backplane !== undefined) {
+      ctx.addIssue({ code: 'custom', message: '--backplane needs cluster mode (--nats/--redis/--database)' });
+    }
+    if (c.workers !== 1 && c.nats === undefined && c.backplane !== 'redis') {
+      ctx.addIssue({ code: 'custom', message: '--workers needs a shared backplane: give --nats (and --redis, --database); embedded engines live inside one process' });
+    }
     if (c.retryAfterMaxS < c.retryAfterMinS) ctx.addIssue({ code: 'custom', message: 'retry-after-max-s must be >= retry-after-min-s' });
   });
 

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Authenticator } from '../auth/authenticator.js';
 import type { Config } from '../config/schema.js';
+import { isClustered, openClusterEngines } from '../engines/cluster.js';
 import { openEmbeddedEngines } from '../engines/embedded.js';
 import type { Engines } from '../engines/engines.js';
 import { HistoryWriter } from '../engines/messagestore/history-writer.js';
@@ -47,7 +48,9 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   const metrics = new Metrics({ node: nodeId });
   const engines =
     options.engines ??
-    (await openEmbeddedEngines({
+    (isClustered(config)
+      ? await openClusterEngines(config, nodeId)
+      : await openEmbeddedEngines({
       dataDir: config.dataDir,
       presenceTtlMs: config.presenceTtlMs,
       recoveryWindow: config.recoveryWindow,
