@@ -133,6 +133,7 @@ describe('loadConfig sources and precedence', () => {
       NATS_URL: 'nats://conventional:4222',
       SWITCHBOARD_NATS: 'nats://prefixed:4222',
       DATABASE_URL: 'postgres://conventional/db',
+      REDIS_URL: 'redis://conventional:6379',
     };
     const c = loadConfig({ dev: true, database: 'postgres://flag/db' }, env);
     expect(c.nats).toBe('nats://prefixed:4222');
@@ -238,12 +239,24 @@ describe('redactConfig', () => {
   });
 
   it('leaves URLs without a password and absent secrets alone', () => {
-    const config = loadConfig({ dev: true }, { NATS_URL: 'nats://nats:4222', REDIS_URL: 'redis://user@redis:6379' });
+    const config = loadConfig({ dev: true }, { NATS_URL: 'nats://nats:4222', REDIS_URL: 'redis://user@redis:6379', DATABASE_URL: 'postgres://db/sb' });
     const out = redactConfig(config);
     expect(out.nats).toBe('nats://nats:4222');
     expect(out.redis).toBe('redis://user@redis:6379');
+    expect(out.database).toBe('postgres://db/sb');
     expect(out.jwtSecret).toBeUndefined();
     expect(out.apiKey).toBeUndefined();
-    expect(out.database).toBeUndefined();
+  });
+});
+
+describe('cluster configuration', () => {
+  it('cluster mode needs NATS (or --backplane redis), Redis and PostgreSQL; --workers needs a shared backplane', () => {
+    expect(() => loadConfig({ dev: true, nats: 'nats://n:4222' }, {})).toThrow(/--redis.*\n.*--database|--database/s);
+    expect(() => loadConfig({ dev: true, redis: 'redis://r', database: 'postgres://d/x' }, {})).not.toThrow();
+    expect(loadConfig({ dev: true, redis: 'redis://r', database: 'postgres://d/x' }, {}).backplane).toBeUndefined();
+    expect(() => loadConfig({ dev: true, redis: 'redis://r', database: 'postgres://d/x', backplane: 'nats' }, {})).toThrow(/--nats/);
+    expect(() => loadConfig({ dev: true, workers: '2' }, {})).toThrow(/--workers needs a shared backplane/);
+    expect(loadConfig({ dev: true, workers: 'auto', nats: 'nats://n', redis: 'redis://r', database: 'postgres://d/x' }, {}).workers).toBe('auto');
+    expect(() => loadConfig({ dev: true, backplane: 'redis' }, {})).toThrow(/cluster mode/);
   });
 });
