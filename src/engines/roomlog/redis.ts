@@ -185,14 +185,14 @@ function fresh(): RoomPosition {
 }
 
 /** A command registered with `defineCommand`, bound to its client. */
-export function scriptOf(client: Redis, name: string): ScriptFn {
+function scriptOf(client: Redis, name: string): ScriptFn {
   const fn: unknown = (client as unknown as Record<string, unknown>)[name];
   if (typeof fn !== 'function') throw new Error(`redis script ${name} is not defined`);
   return (...args: ScriptArg[]) => (fn as ScriptFn).apply(client, args);
 }
 
 /** Closes a client: QUIT when connected, else drop the socket (QUIT would wait for a reconnect). */
-export async function quit(client: Redis): Promise<void> {
+async function quit(client: Redis): Promise<void> {
   if (client.status === 'ready') {
     try {
       await client.quit();
