@@ -69,14 +69,20 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     engines.backplane,
     engines.roomLog,
     {
-      fetchRange: (ref, from, to) => engines.roomLog.range(ref, from, to),
+      // Gap repair: the RoomLog window first; what it no longer holds (trimmed under load) from history.
+      fetchRange: async (ref, from, to) => {
+        const fromWindow = await engines.roomLog.range(ref, from, to);
+        if (fromWindow.length > 0 && fromWindow[0]!.seq === from) return fromWindow;
+        const page = await engines.store.page(ref, { after: from - 1, limit: Math.min(1000, to - from + 1) });
+        return [...page.messages, ...fromWindow];
+      },
       onDelivered: (m, members) => {
         metrics.delivered.inc(members);
         metrics.fanoutLatency.observe(Math.max(0, Date.now() - m.ts) / 1000);
       },
       onGap: (result) => metrics.gapFetches.inc({ result }),
     },
-    { gapWaitMs: GAP_WAIT_MS, presenceDiffMs: config.presenceDiffMs },
+    { gapWaitMs: GAP_WAIT_MS, presenceDiffMs: config.presenceDiffMs, gapGiveUpMs: config.publishTimeoutMs + 5_000 },
     onBackplaneError,
   );
   const ctx: NodeContext = {

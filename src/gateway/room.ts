@@ -52,6 +52,9 @@ export class LocalRoom {
   private readonly held = new Map<number, RoomMessage>();
   private gapTimer: NodeJS.Timeout | null = null;
   private fetching = false;
+  /** When the current gap (at lastSeq + 1) was first fetched for, and the next retry delay. */
+  private gapSince = 0;
+  private gapRetryMs = 0;
   private presenceJoined = new Map<string, number>();
   private presenceLeft = new Map<string, number>();
   private presenceTimer: NodeJS.Timeout | null = null;
@@ -62,6 +65,12 @@ export class LocalRoom {
     private readonly hooks: RoomHooks,
     private readonly gapWaitMs: number,
     private readonly presenceDiffMs: number,
+    /**
+     * How long a missing seq is waited for (fetching again with backoff) before members skip it. A seq is
+     * assigned before its message is durable and published, so under load a gap can last as long as a
+     * commit; only a message that never became durable stays missing. 0: skip after the first fetch.
+     */
+    private readonly gapGiveUpMs = 0,
   ) {}
 
   /** The position members joining now start after. */
@@ -143,15 +152,35 @@ export class LocalRoom {
       return;
     }
     this.fetching = true;
+    let found = false;
     try {
       const fetched = await this.hooks.fetchRange(this.ref, from, firstHeld - 1);
       for (const m of fetched) if (m.epoch === this.epoch && m.seq > this.lastSeq) this.held.set(m.seq, m);
-      if (!this.held.has(from)) this.skipGap();
-      else this.hooks.onGap('repaired');
+      found = this.held.has(this.lastSeq + 1);
     } catch {
-      this.skipGap();
+      found = false;
     } finally {
       this.fetching = false;
+    }
+    if (this.closed) return;
+    if (found) {
+      this.hooks.onGap('repaired');
+      this.gapSince = 0;
+    } else {
+      const now = Date.now();
+      if (this.gapSince === 0) {
+        this.gapSince = now;
+        this.gapRetryMs = this.gapWaitMs;
+      }
+      if (now - this.gapSince < this.gapGiveUpMs) {
+        // Not there yet (e.g. still being committed): try again later, members of this room wait.
+        this.gapRetryMs = Math.min(this.gapRetryMs * 2, 1_000);
+        this.gapTimer = setTimeout(() => this.repairGap(), this.gapRetryMs);
+        this.gapTimer.unref();
+        return;
+      }
+      this.gapSince = 0;
+      this.skipGap();
     }
     this.drainHeld();
   }
@@ -165,6 +194,7 @@ export class LocalRoom {
 
   private deliver(m: RoomMessage): void {
     this.lastSeq = m.seq;
+    this.gapSince = 0;
     if (this.members.size === 0) return;
     const frame = messageFrame(m);
     for (const ms of this.members) {

@@ -23,7 +23,7 @@ export class RoomRegistry {
     private readonly backplane: Backplane,
     private readonly roomLog: RoomLog,
     private readonly hooks: RoomHooks,
-    private readonly options: { gapWaitMs: number; presenceDiffMs: number },
+    private readonly options: { gapWaitMs: number; presenceDiffMs: number; gapGiveUpMs?: number },
     private readonly onError: (err: unknown) => void,
   ) {}
 
@@ -40,7 +40,7 @@ export class RoomRegistry {
     const key = roomKey(ref);
     let entry = this.entries.get(key);
     if (entry === undefined) {
-      const room = new LocalRoom(ref, this.hooks, this.options.gapWaitMs, this.options.presenceDiffMs);
+      const room = new LocalRoom(ref, this.hooks, this.options.gapWaitMs, this.options.presenceDiffMs, this.options.gapGiveUpMs);
       const created: Entry = { room, ready: Promise.resolve(), sub: null, refs: 0 };
       created.ready = this.open(created);
       entry = created;

@@ -503,3 +503,28 @@ describe('LocalRoom presence at scale', () => {
     room.close();
   });
 });
+
+describe('LocalRoom gap give-up', () => {
+  it('keeps fetching a missing seq until it exists (e.g. still being committed), then delivers in order', async () => {
+    let available = false;
+    const gaps: string[] = [];
+    const room = new LocalRoom(
+      ref,
+      { fetchRange: async (_r, f) => (available ? [msg(f)] : []), onDelivered: () => undefined, onGap: (g) => gaps.push(g) },
+      GAP_WAIT_MS,
+      PRESENCE_MS,
+      5_000,
+    );
+    const got: number[] = [];
+    room.members.add({ conn: { send: (f: Buffer) => got.push((decodeFrame(f) as { seq: number }).seq) }, local: room, pending: null, skipUpTo: 0 });
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(2));
+    await sleep(GAP_WAIT_MS * 6);
+    expect(got).toEqual([]); // waiting, not skipping
+    available = true;
+    await waitFor(() => got.length === 2, 3_000, 'repair');
+    expect(got).toEqual([1, 2]);
+    expect(gaps).toEqual(['repaired']);
+    room.close();
+  });
+});

@@ -1,0 +1,394 @@
+/**
+ * The connection state machine. Every state change goes through `setState`, which emits `{from, to, …}`:
+ *
+ *   (new) ──▶ connecting ──connected──▶ connected ──lost──▶ disconnected ──▶ reconnecting ──connected──▶ connected
+ *                 │                                              ▲ (offline)      │  ▲
+ *                 └──failed──────────────────────────────────────┼───────────────▶┘  └─failed (attempt+1)
+ *   any state ──close() / terminal close code / auth refused for good──▶ closed
+ *
+ * A lost connection is retried after a full-jitter backoff delay (at least a `notice`'s `reconnectAfterMs`),
+ * with a fresh token from `getToken` on each attempt. Close codes follow docs/protocol.md §6: 4500–4999 and
+ * 1009 are terminal, everything else reconnects; 4005 (token expired) reconnects only with `getToken`.
+ */
+import { isRoomName } from '../protocol/names.js';
+import { backoffDelay } from './backoff.js';
+import { Emitter } from './events.js';
+import { fromErrorFrame, invalidArgument, SwitchboardClientError } from './errors.js';
+import { OfflineQueue } from './offline-queue.js';
+import type { ResolvedOptions } from './options.js';
+import { Requests, type OutFrame, type ReplyFrame, type RequestHandlers } from './requests.js';
+import { Room, type RoomHost } from './room.js';
+import type { ClientEvents, ConnectionState, RoomOptions, StateChange, WebSocketLike } from './types.js';
+
+type Timer = ReturnType<typeof setTimeout>;
+
+/** Id of the `connect` frame (string, so it never collides with request ids). */
+const CONNECT_ID = 'connect';
+
+export function isTerminalCloseCode(code: number): boolean {
+  return (code >= 4500 && code <= 4999) || code === 1009;
+}
+
+export interface ConnectedInfo {
+  connId: string;
+  node: string;
+  user: string;
+  tenant: string;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  maxFrameBytes: number;
+}
+
+export class Connection implements RoomHost {
+  readonly events = new Emitter<ClientEvents>();
+  readonly queue: OfflineQueue;
+  private readonly requests: Requests;
+  private readonly rooms = new Map<string, Room>();
+  private state_: ConnectionState = 'disconnected';
+  private ws: WebSocketLike | null = null;
+  /** Bumped for every socket and every drop: callbacks of an older socket are ignored. */
+  private gen = 0;
+  /** Failed attempts since the last `connected`. */
+  private attempt = 0;
+  private info_: ConnectedInfo | null = null;
+  private reconnectTimer: Timer | null = null;
+  private connectTimer: Timer | null = null;
+  private watchdogTimer: Timer | null = null;
+  /** From a `notice`: do not reconnect sooner than this. */
+  private noticeDelayMs: number | null = null;
+  /** An error frame that explains the close about to follow (unauthorized, token_expired). */
+  private serverError: SwitchboardClientError | null = null;
+  /** Dev mode without `user`: the id the server picked, kept so idempotency ids stay in one scope. */
+  private anonUser: string | undefined;
+  private offline = false;
+  private order = 0;
+  private unlistenNetwork: (() => void) | null = null;
+
+  constructor(private readonly o: ResolvedOptions) {
+    this.queue = new OfflineQueue(o.offlineQueueMax);
+    this.requests = new Requests(o.maxInFlight, o.requestTimeoutMs);
+    this.listenNetwork();
+    // Start on a microtask so listeners attached right after connect() see `connecting`.
+    queueMicrotask(() => {
+      if (this.closed) return;
+      this.setState('connecting');
+      void this.open();
+    });
+  }
+
+  get state(): ConnectionState {
+    return this.state_;
+  }
+
+  get info(): ConnectedInfo | null {
+    return this.info_ === null ? null : { ...this.info_ };
+  }
+
+  get connected(): boolean {
+    return this.state_ === 'connected';
+  }
+
+  get closed(): boolean {
+    return this.state_ === 'closed';
+  }
+
+  get maxFrameBytes(): number {
+    return this.info_?.maxFrameBytes ?? 65_536;
+  }
+
+  get gapWaitMs(): number {
+    return this.o.gapWaitMs;
+  }
+
+  room(name: string, options: RoomOptions = {}): Room {
+    if (!isRoomName(name)) throw invalidArgument(`invalid room name ${JSON.stringify(name)}: 1–128 characters of A–Z a–z 0–9 _ - : @ ~`);
+    if (typeof options !== 'object' || options === null) throw invalidArgument('room options must be an object');
+    const since = options.since;
+    if (since !== undefined && (typeof since !== 'object' || since === null || !Number.isSafeInteger(since.seq) || since.seq < 0 ||
+      typeof since.epoch !== 'string' || since.epoch.length < 1 || since.epoch.length > 64)) {
+      throw invalidArgument('since must be {seq: integer ≥ 0, epoch: string of 1–64 characters}');
+    }
+    if (this.closed) throw new SwitchboardClientError('closed', 'the client is closed');
+    const existing = this.rooms.get(name);
+    if (existing !== undefined) return existing;
+    const room = new Room(this, name, this.o.reorderBufferMax, since);
+    this.rooms.set(name, room);
+    if (this.connected) room.onConnected();
+    return room;
+  }
+
+  close(): void {
+    this.terminate(null);
+  }
+
+  // ---- RoomHost --------------------------------------------------------------------------------------
+
+  request(frame: { type: string } & Record<string, unknown>, handlers: RequestHandlers): number {
+    if (this.closed) {
+      handlers.onError(new SwitchboardClientError('closed', 'the client is closed'));
+      return 0;
+    }
+    return this.requests.request(frame, handlers);
+  }
+
+  recycle(error: SwitchboardClientError): void {
+    if (this.ws !== null) this.lost(error);
+  }
+
+  forget(room: Room): void {
+    if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
+  }
+
+  nextOrder(): number {
+    return ++this.order;
+  }
+
+  // ---- state machine ------------------------------------------------------------------------------------
+
+  private setState(to: ConnectionState, extra: Omit<StateChange, 'from' | 'to'> = {}): void {
+    const from = this.state_;
+    if (from === to && to !== 'reconnecting') return; // each new attempt is reported, even reconnecting → reconnecting
+    this.state_ = to;
+    this.events.emit('state', { from, to, ...extra });
+  }
+
+  private async open(): Promise<void> {
+    const gen = ++this.gen;
+    this.serverError = null;
+    this.noticeDelayMs = null;
+    let token: string | undefined;
+    try {
+      token = await this.token();
+    } catch (err) {
+      if (gen === this.gen) this.terminate(err as SwitchboardClientError);
+      return;
+    }
+    if (gen !== this.gen || this.closed) return;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.o.WebSocket(this.o.url);
+    } catch (err) {
+      this.lost(new SwitchboardClientError('disconnected', 'could not open the WebSocket', { cause: err }));
+      return;
+    }
+    this.ws = ws;
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      if (gen === this.gen) this.lost(new SwitchboardClientError('timeout', `not connected within ${this.o.connectTimeoutMs} ms`));
+    }, this.o.connectTimeoutMs);
+    let transportError: unknown;
+    ws.onopen = () => {
+      if (gen !== this.gen) return;
+      const user = token === undefined ? (this.o.user ?? this.anonUser) : undefined;
+      this.send({ type: 'connect', id: CONNECT_ID, protocol: 1, ...(token !== undefined ? { token } : {}), ...(user !== undefined ? { user } : {}) });
+    };
+    ws.onmessage = (ev) => {
+      if (gen === this.gen) this.onData(ev.data);
+    };
+    ws.onerror = (ev) => {
+      transportError = ev;
+    };
+    ws.onclose = (ev) => {
+      if (gen === this.gen) this.onClose(ev.code, ev.reason, transportError);
+    };
+  }
+
+  private async token(): Promise<string | undefined> {
+    const getToken = this.o.getToken;
+    if (getToken === undefined) return this.o.token;
+    let t: unknown;
+    try {
+      t = await getToken();
+    } catch (err) {
+      throw new SwitchboardClientError('token_unavailable', `getToken() threw: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    if (typeof t !== 'string' || t === '') throw new SwitchboardClientError('token_unavailable', 'getToken() must return a non-empty string');
+    return t;
+  }
+
+  private onData(data: unknown): void {
+    let f: ReplyFrame;
+    try {
+      const parsed: unknown = JSON.parse(typeof data === 'string' ? data : String(data));
+      if (typeof parsed !== 'object' || parsed === null || typeof (parsed as ReplyFrame).type !== 'string') return;
+      f = parsed as ReplyFrame;
+    } catch {
+      return; // the server speaks JSON text frames only; anything else is not ours to act on
+    }
+    this.armWatchdog();
+    switch (f.type) {
+      case 'ping':
+        this.send({ type: 'pong' });
+        return;
+      case 'connected':
+        return this.onConnected(f);
+      case 'notice':
+        if (typeof f.reconnectAfterMs === 'number') this.noticeDelayMs = f.reconnectAfterMs;
+        return;
+      case 'message':
+      case 'presence.diff':
+        this.rooms.get(f.room as string)?.onFrame(f);
+        return;
+      case 'direct':
+        this.events.emit('direct', { from: f.from as string, ts: f.ts as number, data: f.data as never });
+        return;
+      case 'error':
+        return this.onErrorFrame(f);
+      default:
+        this.requests.handle(f);
+    }
+  }
+
+  private onErrorFrame(f: ReplyFrame): void {
+    if (this.requests.handle(f)) return;
+    const error = fromErrorFrame(f as unknown as { code: string; message: string; retryable: boolean; room?: string });
+    if (f.id === CONNECT_ID || error.code === 'unauthorized' || error.code === 'token_expired') {
+      // The close that follows (4500, 4005) decides; a connect refused for another reason is retried.
+      this.serverError = error;
+      if (error.code !== 'unauthorized' && error.code !== 'token_expired') this.lost(error);
+      return;
+    }
+    const room = typeof f.room === 'string' ? this.rooms.get(f.room) : undefined;
+    if (room !== undefined) room.onError(error);
+    else this.events.emit('error', error);
+  }
+
+  private onConnected(f: ReplyFrame): void {
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    this.attempt = 0;
+    this.info_ = {
+      connId: f.connId as string, node: f.node as string, user: f.user as string, tenant: f.tenant as string,
+      pingIntervalMs: f.pingIntervalMs as number, pingTimeoutMs: f.pingTimeoutMs as number, maxFrameBytes: f.maxFrameBytes as number,
+    };
+    if (this.o.token === undefined && this.o.getToken === undefined && this.o.user === undefined) this.anonUser = this.info_.user;
+    this.setState('connected');
+    this.armWatchdog();
+    const gen = this.gen;
+    this.requests.attach((frame) => this.send(frame, gen));
+    for (const room of [...this.rooms.values()]) room.onConnected();
+  }
+
+  private onClose(code: number, reason: string, transportError: unknown): void {
+    const server = this.serverError;
+    if (isTerminalCloseCode(code) || server?.code === 'unauthorized') {
+      return this.terminate(server ?? new SwitchboardClientError('terminal_close', `the server closed the connection with ${code}${reason ? ` (${reason})` : ''}; not reconnecting`, { closeCode: code }));
+    }
+    if ((code === 4005 || server?.code === 'token_expired') && this.o.getToken === undefined) {
+      return this.terminate(new SwitchboardClientError('token_expired', 'the token expired and there is no getToken() to get a fresh one', { closeCode: code, retryable: false }));
+    }
+    const message = `connection closed (${code}${reason ? `: ${reason}` : ''})`;
+    this.lost(server ?? new SwitchboardClientError('disconnected', message, { closeCode: code, ...(transportError !== undefined ? { cause: transportError } : {}) }));
+  }
+
+  /** The connection is gone (closed, silent, refused): tell rooms and requests, then reconnect. */
+  private lost(error: SwitchboardClientError): void {
+    if (this.closed) return;
+    const wasConnected = this.state_ === 'connected';
+    this.dropSocket(false);
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    for (const room of [...this.rooms.values()]) room.onDisconnected();
+    this.requests.detach(error);
+    if (wasConnected || this.offline) this.setState('disconnected', { error });
+    if (!this.offline) this.scheduleReconnect(error);
+  }
+
+  private scheduleReconnect(error?: SwitchboardClientError): void {
+    this.attempt++;
+    let delayMs = backoffDelay(this.attempt, this.o.backoff);
+    if (this.noticeDelayMs !== null) delayMs = Math.max(delayMs, this.noticeDelayMs);
+    this.noticeDelayMs = null;
+    this.setState('reconnecting', { attempt: this.attempt, delayMs, ...(error !== undefined ? { error } : {}) });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      void this.open();
+    }, delayMs);
+  }
+
+  /** Closed for good: by the app (error null) or by a terminal refusal. */
+  private terminate(error: SwitchboardClientError | null): void {
+    if (this.closed) return;
+    this.dropSocket(true);
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.unlistenNetwork?.();
+    this.unlistenNetwork = null;
+    this.setState('closed', error !== null ? { error } : {});
+    const closed = new SwitchboardClientError('closed', error === null ? 'the client is closed' : `the client is closed: ${error.message}`, error !== null ? { cause: error } : {});
+    this.requests.failAll(closed);
+    for (const room of [...this.rooms.values()]) room.shutdown(closed);
+    for (const p of this.queue.takeAll()) p.reject(closed);
+  }
+
+  private dropSocket(graceful: boolean): void {
+    this.gen++;
+    for (const t of [this.connectTimer, this.watchdogTimer]) if (t !== null) clearTimeout(t);
+    this.connectTimer = null;
+    this.watchdogTimer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws === null) return;
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    ws.onerror = () => undefined; // a late error event must not become an unhandled 'error'
+    try {
+      const terminate = (ws as { terminate?: () => void }).terminate;
+      if (!graceful && typeof terminate === 'function') terminate.call(ws);
+      else ws.close(1000, graceful ? 'client closed' : 'reconnecting');
+    } catch {
+      /* already closing */
+    }
+  }
+
+  private armWatchdog(): void {
+    if (this.watchdogTimer !== null) clearTimeout(this.watchdogTimer);
+    this.watchdogTimer = null;
+    const grace = this.o.watchdogGraceMs;
+    if (grace === null || this.info_ === null || this.state_ !== 'connected') return;
+    const silence = this.info_.pingIntervalMs + grace;
+    const gen = this.gen;
+    this.watchdogTimer = setTimeout(() => {
+      this.watchdogTimer = null;
+      if (gen === this.gen) this.lost(new SwitchboardClientError('timeout', `no frame from the server for ${silence} ms (watchdog)`));
+    }, silence);
+  }
+
+  private send(frame: OutFrame | Record<string, unknown>, gen = this.gen): void {
+    const ws = this.ws;
+    if (ws === null || gen !== this.gen) return;
+    try {
+      ws.send(JSON.stringify(frame));
+    } catch (err) {
+      queueMicrotask(() => {
+        if (gen === this.gen) this.lost(new SwitchboardClientError('disconnected', 'send failed', { cause: err }));
+      });
+    }
+  }
+
+  /** Browsers: drop the connection when the machine goes offline, reconnect when it is back. */
+  private listenNetwork(): void {
+    const g = globalThis as { addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void };
+    const add = g.addEventListener;
+    const remove = g.removeEventListener;
+    if (typeof add !== 'function' || typeof remove !== 'function') return;
+    const onOffline = (): void => {
+      if (this.closed || this.offline) return;
+      this.offline = true;
+      this.lost(new SwitchboardClientError('disconnected', 'the network went offline'));
+    };
+    const onOnline = (): void => {
+      if (this.closed || !this.offline) return;
+      this.offline = false;
+      this.attempt = 0;
+      if (this.reconnectTimer === null && this.ws === null) this.scheduleReconnect();
+    };
+    add.call(globalThis, 'offline', onOffline);
+    add.call(globalThis, 'online', onOnline);
+    this.unlistenNetwork = () => {
+      remove.call(globalThis, 'offline', onOffline);
+      remove.call(globalThis, 'online', onOnline);
+    };
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Public types of the client SDK: options, states, events, messages. The wire frames themselves are the
+ * server's (src/protocol/frames.ts), imported as types only so the browser bundle carries no server code.
+ */
+import type { Json } from '../engines/types.js';
+import type { WireMessage } from '../protocol/frames.js';
+import type { BackoffOptions } from './backoff.js';
+import type { SwitchboardClientError } from './errors.js';
+
+export type { Json };
+
+/** A room message as delivered to the app: exactly the wire `message` without `type`. */
+export type Message = WireMessage;
+
+/** A room position: the last message (seq, epoch) the app received. `seq` 0 means "before the first message". */
+export interface Position {
+  seq: number;
+  epoch: string;
+}
+
+/** The subset of the WebSocket API the SDK uses (the browser's, or `ws`'s in Node). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: Handler<unknown> | null;
+  onmessage: Handler<{ data: unknown }> | null;
+  onclose: Handler<{ code: number; reason: string }> | null;
+  onerror: Handler<unknown> | null;
+}
+
+/** Method-style parameter bivariance, so both the DOM's and `ws`'s event handler types fit. */
+type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'reconnecting' | 'closed';
+
+export interface StateChange {
+  from: ConnectionState;
+  to: ConnectionState;
+  /** On `reconnecting`: the attempt about to be made, from 1. */
+  attempt?: number;
+  /** On `reconnecting`: how long the SDK waits before that attempt, ms. */
+  delayMs?: number;
+  /** Why the connection was lost or refused (on `disconnected`, `reconnecting`, and a terminal `closed`). */
+  error?: SwitchboardClientError;
+}
+
+export interface ClientOptions {
+  /** A JWT, used for every attempt. With a static token a `token_expired` close is terminal. */
+  token?: string;
+  /** Called before every connection attempt for a fresh token. Throwing (or returning a non-string) is terminal. */
+  getToken?: () => string | Promise<string>;
+  /** Dev mode only (no token): the user id to connect as. */
+  user?: string;
+  /** The WebSocket constructor. Default `globalThis.WebSocket` (browsers, Node ≥ 22); in Node 20 pass `ws`'s. */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect backoff (full jitter). Defaults: minMs 500, maxMs 20000, factor 2. */
+  backoff?: Partial<BackoffOptions>;
+  /** Dead-connection detection: reconnect if no frame arrives for `pingIntervalMs` (from the server) + `graceMs`. `false` disables it. */
+  watchdog?: { graceMs?: number } | false;
+  /** Bounds publishes held while the room is not joined (offline). Default max 1000. */
+  offlineQueue?: { max?: number };
+  /** Deadline of each request (publish attempt, join, history, presence), ms. Default 15000. */
+  requestTimeoutMs?: number;
+  /** Time allowed from opening the socket to `connected`, ms. Default 10000. */
+  connectTimeoutMs?: number;
+  /** Requests sent and not yet answered on one connection (the server refuses more than 256). Default 128, max 250. */
+  maxInFlight?: number;
+  /** How long an out-of-order message waits for the gap before it to fill before history is asked, ms. Default 1000. */
+  gapWaitMs?: number;
+  /** Most out-of-order messages held per room. Default 1000. */
+  reorderBufferMax?: number;
+}
+
+export interface ClientEvents {
+  state: StateChange;
+  direct: DirectMessage;
+  /** Errors not tied to a promise or a room (e.g. a server error frame without an id). */
+  error: SwitchboardClientError;
+}
+
+export interface DirectMessage {
+  from: string;
+  ts: number;
+  data: Json;
+}
+
+export interface ResetEvent {
+  room: string;
+  /** Where the stream continues: live messages follow from `position.seq + 1`. */
+  position: Position;
+  /** What the app held before the reset (null if nothing). */
+  previous: Position | null;
+  /** `recovery`: the server could not recover the gap (window, max gap); `epoch`: the room's seq restarted; `gap`: history could not fill a gap. */
+  reason: 'recovery' | 'epoch' | 'gap';
+}
+
+export interface JoinedEvent {
+  room: string;
+  position: Position;
+  recovery: 'none' | 'recovered' | 'reset';
+  missed: number;
+}
+
+export interface PresenceDiff {
+  room: string;
+  joined: { user: string; at: number }[];
+  left: { user: string; lastSeen: number }[];
+  /** Set when more than 50 users changed in one interval: the lists are empty; ask `presence()` again. */
+  truncated?: { joined: number; left: number };
+}
+
+export interface PresenceMember {
+  user: string;
+  online: boolean;
+  connections: number;
+  lastSeen: number;
+}
+
+export interface RoomEvents {
+  message: Message;
+  reset: ResetEvent;
+  presence: PresenceDiff;
+  error: SwitchboardClientError;
+  joined: JoinedEvent;
+}
+
+export interface PublishResult {
+  seq: number;
+  epoch: string;
+  /** True when the server had already stored this idem (a retry after a lost ack). */
+  duplicate: boolean;
+}
+
+export interface HistoryQuery {
+  before?: number;
+  after?: number;
+  /** 1–1000, default 50. */
+  limit?: number;
+}
+
+export interface HistoryPage {
+  messages: Message[];
+  more: boolean;
+}
+
+export interface RoomOptions {
+  /** Resume from a position the app persisted (e.g. across a page reload). */
+  since?: Position;
+}
