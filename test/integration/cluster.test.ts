@@ -3,10 +3,12 @@
  * messages and presence across nodes, one order under concurrent publishers, a node crash, a NATS server
  * restart in a 3-server NATS cluster, a Redis restart, and nginx in front.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNginx } from '../../src/cli/nginx.js';
 import { freePort } from '../helpers/free-port.js';
@@ -15,6 +17,7 @@ import { startNatsServer, startPostgres, startRedisServer, type TestServer } fro
 import { waitFor } from '../helpers/wait.js';
 import { TestClient, type Frame } from '../helpers/ws-client.js';
 
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const servers: TestServer[] = [];
 const nodes: NodeProcess[] = [];
 const clients: TestClient[] = [];
@@ -206,5 +209,52 @@ describe('a 3-node cluster', () => {
     } finally {
       nginx.kill('SIGTERM');
     }
+  });
+
+  it('--workers 2: two gateway processes on one port, each its own node, chatting through the backplane', async () => {
+    const port = await freePort();
+    const w = await startNodeProcess({
+      port,
+      args: ['--workers', '2', '--node-id', 'multi', '--nats', nats.map((x) => x.url).join(','), '--redis', redis.url, '--database', pg.url],
+    });
+    nodes.push(w);
+    const seen = new Map<string, TestClient>();
+    for (let i = 0; i < 20 && seen.size < 2; i++) {
+      const c = await TestClient.connect(`ws://127.0.0.1:${port}/ws`, { user: `w${i}` });
+      clients.push(c);
+      const node = c.frames.find((f) => f.type === 'connected')!.node as string;
+      if (!seen.has(node)) seen.set(node, c);
+    }
+    expect([...seen.keys()].sort()).toEqual(['multi-w0', 'multi-w1']);
+    const [x, y] = [...seen.values()];
+    for (const c of [x!, y!]) await c.request({ type: 'join', room: 'workers' });
+    await x!.request({ type: 'publish', room: 'workers', data: 'across workers' });
+    expect((await y!.waitForMessages('workers', 1))[0]).toMatchObject({ data: 'across workers' });
+    expect(await w.stop()).toBe(0);
+  });
+
+  it('a node whose NATS is unreachable at start exits non-zero naming NATS and where', async () => {
+    const dead = await freePort();
+    const r = spawnSync(process.execPath, [CLI, 'start', '--dev', '--port', '0', '--nats', `nats://127.0.0.1:${dead}`, '--redis', redis.url, '--database', pg.url], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(3);
+    expect(r.stdout + r.stderr).toMatch(new RegExp(`NATS unreachable at nats://127.0.0.1:${dead}`));
+  });
+
+  it('switchboard cluster --nodes 2 runs two nodes behind nginx and drains on SIGTERM', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, 'cluster', '--nodes', '2', '--port', String(port), '--nats', nats[1]!.url, '--redis', redis.url, '--database', pg.url, '--', '--dev'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.status === 200, 30_000, 'cluster behind nginx');
+      const a = await TestClient.connect(`ws://127.0.0.1:${port}/ws`, { user: 'ca' });
+      const b = await TestClient.connect(`ws://127.0.0.1:${port}/ws`, { user: 'cb' });
+      clients.push(a, b);
+      for (const c of [a, b]) await c.request({ type: 'join', room: 'local-cluster' });
+      await a.request({ type: 'publish', room: 'local-cluster', data: 'hello' });
+      expect((await b.waitForMessages('local-cluster', 1))[0]).toMatchObject({ data: 'hello' });
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
   });
 });

@@ -96,6 +96,12 @@ describe('configuration', () => {
     const badPort = run(['--dev', '--port', '99999']);
     expect(badPort.status).toBe(2);
     expect(badPort.stderr).toMatch(/--port/);
+    const workers = run(['--dev', '--workers', '2']);
+    expect(workers.status).toBe(2);
+    expect(workers.stderr).toMatch(/--workers needs a shared backplane/);
+    const halfCluster = run(['--dev', '--nats', 'nats://127.0.0.1:4222']);
+    expect(halfCluster.status).toBe(2);
+    expect(halfCluster.stderr).toMatch(/cluster mode needs --redis/);
     const shortSecret = run(['--jwt-secret', 'short']);
     expect(shortSecret.status).toBe(2);
     expect(shortSecret.stderr).toMatch(/at least 16/);
