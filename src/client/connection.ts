@@ -264,9 +264,9 @@ export class Connection implements RoomHost {
     if (this.o.token === undefined && this.o.getToken === undefined && this.o.user === undefined) this.anonUser = this.info_.user;
     this.setState('connected');
     this.armWatchdog();
+    for (const room of [...this.rooms.values()]) room.onConnected(); // joins go first in the waiting line
     const gen = this.gen;
     this.requests.attach((frame) => this.send(frame, gen));
-    for (const room of [...this.rooms.values()]) room.onConnected();
   }
 
   private onClose(code: number, reason: string, transportError: unknown): void {

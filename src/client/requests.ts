@@ -18,6 +18,8 @@ export interface RequestHandlers {
   onError(error: SwitchboardClientError): void;
   /** Send again on the next connection if this one drops (idempotent reads). */
   resend?: boolean;
+  /** Jump the waiting line (joins: a room is rejoined before waiting reads and publishes go out). */
+  first?: boolean;
 }
 
 interface Pending extends RequestHandlers {
@@ -56,7 +58,11 @@ export class Requests {
       timer: setTimeout(() => this.expire(id), timeoutMs),
     };
     this.open.set(id, p);
-    this.waiting.push(p);
+    if (handlers.first === true) {
+      let i = 0;
+      while (i < this.waiting.length && this.waiting[i]!.first === true) i++;
+      this.waiting.splice(i, 0, p);
+    } else this.waiting.push(p);
     this.pump();
     return id;
   }

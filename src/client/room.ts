@@ -219,6 +219,7 @@ export class Room {
     const since = this.stream.position;
     const gen = this.gen;
     this.host.request({ type: 'join', room: this.name, ...(since !== null ? { since } : {}) }, {
+      first: true,
       onReply: (f) => {
         if (gen === this.gen && this.status === 'joining') this.onJoined(f);
       },
