@@ -218,6 +218,8 @@ describe('a 3-node cluster', () => {
       args: ['--workers', '2', '--node-id', 'multi', '--nats', nats.map((x) => x.url).join(','), '--redis', redis.url, '--database', pg.url],
     });
     nodes.push(w);
+    // the helper returns at the first worker's "listening"; wait for both
+    await waitFor(() => new Set(w.logs.filter((l) => l.msg === 'listening').map((l) => l.node)).size === 2, 30_000, 'both workers listening');
     const seen = new Map<string, TestClient>();
     for (let i = 0; i < 20 && seen.size < 2; i++) {
       const c = await TestClient.connect(`ws://127.0.0.1:${port}/ws`, { user: `w${i}` });
