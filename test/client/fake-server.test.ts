@@ -145,10 +145,12 @@ describe('resume after reconnect', () => {
     s.append('r', 1);
     await waitFor(() => got.messages.length === 1, 5000, 'first');
     const first = s.last;
+    // Drop and append in the same tick: the client cannot have rejoined yet (its backoff may be < 20 ms,
+    // shorter than any polling interval), so 2 and 3 can only arrive by recovery.
     first.drop();
-    await waitFor(() => !room.joined, 5000, 'lost');
     s.append('r', 2);
     s.append('r', 3);
+    await waitFor(() => states.some((e) => e.to === 'disconnected'), 5000, 'lost');
     await waitFor(() => got.messages.length === 3, 5000, 'recovered');
     expect(seqs(got.messages)).toEqual([1, 2, 3]);
     expect(s.last).not.toBe(first);
@@ -173,7 +175,7 @@ describe('resume after reconnect', () => {
     await waitFor(() => got.messages.length === 1, 5000, 'first');
     const old = s.room('r').epoch;
     s.last.drop();
-    await waitFor(() => !room.joined, 5000, 'lost');
+    // same tick as the drop: the rejoin cannot come first
     const epoch = s.newEpoch('r');
     for (let i = 0; i < 5; i++) s.append('r', `n${i}`);
     let reloaded: Message[] = [];
