@@ -27,6 +27,8 @@ export async function openEmbeddedEngines(o: EmbeddedOptions): Promise<Engines> 
     windowMs: o.recoveryWindowMs,
     idemMs: o.idempotencyMs,
     seed: (ref) => store.position(ref),
+    // After a restart: the newest stored messages refill the recovery window and the idempotency records.
+    seedRecent: async (ref) => (await store.page(ref, { limit: Math.min(o.recoveryWindow, 1000) })).messages,
   });
   return {
     backplane: new MemoryBackplane(o.bus ?? new MemoryBus()),

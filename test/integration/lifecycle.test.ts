@@ -99,6 +99,25 @@ describe('embedded store', () => {
     c2.close();
   });
 
+  it('a publish retried with the same idem after a kill -9 and restart is stored once', async () => {
+    const dataDir = tempDir();
+    const a = await node({ dataDir });
+    const c = await TestClient.connect(a.wsUrl, { user: 'retry' });
+    await c.request({ type: 'join', room: 'idem-restart' });
+    const first = await c.request({ type: 'publish', room: 'idem-restart', data: 'once', idem: 'r-1' });
+    await a.kill(); // as if the ack had been lost with the node
+    const b = await node({ dataDir });
+    const c2 = await TestClient.connect(b.wsUrl, { user: 'retry' });
+    await c2.request({ type: 'join', room: 'idem-restart' });
+    const retry = await c2.request({ type: 'publish', room: 'idem-restart', data: 'once', idem: 'r-1' });
+    expect(retry).toMatchObject({ type: 'ack', seq: first.seq, epoch: first.epoch, duplicate: true });
+    const next = await c2.request({ type: 'publish', room: 'idem-restart', data: 'twice', idem: 'r-2' });
+    expect(next).toMatchObject({ seq: 2, duplicate: false });
+    const res = (await (await fetch(`${b.url}/api/rooms/idem-restart/history`)).json()) as { messages: Frame[] };
+    expect(res.messages.map((m) => m.data)).toEqual(['once', 'twice']);
+    c2.close();
+  });
+
   it('every acked message survives kill -9', async () => {
     const dataDir = tempDir();
     const a = await node({ dataDir });

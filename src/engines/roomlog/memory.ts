@@ -166,7 +166,10 @@ export class MemoryRoomLog implements RoomLog {
     const load = (async () => {
       try {
         const position = await seed(ref);
-        return this.create(key, position);
+        const recent = position !== null && this.options.seedRecent !== undefined ? await this.options.seedRecent(ref) : [];
+        const state = this.create(key, position);
+        this.restore(state, recent);
+        return state;
       } finally {
         this.loading.delete(key);
       }
@@ -185,6 +188,25 @@ export class MemoryRoomLog implements RoomLog {
     };
     this.rooms.set(key, state);
     return state;
+  }
+
+  /** Refills window and idempotency records from stored messages: the contiguous run ending at `seq`. */
+  private restore(state: RoomState, recent: readonly RoomMessage[]): void {
+    const run: RoomMessage[] = [];
+    let expect = state.seq;
+    for (let i = recent.length - 1; i >= 0; i--) {
+      const m = recent[i]!;
+      if (m.epoch !== state.epoch || m.seq !== expect) break;
+      run.unshift(m);
+      expect--;
+    }
+    if (run.length === 0) return;
+    state.window.push(...run);
+    const now = this.now();
+    for (const m of run) {
+      if (m.idem !== undefined && now - m.ts < this.options.idemMs) state.idem.set(`${m.from}\u0000${m.idem}`, { message: m, at: m.ts });
+    }
+    this.trimWindow(state, now);
   }
 
   private trimWindow(state: RoomState, now: number): void {

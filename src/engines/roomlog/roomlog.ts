@@ -62,6 +62,12 @@ export interface RoomLogOptions {
    * embedded node, from permanent history), so seq continues under the same epoch instead of restarting.
    */
   seed?: (ref: RoomRef) => Promise<RoomPosition | null>;
+  /**
+   * With `seed`: the room's newest stored messages (ascending), to restore the recent window and the
+   * idempotency records they carry, so a client retrying across a restart is still deduplicated.
+   * Implementations whose state survives restarts (Redis) may ignore it.
+   */
+  seedRecent?: (ref: RoomRef) => Promise<RoomMessage[]>;
 }
 
 export const defaultRoomLogOptions: RoomLogOptions = { windowSize: 1000, windowMs: 120_000, idemMs: 600_000 };
