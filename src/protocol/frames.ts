@@ -10,9 +10,11 @@ export const PROTOCOL_VERSION = 1;
 const requestId = z.union([z.number().int().min(0).max(2 ** 53 - 1), z.string().min(1).max(64)]);
 const roomField = z.string().max(256);
 const seq = z.number().int().min(0).max(2 ** 53 - 1);
-const json: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.null(), z.boolean(), z.number(), z.string(), z.array(json), z.record(z.string(), json)]),
-);
+/**
+ * `data` is whatever JSON the client sent: the frame came from JSON.parse (so it is JSON by construction)
+ * and its nesting was bounded before validation (protocol/json-depth.ts), so it is not walked again here.
+ */
+const json = z.custom<Json>((v) => v !== undefined, 'data is required');
 
 export const clientFrameSchema = z.discriminatedUnion('type', [
   z.object({

@@ -50,6 +50,7 @@ describe('bad frames', () => {
     ['unknown frame type', JSON.stringify({ type: 'subscribe', id: 1 }), 'unknown_type'],
     ['missing type', JSON.stringify({ id: 1 }), 'unknown_type'],
     ['schema mismatch', JSON.stringify({ type: 'join', id: 1, room: 42 }), 'bad_frame'],
+    ['publish without data', JSON.stringify({ type: 'publish', id: 1, room: 'ok' }), 'bad_frame'],
     ['data nested too deep', JSON.stringify({ type: 'publish', id: 1, room: 'ok', data: JSON.parse('['.repeat(200) + ']'.repeat(200)) }), 'bad_frame'],
     ['frame over the size limit', JSON.stringify({ type: 'publish', id: 1, room: 'ok', data: 'x'.repeat(2000) }), 'frame_too_large'],
   ])('%s → %s, connection stays open', async (_name, raw, code) => {
