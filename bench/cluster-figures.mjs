@@ -22,11 +22,11 @@
  * JSON on stdout, progress on stderr. Children and servers are stopped by pid.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { finisher, freePort, start, started, startInfra, stop, uptime, waitPort } from './lib/infra.mjs';
 import { clientFrame, frameType, PONG, RawWs } from './lib/raw-ws.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -277,57 +277,6 @@ function args() {
   return a;
 }
 
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-    s.on('error', rej);
-  });
-}
-
-async function waitPort(port, child, name, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${child.out?.slice(-1500)}`);
-    const ok = await new Promise((r) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), r(true)));
-      s.once('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${name} did not listen on ${port}: ${child.out?.slice(-1500)}`);
-    await sleep(100);
-  }
-}
-
-const started = []; // every child process we started, to stop by pid
-function start(name, cmd, argv, opts = {}) {
-  const c = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  c.out = '';
-  c.stdout.on('data', (d) => (c.out = (c.out + d).slice(-20000)));
-  c.stderr.on('data', (d) => (c.out = (c.out + d).slice(-20000)));
-  c.name = name;
-  started.push(c);
-  return c;
-}
-async function stop(c, signal = 'SIGTERM', ms = 10_000) {
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise((r) => c.once('exit', r));
-  try {
-    process.kill(c.pid, signal);
-  } catch {}
-  const t = setTimeout(() => {
-    try {
-      process.kill(c.pid, 'SIGKILL');
-    } catch {}
-  }, ms);
-  await exited;
-  clearTimeout(t);
-}
-
 const TICK = 100; // USER_HZ on Linux
 function cpuSecondsOf(pid, withChildren = false) {
   const read = (p) => {
@@ -350,7 +299,6 @@ function cpuSecondsOf(pid, withChildren = false) {
   return total;
 }
 
-const uptime = () => execFileSync('uptime').toString().trim();
 
 async function main() {
   const opt = args();
@@ -386,45 +334,13 @@ async function main() {
     runs: {},
   };
   const tmp = [];
-  let finished = false;
-  async function finish(aborted) {
-    if (finished) return;
-    finished = true;
-    for (const c of [...started].reverse()) await stop(c, 'SIGTERM', 5000).catch(() => {});
-    for (const d of tmp) rmSync(d, { recursive: true, force: true });
-    result.setup.loadAfter = uptime();
-    result.aborted = aborted;
-    const text = JSON.stringify(result, null, 2);
-    if (opt.out) writeFileSync(opt.out, text);
-    process.stdout.write(text + '\n');
-    process.exit(aborted ? 1 : 0);
-  }
+  const finish = finisher(result, tmp, opt.out);
   process.on('SIGINT', () => finish(true));
   log('load before:', result.setup.loadBefore);
 
   // Infrastructure
-  const natsPort = await freePort();
-  const nats = start('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(natsPort)]);
-  const redisPort = await freePort();
-  const redisDir = mkdtempSync(join(os.tmpdir(), 'sb-bench-redis-'));
-  tmp.push(redisDir);
-  const redis = start('redis-server', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir]);
-  const pgPort = await freePort();
-  const pgDir = mkdtempSync(join(os.tmpdir(), 'sb-bench-pg-'));
-  tmp.push(pgDir);
-  const asRoot = process.getuid?.() === 0;
-  const ids = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : {};
-  if (asRoot) chownSync(pgDir, ids.uid, ids.gid);
-  const pgv = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a)[0];
-  const pgBin = (n) => join('/usr/lib/postgresql', pgv, 'bin', n);
-  execFileSync(pgBin('initdb'), ['-D', join(pgDir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { ...ids, stdio: 'pipe' });
-  const pg = start('postgres', pgBin('postgres'), ['-D', join(pgDir, 'data'), '-p', String(pgPort), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'], ids);
-  await Promise.all([waitPort(natsPort, nats, 'nats-server'), waitPort(redisPort, redis, 'redis-server'), waitPort(pgPort, pg, 'postgres')]);
-  result.setup.postgres = `PostgreSQL ${pgv}, fsync=off, full_page_writes=off, synchronous_commit=off`;
-  const natsUrl = `nats://127.0.0.1:${natsPort}`;
-  const redisUrl = `redis://127.0.0.1:${redisPort}`;
-  const dbUrl = `postgres://postgres@127.0.0.1:${pgPort}/postgres`;
+  const { nats, redis, pg, natsPort, redisPort, pgPort, natsUrl, redisUrl, dbUrl, postgres } = await startInfra({ tmp });
+  result.setup.postgres = postgres;
   log('infra up: nats', natsPort, 'redis', redisPort, 'postgres', pgPort);
 
   for (const bp of opt.backplanes.split(',')) {

@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
 [ -d node_modules ] || npm ci
 npm run build --silent
-npx tsc -p tsconfig.json --noEmit
+npm run typecheck --silent
 npx vitest run "$@"

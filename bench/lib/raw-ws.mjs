@@ -7,9 +7,9 @@ import net from 'node:net';
 
 export const T_CHAR = 9; // offset of the first character of the type value in `{"type":"...`
 
-export function upgradeRequest(port) {
+export function upgradeRequest(port, path = '/ws') {
   return Buffer.from(
-    `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
   );
 }
@@ -61,11 +61,14 @@ export class RawWs {
     this.closeCode = 0;
   }
 
-  start(port, localAddress) {
+  start(port, localAddress, path = '/ws') {
     const s = net.connect({ port, host: '127.0.0.1', localAddress });
     this.sock = s;
     s.setNoDelay(true);
-    s.on('connect', () => s.write(upgradeRequest(port)));
+    s.on('connect', () => {
+      this.h.onTcp?.(this);
+      s.write(upgradeRequest(port, path));
+    });
     s.on('data', (c) => (this.handshake ? this.onHandshake(c) : this.onFrames(c)));
     s.on('error', (e) => {
       this.error = e.code ?? e.message;

@@ -6,6 +6,8 @@
  *   rooms   { join?: string[], publish?: string[] } room patterns (`*` globs); publish implies nothing
  *           about join: a room must be joined before publishing, so give both where needed.
  *           A missing `rooms` claim allows nothing.
+ *   services { send?: string[], rpc?: string[] } service topic patterns (`orders.*`, `*`) for `send`
+ *           and `rpc` frames; a missing `services` claim allows nothing.
  *   exp     expiry (seconds); an open connection is closed with 4005 when it passes.
  */
 import { createPublicKey } from 'node:crypto';
@@ -30,6 +32,9 @@ const claimsSchema = z.object({
   tenant: z.string().refine(isTenantName, 'tenant must be a valid tenant name').optional(),
   rooms: z
     .object({ join: z.array(z.string().max(256)).max(256).optional(), publish: z.array(z.string().max(256)).max(256).optional() })
+    .optional(),
+  services: z
+    .object({ send: z.array(z.string().max(256)).max(256).optional(), rpc: z.array(z.string().max(256)).max(256).optional() })
     .optional(),
 });
 
@@ -81,12 +86,14 @@ export class Authenticator {
     if (!parsed.success) {
       throw new SwitchboardError('unauthorized', `invalid token claims: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
     }
-    const { sub, tenant, rooms } = parsed.data;
+    const { sub, tenant, rooms, services } = parsed.data;
     return {
       user: sub,
       tenant: tenant ?? DEFAULT_TENANT,
       canJoin: compilePatterns(rooms?.join ?? []),
       canPublish: compilePatterns(rooms?.publish ?? []),
+      canSend: compilePatterns(services?.send ?? []),
+      canCall: compilePatterns(services?.rpc ?? []),
       ...(payload.exp !== undefined ? { expiresAt: payload.exp * 1000 } : {}),
     };
   }
@@ -94,7 +101,7 @@ export class Authenticator {
 
 function devIdentity(user: string | undefined): Identity {
   const id = user !== undefined && isUserId(user) ? user : `anon-${Math.random().toString(36).slice(2, 8)}`;
-  return { user: id, tenant: DEFAULT_TENANT, canJoin: allowAll, canPublish: allowAll };
+  return { user: id, tenant: DEFAULT_TENANT, canJoin: allowAll, canPublish: allowAll, canSend: allowAll, canCall: allowAll };
 }
 
 /** The JWS algorithm a PEM (SPKI) public key is used with: RS256 for RSA, ES256/384/512 by curve, EdDSA. */

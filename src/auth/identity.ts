@@ -6,6 +6,9 @@ export interface Identity {
   readonly tenant: string;
   readonly canJoin: RoomMatcher;
   readonly canPublish: RoomMatcher;
+  /** Service topics (`orders.create`) this connection may `send` to / `rpc`. */
+  readonly canSend: RoomMatcher;
+  readonly canCall: RoomMatcher;
   /** Token expiry in ms since the epoch; undefined when the token does not expire. */
   readonly expiresAt?: number;
 }

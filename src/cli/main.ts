@@ -4,10 +4,12 @@
  * config-file key; see docs/operations.md. SIGTERM/SIGINT drain the node and exit 0.
  */
 import { Command, Option } from 'commander';
+import type { Config } from '../config/schema.js';
 import { CONFIG_KEYS, ConfigError, envName, kebab, loadConfig, redactConfig } from '../config/load.js';
 import { randomBytes } from 'node:crypto';
 import { startNode } from '../gateway/node.js';
 import { runClusterCommand } from './cluster-command.js';
+import { runHistoryWriter } from './history-writer.js';
 import { isPrimary, runPrimary, workerCount } from './workers.js';
 import { createLogger } from '../observability/logger.js';
 
@@ -29,18 +31,32 @@ const HELP: Partial<Record<string, string>> = {
 };
 
 const BOOLEAN_KEYS = new Set(['dev']);
+Object.assign(HELP, {
+  durableLog: 'cluster durable log: jetstream (default with --nats) or memory (acks wait for PostgreSQL)',
+  jetstreamReplicas: 'JetStream durable log: stream replicas (default 1; 3 in production, see docs/scaling.md)',
+  jetstreamMaxAgeMs: 'JetStream durable log: keep messages this long, ms (default 7 days)',
+  jetstreamMaxBytes: 'JetStream durable log: keep at most this many bytes (default 10 GiB)',
+  jetstreamAckWaitMs: 'JetStream durable log: redeliver a message a killed history writer held after this long, ms (default 30000)',
+  historyWriter: 'run the history writer (durable log → PostgreSQL) in this node: true (default) or false',
+  historyBatch: 'most messages per history insert batch (default 5000)',
+});
 
 const program = new Command('switchboard').description('Switchboard real-time messaging gateway');
-const start = program.command('start').description('run a gateway node').option('--config <file>', 'JSON config file');
-for (const key of CONFIG_KEYS) {
-  const flag = BOOLEAN_KEYS.has(key) ? `--${kebab(key)}` : `--${kebab(key)} <value>`;
-  start.addOption(new Option(flag, `${HELP[key] ?? key} [env ${envName(key)}]`));
+
+/** A command taking every configuration option as a flag (plus --config). */
+function configCommand(name: string, description: string): Command {
+  const command = program.command(name).description(description).option('--config <file>', 'JSON config file');
+  for (const key of CONFIG_KEYS) {
+    const flag = BOOLEAN_KEYS.has(key) ? `--${kebab(key)}` : `--${kebab(key)} <value>`;
+    command.addOption(new Option(flag, `${HELP[key] ?? key} [env ${envName(key)}]`));
+  }
+  return command;
 }
 
-start.action(async (opts: Record<string, unknown>) => {
-  let config;
+/** The validated configuration, or exit 2 with the reasons. */
+function configOrExit(opts: Record<string, unknown>): Config {
   try {
-    config = loadConfig(opts, process.env, opts.config as string | undefined);
+    return loadConfig(opts, process.env, opts.config as string | undefined);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`switchboard: ${err.message}\n`);
@@ -48,6 +64,11 @@ start.action(async (opts: Record<string, unknown>) => {
     }
     throw err;
   }
+}
+
+const start = configCommand('start', 'run a gateway node');
+start.action(async (opts: Record<string, unknown>) => {
+  let config = configOrExit(opts);
   const log = createLogger(config.logLevel, { node: config.nodeId ?? 'starting' });
   log.info({ config: redactConfig(config) }, 'configuration');
   const workers = workerCount(config.workers);
@@ -94,6 +115,18 @@ start.action(async (opts: Record<string, unknown>) => {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+});
+
+const historyWriter = configCommand('history-writer', 'run only the history writer (JetStream → PostgreSQL); takes the same flags as start (needs --nats and --database)');
+historyWriter.action(async (opts: Record<string, unknown>) => {
+  const config = configOrExit(opts);
+  const log = createLogger(config.logLevel, { node: config.nodeId ?? 'history-writer' });
+  try {
+    await runHistoryWriter(config, log);
+  } catch (err) {
+    log.fatal({ err: { message: (err as Error).message } }, `cannot start: ${(err as Error).message}`);
+    process.exit(3);
+  }
 });
 
 program

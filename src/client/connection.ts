@@ -123,12 +123,12 @@ export class Connection implements RoomHost {
 
   // ---- RoomHost --------------------------------------------------------------------------------------
 
-  request(frame: { type: string } & Record<string, unknown>, handlers: RequestHandlers): number {
+  request(frame: { type: string } & Record<string, unknown>, handlers: RequestHandlers, timeoutMs?: number): number {
     if (this.closed) {
       handlers.onError(new SwitchboardClientError('closed', 'the client is closed'));
       return 0;
     }
-    return this.requests.request(frame, handlers);
+    return this.requests.request(frame, handlers, timeoutMs);
   }
 
   recycle(error: SwitchboardClientError): void {

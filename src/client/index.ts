@@ -8,5 +8,5 @@ export { SwitchboardClientError, ClientErrorCodes, type ClientErrorCode, type Sw
 export { backoffDelay, backoffWindow, defaultBackoff, type BackoffOptions } from './backoff.js';
 export type {
   ClientEvents, ClientOptions, ConnectionState, DirectMessage, HistoryPage, HistoryQuery, JoinedEvent, Json, Message, Position,
-  PresenceDiff, PresenceMember, PublishResult, ResetEvent, RoomEvents, RoomOptions, StateChange, WebSocketConstructor, WebSocketLike,
+  PresenceDiff, PresenceMember, PublishResult, SendResult, ResetEvent, RoomEvents, RoomOptions, StateChange, WebSocketConstructor, WebSocketLike,
 } from './types.js';

@@ -150,3 +150,14 @@ export interface RoomOptions {
   /** Resume from a position the app persisted (e.g. across a page reload). */
   since?: Position;
 }
+
+/** What `client.send()` resolves with: the service (or its durable queue) has the message. */
+export interface SendResult {
+  topic: string;
+  /** The idempotency id the service sees (the one given, or the SDK's random one). */
+  idem: string;
+  /** True when the service is durable: the message is queued in JetStream until an instance acks it. */
+  durable: boolean;
+  /** True when a durable send with this idem was already queued (it is handled once). */
+  duplicate: boolean;
+}

@@ -30,6 +30,21 @@ export const configSchema = z
     redisTlsCaFile: z.string().optional(),
     redisTlsCertFile: z.string().optional(),
     redisTlsKeyFile: z.string().optional(),
+    /**
+     * Durable log in cluster mode: `jetstream` (default with --nats) or `memory` (the node's in-process queue,
+     * acks wait for PostgreSQL; the default without NATS).
+     */
+    durableLog: z.enum(['jetstream', 'memory']).optional(),
+    /** JetStream durable log (cluster mode with NATS): stream replicas, retention by age (ms) and size (bytes). */
+    jetstreamReplicas: z.coerce.number().int().min(1).max(5).default(1),
+    jetstreamMaxAgeMs: positiveInt.default(604_800_000),
+    jetstreamMaxBytes: positiveInt.default(10_737_418_240),
+    /** A message delivered to a history writer that neither acked it nor kept it in progress (e.g. killed) is redelivered after this, ms. */
+    jetstreamAckWaitMs: positiveInt.default(30_000),
+    /** Run the history writer (durable log → PostgreSQL) inside this node; off when `switchboard history-writer` runs apart. */
+    historyWriter: bool.default(true),
+    /** Most messages the history writer inserts per batch (one multi-row INSERT … ON CONFLICT DO NOTHING). */
+    historyBatch: z.coerce.number().int().min(1).max(8191).default(5000),
     /** Gateway processes on this port (Node cluster module): a number or `auto` (one per core). */
     workers: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(256)]).default(1),
     /** Auth: exactly one key source unless --dev. */
@@ -66,6 +81,12 @@ export const configSchema = z
     idempotencyMs: positiveInt.default(600_000),
     /** A publish not confirmed durable within this time is answered `unavailable` (retry with the same idem). */
     publishTimeoutMs: positiveInt.default(10_000),
+    /** Backend services (docs/backend.md): comma-separated services whose sends are durable (JetStream). */
+    durableServices: z.string().default(''),
+    rpcTimeoutMs: positiveInt.default(5_000),
+    rpcMaxTimeoutMs: positiveInt.default(60_000),
+    serviceSendTimeoutMs: positiveInt.default(5_000),
+    serviceQueueMaxMsgs: positiveInt.default(100_000),
     /** Shutdown: clients are told to reconnect after a random delay in [0, drainSpreadMs]. */
     drainSpreadMs: positiveInt.default(5_000),
     drainTimeoutMs: positiveInt.default(10_000),
@@ -85,11 +106,20 @@ export const configSchema = z
     } else if (c.backplane !== undefined) {
       ctx.addIssue({ code: 'custom', message: '--backplane needs cluster mode (--nats/--redis/--database)' });
     }
+    if (c.durableLog === 'jetstream' && c.nats === undefined) ctx.addIssue({ code: 'custom', message: '--durable-log jetstream needs --nats' });
     if (c.workers !== 1 && c.nats === undefined && c.backplane !== 'redis') {
       ctx.addIssue({ code: 'custom', message: '--workers needs a shared backplane: give --nats (and --redis, --database); embedded engines live inside one process' });
     }
+    const durable = durableServiceList(c.durableServices);
+    if (durable.some((s) => !/^[a-z0-9_-]{1,64}$/.test(s))) ctx.addIssue({ code: 'custom', message: 'durable-services: comma-separated service names of 1–64 a–z 0–9 _ -' });
+    if (durable.length > 0 && c.nats === undefined) ctx.addIssue({ code: 'custom', message: '--durable-services needs --nats (with JetStream)' });
     if (c.retryAfterMaxS < c.retryAfterMinS) ctx.addIssue({ code: 'custom', message: 'retry-after-max-s must be >= retry-after-min-s' });
   });
+
+/** The --durable-services list as names. */
+export function durableServiceList(value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

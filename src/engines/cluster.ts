@@ -1,22 +1,35 @@
 /**
  * The cluster engine set, chosen by flags: NATS (or Redis pub/sub) backplane, Redis presence and RoomLog,
- * PostgreSQL history. Until the durable-history issue brings JetStream, the durable log is the node's
- * in-process queue whose appends resolve when the node's history writer has committed them to
- * PostgreSQL, so acked still means stored. Each service that cannot be reached fails start-up with an
- * error naming it.
+ * JetStream durable log, PostgreSQL history.
+ *
+ * - With NATS configured the durable log is JetStream (unless `--durable-log memory`) (its own connection; stream and consumer created or
+ *   updated here with the configured replicas and retention). Without NATS (`--backplane redis` only) it
+ *   is the node's in-process queue whose appends resolve when the node's history writer has committed them
+ *   to PostgreSQL, so acked still means stored.
+ * - PostgreSQL is opened in the background (DeferredStore): a node whose database is down starts, serves
+ *   live traffic from the durable log, and reports history degraded until the database answers. With the
+ *   in-process durable log (no JetStream) nothing else would hold acked messages, so there the database
+ *   must be reachable at start-up.
+ * - A RoomLog key missing in Redis is seeded from the newest message JetStream holds for the room, else
+ *   from PostgreSQL (the higher of the two when both answer).
+ * - NATS, JetStream and Redis unreachable at start-up fail it with an error naming the service.
  */
 import type { Config } from '../config/schema.js';
-import { openNatsBackplane } from './backplane/nats.js';
+import { describeServers, openNatsBackplane } from './backplane/nats.js';
 import { openRedisBackplane } from './backplane/redis.js';
 import type { Backplane } from './backplane/backplane.js';
-import type { NatsConnectOptions } from './connections/nats.js';
+import { openNats, type NatsConnectOptions } from './connections/nats.js';
 import type { RedisConnectOptions } from './connections/redis.js';
+import type { DurableLog } from './durablelog/durablelog.js';
+import { openJetStreamDurableLog, type JetStreamDurableLog } from './durablelog/jetstream.js';
 import { MemoryDurableLog } from './durablelog/memory.js';
 import type { Engines } from './engines.js';
+import { DeferredStore } from './messagestore/deferred.js';
 import type { MessageStore } from './messagestore/messagestore.js';
 import { openPostgresStore } from './messagestore/postgres.js';
 import { openRedisPresence } from './presence/redis.js';
 import { openRedisRoomLog } from './roomlog/redis.js';
+import type { RoomPosition, RoomRef } from './types.js';
 
 export function isClustered(c: Config): boolean {
   return c.nats !== undefined || c.redis !== undefined || c.database !== undefined;
@@ -40,10 +53,51 @@ export function redisConnectOptions(c: Config): RedisConnectOptions {
   };
 }
 
+/** Opens JetStream (own connection) with the configured stream limits; the log closes the connection. */
+export async function openClusterDurableLog(c: Config, name: string): Promise<JetStreamDurableLog> {
+  let nc;
+  try {
+    nc = await openNats(natsOptions(c, name));
+  } catch (err) {
+    throw new Error(`NATS unreachable at ${describeServers(c.nats!)}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return await openJetStreamDurableLog(nc, {
+      replicas: c.jetstreamReplicas,
+      maxAgeMs: c.jetstreamMaxAgeMs,
+      maxBytes: c.jetstreamMaxBytes,
+      ackWaitMs: c.jetstreamAckWaitMs,
+      publishTimeoutMs: c.publishTimeoutMs,
+      closeConnection: true,
+    });
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    throw new Error(`jetstream unavailable at ${c.nats!}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** PostgreSQL history opened (and migrated) in the background, retried with backoff until it answers. */
+export function openDeferredPostgres(c: Config, onAttemptFailed?: (err: unknown, attempt: number) => void): DeferredStore {
+  return new DeferredStore('postgres', () => openPostgresStore(c.database!), onAttemptFailed === undefined ? {} : { onAttemptFailed });
+}
+
 export async function openClusterEngines(c: Config, nodeId: string): Promise<Engines> {
   const opened: { close(): Promise<void> }[] = [];
   try {
-    const store: MessageStore = await openPostgresStore(c.database!);
+    let durableLog: DurableLog;
+    let store: MessageStore;
+    let jetstream: JetStreamDurableLog | undefined;
+    if ((c.durableLog ?? (c.nats !== undefined ? 'jetstream' : 'memory')) === 'jetstream') {
+      jetstream = await openClusterDurableLog(c, `switchboard ${nodeId} jetstream`);
+      durableLog = jetstream;
+      opened.push(durableLog);
+      const deferred = openDeferredPostgres(c);
+      await deferred.firstAttempt;
+      store = deferred;
+    } else {
+      durableLog = new MemoryDurableLog();
+      store = await openPostgresStore(c.database!);
+    }
     opened.push(store);
     const redis = redisConnectOptions(c);
     const backplane: Backplane =
@@ -53,13 +107,21 @@ export async function openClusterEngines(c: Config, nodeId: string): Promise<Eng
     opened.push(backplane);
     const presence = await openRedisPresence(redis, { ttlMs: c.presenceTtlMs });
     opened.push(presence);
+    const js = jetstream;
+    const seed = async (ref: RoomRef): Promise<RoomPosition | null> => {
+      if (js === undefined) return store.position(ref);
+      const last = await js.last(ref);
+      if (last === null) return store.position(ref);
+      const stored = await store.position(ref).catch(() => null);
+      return stored !== null && stored.seq > last.seq ? stored : { seq: last.seq, epoch: last.epoch };
+    };
     const roomLog = await openRedisRoomLog(redis, {
       windowSize: c.recoveryWindow,
       windowMs: c.recoveryWindowMs,
       idemMs: c.idempotencyMs,
-      seed: (ref) => store.position(ref),
+      seed,
     });
-    return { backplane, presence, roomLog, durableLog: new MemoryDurableLog(), store };
+    return { backplane, presence, roomLog, durableLog, store };
   } catch (err) {
     await Promise.allSettled(opened.map((o) => o.close()));
     throw err;

@@ -6,6 +6,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Outbox } from './outbox.js';
 import type { Publisher } from './publisher.js';
 import type { RoomRegistry } from './rooms.js';
+import type { Services } from './services.js';
 import type { UserRouter } from './users.js';
 
 /** Everything a connection's session needs from its node, passed explicitly (no module state). */
@@ -20,4 +21,6 @@ export interface NodeContext {
   readonly rooms: RoomRegistry;
   readonly users: UserRouter;
   readonly publisher: Publisher;
+  /** Client → backend services (send / rpc frames). */
+  readonly services: Services;
 }

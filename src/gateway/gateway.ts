@@ -59,12 +59,15 @@ export class Gateway {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket));
   }
 
+  /** One callback shared by every connection (not a closure per connection). */
+  private readonly onSlowConsumer = (slow: Connection): void => {
+    this.ctx.metrics.slowConsumers.inc();
+    this.ctx.log.warn({ conn: slow.id, user: slow.identity?.user }, 'slow consumer disconnected');
+    slow.cut(CloseCodes.slowConsumer, 'slow consumer');
+  };
+
   private accept(ws: WebSocket, socket: Socket): void {
-    const c = new Connection(`${this.ctx.nodeId}-${(++this.counter).toString(36)}`, ws, socket, this.ctx, Date.now(), (slow) => {
-      this.ctx.metrics.slowConsumers.inc();
-      this.ctx.log.warn({ conn: slow.id, user: slow.identity?.user }, 'slow consumer disconnected');
-      slow.cut(CloseCodes.slowConsumer, 'slow consumer');
-    });
+    const c = new Connection(`${this.ctx.nodeId}-${(++this.counter).toString(36)}`, ws, socket, this.ctx, Date.now(), this.onSlowConsumer);
     this.conns.add(c);
     this.ctx.metrics.connections.inc();
     if (this.admission.draining) {

@@ -10,6 +10,8 @@ import type { Config } from '../config/schema.js';
 import { isClustered, openClusterEngines } from '../engines/cluster.js';
 import { openEmbeddedEngines } from '../engines/embedded.js';
 import type { Engines } from '../engines/engines.js';
+import { NodeDirectory } from '../engines/backplane/directory.js';
+import { TimedBackplane } from '../engines/backplane/timed.js';
 import { HistoryWriter } from '../engines/messagestore/history-writer.js';
 import { createHttpServer, type Readiness } from '../http/server.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -17,9 +19,11 @@ import { Metrics } from '../observability/metrics.js';
 import { Admission } from './admission.js';
 import type { NodeContext } from './context.js';
 import { Gateway } from './gateway.js';
+import { NodeStats, type NodeInfo } from './node-stats.js';
 import { Outbox } from './outbox.js';
 import { Publisher } from './publisher.js';
 import { RoomRegistry } from './rooms.js';
+import { openNodeServices } from './services-node.js';
 import { UserRouter } from './users.js';
 
 export interface StartOptions {
@@ -41,12 +45,14 @@ export interface RunningNode {
 }
 
 const GAP_WAIT_MS = 100;
+/** How often a node announces itself and its figures to the cluster (admin page, `switchboard_cluster_nodes`). */
+const ANNOUNCE_INTERVAL_MS = 2_000;
 
 export async function startNode(config: Config, options: StartOptions = {}): Promise<RunningNode> {
   const nodeId = config.nodeId ?? `n-${randomBytes(4).toString('hex')}`;
   const log = options.log ?? createLogger(config.logLevel, { node: nodeId });
   const metrics = new Metrics({ node: nodeId });
-  const engines =
+  const opened =
     options.engines ??
     (isClustered(config)
       ? await openClusterEngines(config, nodeId)
@@ -57,6 +63,8 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
       recoveryWindowMs: config.recoveryWindowMs,
       idempotencyMs: config.idempotencyMs,
     }));
+  // Every backplane publish is timed (broker latency); the engines are otherwise as opened.
+  const engines: Engines = { ...opened, backplane: new TimedBackplane(opened.backplane, (s) => metrics.brokerLatency.observe(s)) };
   const onBackplaneError = (err: unknown): void => {
     metrics.backplaneErrors.inc();
     log.error({ err }, 'backplane error');
@@ -79,12 +87,14 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
       onDelivered: (m, members) => {
         metrics.delivered.inc(members);
         metrics.fanoutLatency.observe(Math.max(0, Date.now() - m.ts) / 1000);
+        stats.delivered(m, members);
       },
       onGap: (result) => metrics.gapFetches.inc({ result }),
     },
     { gapWaitMs: GAP_WAIT_MS, presenceDiffMs: config.presenceDiffMs, gapGiveUpMs: config.publishTimeoutMs + 5_000 },
     onBackplaneError,
   );
+  const nodeServices = await openNodeServices(config, nodeId);
   const ctx: NodeContext = {
     nodeId,
     config,
@@ -96,7 +106,9 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     rooms,
     users: new UserRouter(engines.backplane, onBackplaneError),
     publisher: new Publisher(engines.roomLog, engines.durableLog, engines.backplane, onBackplaneError, config.publishTimeoutMs),
+    services: nodeServices.services,
   };
+  await nodeServices.serveApi(ctx);
   const admission = new Admission({
     ratePerSec: config.admissionRate,
     burst: config.admissionBurst,
@@ -105,22 +117,44 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     retryAfterMaxS: config.retryAfterMaxS,
   });
   const gateway = new Gateway(ctx, admission);
+  const stats = new NodeStats(nodeId, metrics, rooms, config.maxConnections, opened.backplane.kind);
+  const directory = new NodeDirectory<NodeInfo>(engines.backplane, nodeId, {
+    intervalMs: ANNOUNCE_INTERVAL_MS,
+    snapshot: () => stats.snapshot(),
+    onError: (err) => log.debug({ err }, 'node announcement failed'),
+  });
+  let directoryStopped = false;
+  // A backplane that is down at start must not stop the node: announcing starts when subscribing works.
+  const startDirectory = (): void => {
+    if (directoryStopped) return;
+    directory.start().catch((err: unknown) => {
+      log.warn({ err }, 'node announcements not started; retrying');
+      setTimeout(startDirectory, ANNOUNCE_INTERVAL_MS).unref();
+    });
+  };
+  startDirectory();
+  // The in-process durable log acks only once this node's writer committed: its writer always runs.
+  const inProcessLog = engines.durableLog.kind === 'memory';
   const writer = new HistoryWriter(engines.durableLog, engines.store, {
     // Group commit: a batch is whatever arrived while the previous one was being written; an idle node
     // writes (and acks) a lone message at once instead of waiting for a batch to fill.
     maxWaitMs: 0,
+    maxBatch: config.historyBatch,
+    // A database back from an outage is written to within 5 s.
+    maxRetryMs: 5_000,
     onWritten: (n) => metrics.historyWritten.inc(n),
     onFailure: (err, size) => {
       metrics.historyFailures.inc();
       log.warn({ err, batch: size }, 'history batch write failed; retrying');
     },
   });
-  writer.start();
+  if (config.historyWriter || inProcessLog) writer.start();
   const lagTimer = setInterval(() => {
     const lag = engines.durableLog.lag();
     metrics.historyLagMessages.set(lag.messages);
     metrics.historyLagSeconds.set(lag.oldestMs / 1000);
     metrics.rooms.set(rooms.size);
+    metrics.clusterNodes.set(directory.nodes().length);
   }, 1000);
   lagTimer.unref();
 
@@ -136,7 +170,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     return { ready, checks };
   };
 
-  const server = createHttpServer(ctx, gateway, readiness);
+  const server = createHttpServer(ctx, gateway, readiness, { nodeId, announceIntervalMs: ANNOUNCE_INTERVAL_MS, nodes: () => directory.nodes() });
   server.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -150,11 +184,14 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
       server.close();
       server.closeAllConnections();
       await engines.presence.removeNode(nodeId).catch(() => undefined);
+      directoryStopped = true;
+      await directory.stop();
       await rooms.close();
       await ctx.users.close();
+      await nodeServices.close();
       // Let the history writer commit what is queued (bounded), so in-flight publishes still get acked.
       const deadline = Date.now() + config.drainTimeoutMs;
-      while (engines.durableLog.lag().messages > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (inProcessLog && engines.durableLog.lag().messages > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await writer.stop();
       await engines.durableLog.close();
       await Promise.allSettled([engines.backplane.close(), engines.presence.close(), engines.roomLog.close(), engines.store.close()]);

@@ -31,6 +31,11 @@ export class RoomRegistry {
     return this.entries.size;
   }
 
+  /** The rooms live on this node now (for stats; a snapshot, not a live view). */
+  list(): LocalRoom[] {
+    return Array.from(this.entries.values(), (e) => e.room);
+  }
+
   get(ref: RoomRef): LocalRoom | undefined {
     return this.entries.get(roomKey(ref))?.room;
   }

@@ -3,6 +3,7 @@
  * connect / join / leave / publish / history / presence / ping. Every failure becomes a typed error frame
  * for this connection alone, counted by code.
  */
+import { readHistory } from './history.js';
 import type { PresenceConn } from '../engines/presence/presence.js';
 import type { RoomRef } from '../engines/types.js';
 import { CloseCodes } from '../protocol/close-codes.js';
@@ -15,6 +16,7 @@ import type { Connection } from './connection.js';
 import type { NodeContext } from './context.js';
 import type { Membership } from './room.js';
 import { recover } from './recovery.js';
+import { serviceFrame } from './service-frames.js';
 import { encodeEnvelope, roomSubject } from './subjects.js';
 
 type Frame<T extends ClientFrame['type']> = Extract<ClientFrame, { type: T }>;
@@ -137,6 +139,9 @@ export class Session {
         return this.history(c, f);
       case 'presence':
         return this.presenceList(c, f);
+      case 'send':
+      case 'rpc':
+        return serviceFrame(this.ctx, c, f);
     }
   }
 
@@ -235,6 +240,7 @@ export class Session {
     let frames: Buffer[] = [];
     let position = start;
     if (f.since !== undefined) {
+      this.ctx.metrics.noteReconnect(c);
       let outcome;
       try {
         outcome = await recover(this.ctx.engines.roomLog, this.ctx.engines.store, ref, f.since, this.ctx.config.recoveryMaxGap);
@@ -344,7 +350,7 @@ export class Session {
     }
     const q = { limit, ...(f.before !== undefined ? { before: f.before } : {}), ...(f.after !== undefined ? { after: f.after } : {}) };
     try {
-      const page = await this.ctx.engines.store.page(ref, q);
+      const page = await readHistory(this.ctx.engines.roomLog, this.ctx.engines.store, ref, q);
       const { messages, trimmed } = fitPage(page.messages.map(toWire), this.ctx.config.maxBufferedBytes / 2, f.after !== undefined);
       c.sendFrame({ type: 'history.page', id: f.id, room: f.room, messages, more: page.more || trimmed });
     } catch (err) {

@@ -4,6 +4,7 @@
  */
 import type { Backplane, BackplaneSubscription } from '../engines/backplane/backplane.js';
 import { wireFrame } from '../protocol/encode.js';
+import { fewAdd, fewDelete, fewList, type Few } from '../util/few.js';
 import { decodeEnvelope, userSubject, type DirectEnvelope } from './subjects.js';
 
 export interface UserConn {
@@ -11,7 +12,8 @@ export interface UserConn {
 }
 
 interface Entry {
-  conns: Set<UserConn>;
+  /** The user's local connections: usually one, so no Set until two (util/few.ts). */
+  conns: Few<UserConn>;
   sub: Promise<BackplaneSubscription | null>;
 }
 
@@ -28,8 +30,8 @@ export class UserRouter {
     const subject = userSubject(tenant, user);
     let entry = this.entries.get(subject);
     if (entry === undefined) {
-      const conns = new Set<UserConn>();
-      const sub = this.backplane
+      const created: Entry = { conns: null, sub: Promise.resolve(null) };
+      created.sub = this.backplane
         .subscribe(subject, (payload) => {
           let env: DirectEnvelope;
           try {
@@ -39,16 +41,16 @@ export class UserRouter {
             return;
           }
           const frame = wireFrame({ type: 'direct', from: env.from, ts: env.ts, data: env.data });
-          for (const c of conns) c.send(frame);
+          for (const c of fewList(created.conns)) c.send(frame);
         })
         .catch((err: unknown) => {
           this.onError(err);
           return null;
         });
-      entry = { conns, sub };
+      entry = created;
       this.entries.set(subject, entry);
     }
-    entry.conns.add(conn);
+    entry.conns = fewAdd(entry.conns, conn);
     await entry.sub;
   }
 
@@ -56,8 +58,8 @@ export class UserRouter {
     const subject = userSubject(tenant, user);
     const entry = this.entries.get(subject);
     if (entry === undefined) return;
-    entry.conns.delete(conn);
-    if (entry.conns.size > 0) return;
+    entry.conns = fewDelete(entry.conns, conn);
+    if (entry.conns !== null) return;
     this.entries.delete(subject);
     entry.sub.then((s) => s?.unsubscribe()).catch(this.onError);
   }

@@ -13,9 +13,10 @@ import { toWire } from '../protocol/encode.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import { isIdemId, isRoomName, isTenantName, isUserId, ROOM_NAME_RULE, TENANT_NAME_RULE, USER_ID_RULE } from '../protocol/names.js';
 import { HttpError, readJson, sendJson } from './respond.js';
+import { readHistory } from '../gateway/history.js';
 
 const json = z.json();
-const publishSchema = z
+export const publishSchema = z
   .object({
     tenant: z.string().refine(isTenantName, TENANT_NAME_RULE).default('default'),
     room: z.string().refine(isRoomName, ROOM_NAME_RULE).optional(),
@@ -65,7 +66,8 @@ export class Api {
     if (req.method !== expected) throw new HttpError(405, 'bad_request', `use ${expected}`);
   }
 
-  private authorize(req: IncomingMessage): void {
+  /** Throws 401 unless the request carries the API key (open in --dev without --api-key). */
+  authorize(req: IncomingMessage): void {
     if (this.apiKey === null) {
       if (this.ctx.config.dev) return; // announced at start-up: dev mode without --api-key leaves the API open
       throw new HttpError(401, 'unauthorized', 'the HTTP API is disabled: start the node with --api-key');
@@ -121,7 +123,7 @@ export class Api {
     if (before !== undefined && after !== undefined) throw new HttpError(400, 'bad_request', 'give before or after, not both');
     let page;
     try {
-      page = await this.ctx.engines.store.page(ref, { limit, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
+      page = await readHistory(this.ctx.engines.roomLog, this.ctx.engines.store, ref, { limit, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
     } catch {
       throw new HttpError(503, 'unavailable', 'history is unavailable');
     }

@@ -4,24 +4,22 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { fileURLToPath } from 'node:url';
 import type { NodeContext } from '../gateway/context.js';
 import type { Gateway } from '../gateway/gateway.js';
+import { AdminApi, type AdminSource } from './admin.js';
 import { Api } from './api.js';
+import { WEB_DIR, webAsset } from './pages.js';
 import { HttpError, sendError, sendJson, toHttpError } from './respond.js';
 
-const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
-const PAGES: Record<string, { file: string; type: string }> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-};
 
 export interface Readiness {
   ready: boolean;
   checks: Record<string, { ok: boolean; detail?: string }>;
 }
 
-export function createHttpServer(ctx: NodeContext, gateway: Gateway, readiness: () => Readiness): Server {
+export function createHttpServer(ctx: NodeContext, gateway: Gateway, readiness: () => Readiness, cluster?: AdminSource): Server {
   const api = new Api(ctx, () => gateway.admission.draining);
+  const admin = cluster !== undefined ? new AdminApi(cluster, (req) => api.authorize(req)) : null;
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const httpErr = toHttpError(err);
@@ -58,6 +56,11 @@ export function createHttpServer(ctx: NodeContext, gateway: Gateway, readiness: 
     }
     if (path.startsWith('/api/')) {
       route = 'api';
+      const a = admin?.handle(req, res, path) ?? null;
+      if (a !== null) {
+        route = a;
+        return;
+      }
       const r = await api.handle(req, res, path, url.searchParams);
       if (r !== null) {
         route = r;
@@ -65,10 +68,16 @@ export function createHttpServer(ctx: NodeContext, gateway: Gateway, readiness: 
       }
       throw new HttpError(404, 'bad_request', `no API route ${path}`);
     }
-    const page = PAGES[path];
-    if (page !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
+    const page = webAsset(path);
+    if (page !== null && (req.method === 'GET' || req.method === 'HEAD')) {
       route = 'page';
-      const body = await readFile(WEB_DIR + page.file);
+      let body: Buffer;
+      try {
+        body = await readFile(WEB_DIR + page.file);
+      } catch {
+        if (page.file.endsWith('.html')) throw new HttpError(503, 'unavailable', `web page ${page.file} is not built: run npm run build`);
+        throw new HttpError(404, 'bad_request', `not found: ${path}`);
+      }
       res.writeHead(200, { 'content-type': page.type, 'content-length': body.length, 'cache-control': 'no-cache' });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;

@@ -33,11 +33,39 @@ export class Metrics {
   readonly historyLagMessages = new Gauge({ name: 'switchboard_history_lag_messages', help: 'Messages in the durable log not yet in the message store.', registers: [this.registry] });
   readonly historyLagSeconds = new Gauge({ name: 'switchboard_history_lag_seconds', help: 'Age of the oldest message not yet in the message store.', registers: [this.registry] });
   readonly historyWritten = new Counter({ name: 'switchboard_history_written_total', help: 'Messages written to the message store by this node.', registers: [this.registry] });
+  readonly serviceRequests = new Counter({ name: 'switchboard_service_requests_total', help: 'Client send/rpc frames to backend services by kind (send, send_durable, rpc) and result (ok or error code).', labelNames: ['kind', 'result'] as const, registers: [this.registry] });
   readonly historyFailures = new Counter({ name: 'switchboard_history_write_failures_total', help: 'Failed history batch writes (retried).', registers: [this.registry] });
+
+  // Seed 004's dashboard figures not covered above (issue 7). Room sizes are histograms and bucketed
+  // gauges, never per-room labels; the busiest rooms by name are on the admin API (top-N) instead.
+  readonly reconnects = new Counter({ name: 'switchboard_reconnects_total', help: 'Connections that resumed a room with a since position (a client coming back after a drop).', registers: [this.registry] });
+  readonly fanoutSize = new Histogram({
+    name: 'switchboard_fanout_members',
+    help: 'Local members a room message was queued to, per message per node.',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+    registers: [this.registry],
+  });
+  readonly roomsBySize = new Gauge({ name: 'switchboard_rooms_by_size', help: 'Rooms on this node by local member count bucket.', labelNames: ['size'] as const, registers: [this.registry] });
+  readonly largestRoom = new Gauge({ name: 'switchboard_largest_room_members', help: 'Local members of the largest room on this node.', registers: [this.registry] });
+  readonly brokerLatency = new Histogram({
+    name: 'switchboard_backplane_publish_seconds',
+    help: 'Backplane publish until the broker confirmed it (NATS flush / Redis PUBLISH reply).',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  private readonly resumed = new WeakSet<object>();
+  readonly clusterNodes = new Gauge({ name: 'switchboard_cluster_nodes', help: 'Nodes this node has heard announce themselves within the expiry (itself included).', registers: [this.registry] });
 
   constructor(labels: { node: string }) {
     this.registry.setDefaultLabels({ node: labels.node });
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' });
+  }
+
+  /** Counts a connection in `reconnects` the first time it resumes a room with a since position. */
+  noteReconnect(connection: object): void {
+    if (this.resumed.has(connection)) return;
+    this.resumed.add(connection);
+    this.reconnects.inc();
   }
 
   error(code: string): void {

@@ -48,6 +48,22 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
     limit: z.number().int().optional(),
   }),
   z.object({ type: z.literal('presence'), id: requestId, room: roomField }),
+  /** To a backend service topic `<service>.<name>`: handled by exactly one instance (docs/backend.md). */
+  z.object({
+    type: z.literal('send'),
+    id: requestId,
+    topic: z.string().max(256),
+    data: json,
+    idem: z.string().max(256).optional(),
+  }),
+  /** Request/reply with one instance of a service; answered `rpc.result` or an error. */
+  z.object({
+    type: z.literal('rpc'),
+    id: requestId,
+    topic: z.string().max(256),
+    data: json,
+    timeoutMs: z.number().int().optional(),
+  }),
   z.object({ type: z.literal('ping'), id: requestId.optional() }),
   z.object({ type: z.literal('pong') }),
 ]);
@@ -56,7 +72,7 @@ export type ClientFrame = z.infer<typeof clientFrameSchema>;
 export type ClientFrameType = ClientFrame['type'];
 export type RequestId = number | string;
 export const CLIENT_FRAME_TYPES: readonly string[] = [
-  'connect', 'join', 'leave', 'publish', 'history', 'presence', 'ping', 'pong',
+  'connect', 'join', 'leave', 'publish', 'history', 'presence', 'send', 'rpc', 'ping', 'pong',
 ];
 
 /** A message as carried in `message` and `history.page` frames (tenant is implicit). */
@@ -85,6 +101,9 @@ export type ServerFrame =
       /** Present when more than 50 users changed in one interval: lists are empty, counts given instead. */
       truncated?: { joined: number; left: number } }
   | { type: 'direct'; from: string; ts: number; data: Json }
+  /** A `send` was accepted: by a running instance (core) or by the service's durable queue (durable). */
+  | { type: 'sent'; id: RequestId; topic: string; idem: string; durable: boolean; duplicate: boolean }
+  | { type: 'rpc.result'; id: RequestId; topic: string; data: Json }
   | { type: 'ping' }
   | { type: 'pong'; id?: RequestId }
   | { type: 'notice'; code: 'reconnect'; reason: string; reconnectAfterMs: number }

@@ -24,7 +24,7 @@ async function clusterNode(port: number, id: string): Promise<NodeProcess> {
 }
 
 beforeAll(async () => {
-  const nats = await startNatsServer();
+  const nats = await startNatsServer({ jetstream: true });
   const redis = await startRedisServer();
   const pg = await startPostgres();
   servers.push(nats, redis, pg);

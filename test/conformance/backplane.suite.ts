@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Backplane, BackplaneSubscription } from '../../src/engines/backplane/backplane.js';
+import { NodeDirectory } from '../../src/engines/backplane/directory.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 /** What a Backplane implementation provides to the conformance suite; one per test. */
@@ -192,6 +193,52 @@ export function backplaneConformance(name: string, factory: () => Promise<Backpl
         100,
       );
       expect(box.texts()).not.toContain('lost');
+    });
+
+    describe('node announcements (NodeDirectory over this backplane)', () => {
+      const INTERVAL = 100;
+      const directories: NodeDirectory<{ load: number }>[] = [];
+      afterEach(async () => {
+        await Promise.allSettled(directories.splice(0).map((d) => d.stop()));
+      });
+      const directory = (bp: Backplane, id: string, s: string, errors: unknown[] = []): NodeDirectory<{ load: number }> => {
+        let load = 0;
+        const d = new NodeDirectory(bp, id, { intervalMs: INTERVAL, subject: s, snapshot: () => ({ load: ++load }), onError: (e) => errors.push(e) });
+        directories.push(d);
+        return d;
+      };
+      const ids = (d: NodeDirectory<unknown>): string[] => d.nodes().map((n) => n.node);
+
+      it('every node lists every node once, sorted, with fresh info; a node that stops leaves the others at once', async () => {
+        const bps = await harness.nodes(3);
+        const s = subject('nodes');
+        const dirs = bps.map((bp, i) => directory(bp, `node-${3 - i}`, s));
+        await Promise.all(dirs.map((d) => d.start()));
+        await waitFor(() => dirs.every((d) => ids(d).join() === 'node-1,node-2,node-3'), 10_000, 'all nodes to see all nodes');
+        const seen = dirs[0]!.nodes();
+        expect(seen.filter((n) => n.self).map((n) => n.node)).toEqual(['node-3']);
+        const before = seen.find((n) => n.node === 'node-1')!.info.load;
+        await waitFor(() => dirs[0]!.nodes().find((n) => n.node === 'node-1')!.info.load > before, 10_000, 'a newer announcement');
+        await dirs[1]!.stop(); // node-2, with a goodbye
+        await waitFor(() => ids(dirs[0]!).join() === 'node-1,node-3' && ids(dirs[2]!).join() === 'node-1,node-3', 2_000, 'node-2 gone at once');
+      });
+
+      it('a node that goes silent expires after expireAfterMs; garbage on the subject is reported, not fatal', async () => {
+        const [a, b] = await harness.nodes(2);
+        const s = subject('nodes');
+        const errors: unknown[] = [];
+        const da = directory(a!, 'alive', s, errors);
+        const db = directory(b!, 'silent', s);
+        await Promise.all([da.start(), db.start()]);
+        await waitFor(() => ids(da).join() === 'alive,silent', 10_000, 'both nodes seen');
+        await b!.publish(s, enc.encode('not json'));
+        await b!.publish(s, enc.encode(JSON.stringify({ v: 1, node: 'x' })));
+        await waitFor(() => errors.length >= 2, 5_000, 'bad announcements reported');
+        expect(String(errors[0])).toMatch(/bad announcement/);
+        await b!.close(); // dies without a goodbye: its announcements stop
+        await waitFor(() => ids(da).join() === 'alive', 5_000, 'the silent node to expire');
+        expect(ids(da)).toEqual(['alive']);
+      });
     });
   });
 }

@@ -14,7 +14,7 @@ export interface TestServer {
   readonly port: number;
   readonly url: string;
   readonly dir: string;
-  /** SIGTERM and wait. */
+  /** SIGTERM (PostgreSQL: SIGINT, its fast shutdown that disconnects clients) and wait. */
   stop(): Promise<void>;
   /** SIGKILL and wait. */
   kill(): Promise<void>;
@@ -42,7 +42,15 @@ async function waitForPort(port: number, timeoutMs: number, child: ChildProcess,
   }
 }
 
-function managed(name: string, port: number, url: string, dir: string, spawnIt: () => ChildProcess): TestServer {
+function managed(
+  name: string,
+  port: number,
+  url: string,
+  dir: string,
+  spawnIt: () => ChildProcess,
+  stopSignal: NodeJS.Signals = 'SIGTERM',
+  ready?: () => Promise<boolean>,
+): TestServer {
   let child: ChildProcess | null = null;
   let output = '';
   const start = async (): Promise<void> => {
@@ -51,6 +59,11 @@ function managed(name: string, port: number, url: string, dir: string, spawnIt: 
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     await waitForPort(port, 15_000, child, () => `${name}: ${output.slice(-2000)}`);
+    const deadline = Date.now() + 15_000;
+    while (ready !== undefined && !(await ready())) {
+      if (Date.now() > deadline) throw new Error(`${name} listens on ${port} but is not ready: ${output.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   };
   const halt = async (signal: NodeJS.Signals): Promise<void> => {
     const c = child;
@@ -63,7 +76,7 @@ function managed(name: string, port: number, url: string, dir: string, spawnIt: 
     port,
     url,
     dir,
-    stop: () => halt('SIGTERM'),
+    stop: () => halt(stopSignal),
     kill: () => halt('SIGKILL'),
     restart: start,
     async dispose() {
@@ -136,6 +149,17 @@ export async function startPostgres(): Promise<TestServer> {
   const args = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'];
   const s = managed('postgres', port, `postgres://postgres@127.0.0.1:${port}/postgres`, dir, () =>
     spawn(pgBinary('postgres'), args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'] }),
+    // SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client session to end by itself.
+    'SIGINT',
+    // The port listens before the server accepts sessions ("the database system is starting up").
+    async () => {
+      try {
+        execFileSync(pgBinary('pg_isready'), ['-h', '127.0.0.1', '-p', String(port), '-q'], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      }
+    },
   );
   await (s as TestServer & { start(): Promise<void> }).start();
   return s;

@@ -203,7 +203,10 @@ describe('Redis backplane across a redis-server restart', () => {
     expect(await numsub('sb:sb.r.t1.x', 'sb:sb.u.t1.dXNlcg')).toEqual([1, 1]);
 
     await server.stop();
-    await waitFor(() => !a!.health().ok && !b!.health().ok, 10_000, 'unhealthy while Redis is down');
+    // Both connections of both nodes must have noticed: health turns false as soon as either one has, and a
+    // publisher that has not noticed yet still sends (and then fails on retries, not at once).
+    const bothDown = (n: Backplane): boolean => /publisher (?!ready)\w+, subscriber (?!ready)\w+/.test(n.health().detail ?? '');
+    await waitFor(() => bothDown(a!) && bothDown(b!), 10_000, 'both connections of both nodes down while Redis is down');
     expect(b!.health().detail).toMatch(/redis/);
     await expect(a!.publish('sb.r.t1.x', enc.encode('lost'))).rejects.toThrow(/not connected/);
     await expect(b!.subscribe('sb.r.t1.z', () => undefined)).rejects.toThrow(/not connected/);

@@ -230,7 +230,7 @@ describe('abuse does not hurt other members', () => {
   it('more than 256 requests in flight on one connection get rate_limited; the connection keeps working', async () => {
     const c = await connected('pipeliner');
     await c.request({ type: 'join', room: 'ok' });
-    for (let i = 0; i < 600; i++) c.send({ type: 'history', id: `h${i}`, room: 'ok', limit: 1 });
+    for (let i = 0; i < 600; i++) c.send({ type: 'history', id: `h${i}`, room: 'ok', after: 0, limit: 1 }); // from the store (newest pages come from the window)
     await c.waitFor((f) => f.type === 'error' && f.code === 'rate_limited');
     const limited = c.frames.filter((f) => f.type === 'error' && f.code === 'rate_limited');
     expect(limited.length).toBeGreaterThan(0);

@@ -37,6 +37,8 @@ async function startClusterNode(i: number, extra: string[] = []): Promise<NodePr
       '--database', pg.url,
       '--presence-ttl-ms', '3000',
       '--presence-diff-ms', '50',
+      // These tests are about the backplane (core NATS cluster restarts); JetStream: durable-history.test.ts.
+      '--durable-log', 'memory',
       ...extra,
     ],
   });
@@ -215,7 +217,7 @@ describe('a 3-node cluster', () => {
     const port = await freePort();
     const w = await startNodeProcess({
       port,
-      args: ['--workers', '2', '--node-id', 'multi', '--nats', nats.map((x) => x.url).join(','), '--redis', redis.url, '--database', pg.url],
+      args: ['--workers', '2', '--node-id', 'multi', '--nats', nats.map((x) => x.url).join(','), '--redis', redis.url, '--database', pg.url, '--durable-log', 'memory'],
     });
     nodes.push(w);
     // the helper returns at the first worker's "listening"; wait for both
@@ -244,7 +246,7 @@ describe('a 3-node cluster', () => {
 
   it('switchboard cluster --nodes 2 runs two nodes behind nginx and drains on SIGTERM', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [CLI, 'cluster', '--nodes', '2', '--port', String(port), '--nats', nats[1]!.url, '--redis', redis.url, '--database', pg.url, '--', '--dev'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [CLI, 'cluster', '--nodes', '2', '--port', String(port), '--nats', nats[1]!.url, '--redis', redis.url, '--database', pg.url, '--', '--dev', '--durable-log', 'memory'], { stdio: 'ignore' });
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     try {
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.status === 200, 30_000, 'cluster behind nginx');

@@ -56,6 +56,18 @@ describe('Authenticator with an HS256 secret', () => {
     expect(id.canPublish('lobby')).toBe(false);
   });
 
+  it('maps the services claim to send and rpc topic patterns; without it no topic is allowed', async () => {
+    const id = await hsAuth().authenticate(await hs256({ services: { send: ['orders.*'], rpc: ['calc.echo'] } }), undefined);
+    expect(id.canSend('orders.create')).toBe(true);
+    expect(id.canSend('calc.echo')).toBe(false);
+    expect(id.canCall('calc.echo')).toBe(true);
+    expect(id.canCall('orders.create')).toBe(false);
+    const none = await hsAuth().authenticate(await hs256({ rooms: { join: ['*'] } }), undefined);
+    expect(none.canSend('orders.create')).toBe(false);
+    expect(none.canCall('orders.create')).toBe(false);
+    await expectCode(hsAuth().authenticate(await hs256({ services: { send: 'orders.*' } }), undefined), 'unauthorized');
+  });
+
   it('keeps join and publish independent', async () => {
     const token = await hs256({ rooms: { publish: ['*'] } });
     const id = await hsAuth().authenticate(token, undefined);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, envName, loadConfig, redactConfig } from '../../src/config/load.js';
+import { durableServiceList } from '../../src/config/schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchboard-config-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -258,5 +259,13 @@ describe('cluster configuration', () => {
     expect(() => loadConfig({ dev: true, workers: '2' }, {})).toThrow(/--workers needs a shared backplane/);
     expect(loadConfig({ dev: true, workers: 'auto', nats: 'nats://n', redis: 'redis://r', database: 'postgres://d/x' }, {}).workers).toBe('auto');
     expect(() => loadConfig({ dev: true, backplane: 'redis' }, {})).toThrow(/cluster mode/);
+  });
+
+  it('--durable-services is a comma-separated list of service names and needs --nats', () => {
+    const cluster = { dev: true, nats: 'nats://n', redis: 'redis://r', database: 'postgres://d/x' };
+    expect(durableServiceList(loadConfig({ ...cluster, durableServices: ' orders, billing_v2 ,' }, {}).durableServices)).toEqual(['orders', 'billing_v2']);
+    expect(durableServiceList(loadConfig({ dev: true }, {}).durableServices)).toEqual([]);
+    expect(() => loadConfig({ ...cluster, durableServices: 'Orders' }, {})).toThrow(/durable-services/);
+    expect(() => loadConfig({ dev: true, durableServices: 'orders' }, {})).toThrow(/--durable-services needs --nats/);
   });
 });

@@ -15,6 +15,11 @@
  *
  * Subjects are dot-separated tokens of [A-Za-z0-9_-] (see protocol/subjects.ts); implementations may
  * map them to their broker's own naming.
+ *
+ * Node announcements (which nodes are in the cluster, with their load, for the admin page) are not a
+ * method here: NodeDirectory (directory.ts) builds them on `publish`/`subscribe` of the reserved subject
+ * `sb.nodes`, so every implementation has them without code of its own; the conformance suite runs them
+ * against each implementation.
  */
 export interface Backplane {
   readonly kind: string;

@@ -1,3 +1,4 @@
+import { fewAdd, fewDelete, fewSize, type Few } from '../../util/few.js';
 import type { Backplane, BackplaneSubscription } from './backplane.js';
 
 /** Called when a subscription handler throws; the bus keeps delivering to everyone else. */
@@ -15,10 +16,13 @@ export interface MemoryBusOptions {
  * One subscription's delivery queue (internal to the memory backplane; exported for typing only). Payloads are queued at publish time and drained in a
  * microtask, so every subscriber sees one publisher's messages in publish order, asynchronously.
  */
-export class Subscriber {
-  private readonly queue: Uint8Array[] = [];
+export class Subscriber implements BackplaneSubscription {
+  /** Payloads waiting for the next microtask (null when none: most subscribers are idle). */
+  private queue: Uint8Array[] | null = null;
   private scheduled = false;
   active = true;
+  /** @internal The backplane that made this subscription (a field rather than a closure per subscription). */
+  owner: MemoryBackplane | null = null;
 
   constructor(
     readonly subject: string,
@@ -26,8 +30,13 @@ export class Subscriber {
     private readonly onError: HandlerErrorListener,
   ) {}
 
+  async unsubscribe(): Promise<void> {
+    this.owner?.detach(this);
+  }
+
   enqueue(payload: Uint8Array): void {
-    this.queue.push(payload);
+    if (this.queue === null) this.queue = [payload];
+    else this.queue.push(payload);
     if (this.scheduled) return;
     this.scheduled = true;
     queueMicrotask(() => this.drain());
@@ -36,7 +45,8 @@ export class Subscriber {
   private drain(): void {
     this.scheduled = false;
     // Take the current queue; anything published by handlers below is drained in a later microtask.
-    const batch = this.queue.splice(0, this.queue.length);
+    const batch = this.queue ?? [];
+    this.queue = null;
     for (const payload of batch) {
       // Checked per message: an unsubscribe (even from inside a handler) stops delivery at once.
       if (!this.active) return;
@@ -58,7 +68,8 @@ export class Subscriber {
  * `publish` rejects and `health()` reports the detail.
  */
 export class MemoryBus {
-  private readonly subjects = new Map<string, Set<Subscriber>>();
+  /** Subject → its subscribers (usually one per subject, e.g. a user's, so no Set until two). */
+  private readonly subjects = new Map<string, Few<Subscriber>>();
   private readonly onError: HandlerErrorListener;
   private outage: string | undefined;
 
@@ -87,26 +98,22 @@ export class MemoryBus {
 
   /** Number of active subscriptions on a subject (for tests and metrics). */
   interest(subject: string): number {
-    return this.subjects.get(subject)?.size ?? 0;
+    return fewSize(this.subjects.get(subject));
   }
 
   /** Queues the payload for every active subscription of exactly this subject. */
   publish(subject: string, payload: Uint8Array): void {
     if (this.outage !== undefined) throw new Error(`backplane publish failed: ${this.outage}`);
     const subs = this.subjects.get(subject);
-    if (subs === undefined) return;
-    for (const sub of subs) sub.enqueue(payload);
+    if (subs === undefined || subs === null) return;
+    if (subs instanceof Set) for (const sub of subs) sub.enqueue(payload);
+    else subs.enqueue(payload);
   }
 
   /** @internal Used by MemoryBackplane. */
   add(subject: string, handler: (payload: Uint8Array) => void): Subscriber {
     const sub = new Subscriber(subject, handler, this.onError);
-    let subs = this.subjects.get(subject);
-    if (subs === undefined) {
-      subs = new Set();
-      this.subjects.set(subject, subs);
-    }
-    subs.add(sub);
+    this.subjects.set(subject, fewAdd(this.subjects.get(subject), sub));
     return sub;
   }
 
@@ -115,8 +122,9 @@ export class MemoryBus {
     sub.active = false;
     const subs = this.subjects.get(sub.subject);
     if (subs === undefined) return;
-    subs.delete(sub);
-    if (subs.size === 0) this.subjects.delete(sub.subject);
+    const rest = fewDelete(subs, sub);
+    if (rest === null) this.subjects.delete(sub.subject);
+    else this.subjects.set(sub.subject, rest);
   }
 }
 
@@ -141,14 +149,15 @@ export class MemoryBackplane implements Backplane {
     if (this.closed) throw new Error('backplane is closed');
     if (this.bus.down !== undefined) throw new Error(`backplane subscribe failed: ${this.bus.down}`);
     const sub = this.bus.add(subject, handler);
+    sub.owner = this;
     this.subs.add(sub);
-    return {
-      subject,
-      unsubscribe: async () => {
-        this.subs.delete(sub);
-        this.bus.remove(sub);
-      },
-    };
+    return sub;
+  }
+
+  /** @internal Ends one subscription (Subscriber.unsubscribe). */
+  detach(sub: Subscriber): void {
+    this.subs.delete(sub);
+    this.bus.remove(sub);
   }
 
   health(): { ok: boolean; detail?: string } {

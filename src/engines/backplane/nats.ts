@@ -296,7 +296,7 @@ export class NatsBackplane implements Backplane {
 }
 
 /** The servers of a NATS URL list, without credentials, for error messages. */
-function describeServers(url: string): string {
+export function describeServers(url: string): string {
   return url
     .split(',')
     .map((s) => s.trim())

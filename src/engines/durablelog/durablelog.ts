@@ -8,7 +8,7 @@ import type { RoomMessage } from '../types.js';
  *   stream; in-process: committed by the attached consumer, i.e. in the MessageStore), and rejects
  *   with an error otherwise: never a false ack. Appending the same (tenant, room, seq) twice stores it once.
  * - A consumer receives messages in batches of at most `maxBatch`, in append order per room, at least
- *   once: a batch whose handler rejects is delivered again after `retryMs` (with backoff), and nothing
+ *   once: a batch whose handler rejects is delivered again after `retryMs` (with backoff up to `maxRetryMs`), and nothing
  *   after it in the same room is delivered before it succeeds.
  * - `lag()` reports how many appended messages the consumer has not yet committed and the age of the
  *   oldest of them.
@@ -27,8 +27,10 @@ export interface ConsumeOptions {
   maxBatch: number;
   /** Wait at most this long to fill a batch, ms. Default 20. */
   maxWaitMs: number;
-  /** First retry delay after a failed batch, doubled up to 30 s. Default 200. */
+  /** First retry delay after a failed batch, doubled up to `maxRetryMs`. Default 200. */
   retryMs: number;
+  /** Longest delay between retries of a failing batch. Default 30,000. */
+  maxRetryMs: number;
 }
 
 export interface DurableConsumer {

@@ -10,9 +10,9 @@ export interface MemoryDurableLogOptions {
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
 }
 
-export const defaultConsumeOptions: ConsumeOptions = { maxBatch: 500, maxWaitMs: 20, retryMs: 200 };
+export const defaultConsumeOptions: ConsumeOptions = { maxBatch: 500, maxWaitMs: 20, retryMs: 200, maxRetryMs: 30_000 };
 
-/** Longest delay between retries of a failing batch, ms. */
+/** Longest delay between retries of a failing batch, ms (the default of `maxRetryMs`). */
 export const MAX_RETRY_MS = 30_000;
 
 /** One appended message waiting for its commit, and every `append` call waiting on it. */
@@ -24,7 +24,7 @@ interface Pending {
 }
 
 /** A one-shot wake-up signal: `wait(ms)` resolves on `wake()` or after `ms` (if given). */
-class Signal {
+export class Signal {
   private wakeUp: (() => void) | undefined;
 
   wait(ms?: number): Promise<void> {
@@ -239,7 +239,7 @@ class MemoryConsumer implements DurableConsumer {
           if (this.stopped) return;
           source.onRetry?.(error, attempt, delay);
           await this.stopping.wait(delay);
-          delay = Math.min(delay * 2, MAX_RETRY_MS);
+          delay = Math.min(delay * 2, this.options.maxRetryMs);
           if (this.stopped) return;
         }
       }

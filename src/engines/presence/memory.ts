@@ -1,3 +1,4 @@
+import { fewAdd, fewDelete, fewHas, fewList, fewSize, type Few } from '../../util/few.js';
 import type { RoomRef } from '../types.js';
 import {
   defaultPresenceOptions,
@@ -17,18 +18,19 @@ export interface MemoryPresenceOptions extends PresenceOptions {
 interface ConnState {
   readonly conn: PresenceConn;
   beat: number;
-  readonly rooms: Set<string>;
+  /** Rooms joined (usually one, so not a Set until two: see util/few.ts). */
+  rooms: Few<string>;
 }
 
 interface RoomState {
   /** Online members: user -> their connection ids in this room. */
-  readonly members: Map<string, Set<string>>;
+  readonly members: Map<string, Few<string>>;
   /** Users who left (and are not back), user -> when their last connection left. */
   readonly recent: Map<string, number>;
 }
 
 interface UserState {
-  readonly conns: Set<string>;
+  conns: Few<string>;
   /** Last time a connection of the user was alive; updated when a connection is removed. */
   lastSeen: number;
 }
@@ -90,17 +92,13 @@ export class MemoryPresenceStore implements PresenceStore {
     const existing = room?.members.get(conn.user);
     if (existing !== undefined) this.expireIds(existing);
     const state = this.register(conn);
-    if (state.rooms.has(ref.room)) return { changed: false };
+    if (fewHas(state.rooms, ref.room)) return { changed: false };
     const target = room ?? this.room(tenant, ref.room);
-    state.rooms.add(ref.room);
-    let ids = target.members.get(conn.user);
+    state.rooms = fewAdd(state.rooms, ref.room);
+    const ids = target.members.get(conn.user);
     const changed = ids === undefined;
-    if (ids === undefined) {
-      ids = new Set();
-      target.members.set(conn.user, ids);
-      target.recent.delete(conn.user);
-    }
-    ids.add(conn.connId);
+    if (changed) target.recent.delete(conn.user);
+    target.members.set(conn.user, fewAdd(ids, conn.connId));
     return { changed };
   }
 
@@ -108,7 +106,7 @@ export class MemoryPresenceStore implements PresenceStore {
     this.ensureOpen();
     checkTenant(ref, conn);
     const state = this.conns.get(conn.connId);
-    if (state === undefined || !state.rooms.has(ref.room)) return { changed: false };
+    if (state === undefined || !fewHas(state.rooms, ref.room)) return { changed: false };
     const now = this.now();
     if (this.expired(state, now)) {
       // Already gone: its leave (with lastSeen = last refresh) happened at expiry, not now.
@@ -139,8 +137,8 @@ export class MemoryPresenceStore implements PresenceStore {
     const online: RoomMember[] = [];
     for (const [user, ids] of room.members) {
       let lastSeen = 0;
-      for (const id of ids) lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0);
-      online.push({ user, online: true, connections: ids.size, lastSeen });
+      for (const id of fewList(ids)) lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0);
+      online.push({ user, online: true, connections: fewSize(ids), lastSeen });
     }
     online.sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
     const offline: RoomMember[] = [...room.recent]
@@ -155,13 +153,13 @@ export class MemoryPresenceStore implements PresenceStore {
     const state = this.tenants.get(tenant)?.users.get(user);
     if (state === undefined) return { user, online: false, lastSeen: 0 };
     const now = this.now();
-    for (const id of [...state.conns]) {
+    for (const id of fewList(state.conns)) {
       const conn = this.conns.get(id);
       if (conn !== undefined && this.expired(conn, now)) this.drop(conn, conn.beat);
     }
     let lastSeen = state.lastSeen;
-    for (const id of state.conns) lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0);
-    return { user, online: state.conns.size > 0, lastSeen };
+    for (const id of fewList(state.conns)) lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0);
+    return { user, online: fewSize(state.conns) > 0, lastSeen };
   }
 
   async removeNode(nodeId: string): Promise<void> {
@@ -189,7 +187,7 @@ export class MemoryPresenceStore implements PresenceStore {
     }
     for (const [tenantName, tenant] of this.tenants) {
       for (const [name, user] of tenant.users) {
-        if (user.conns.size === 0 && now - user.lastSeen > this.options.recentMs) tenant.users.delete(name);
+        if (fewSize(user.conns) === 0 && now - user.lastSeen > this.options.recentMs) tenant.users.delete(name);
       }
       for (const [roomName, room] of tenant.rooms) {
         this.pruneRecent(room, now);
@@ -225,37 +223,40 @@ export class MemoryPresenceStore implements PresenceStore {
       }
       this.drop(existing, existing.beat);
     }
-    const state: ConnState = { conn, beat: now, rooms: new Set() };
+    const state: ConnState = { conn, beat: now, rooms: null };
     this.conns.set(conn.connId, state);
     const tenant = this.tenant(conn.tenant);
     let user = tenant.users.get(conn.user);
     if (user === undefined) {
-      user = { conns: new Set(), lastSeen: 0 };
+      user = { conns: null, lastSeen: 0 };
       tenant.users.set(conn.user, user);
     }
-    user.conns.add(conn.connId);
+    user.conns = fewAdd(user.conns, conn.connId);
     return state;
   }
 
   /** Removes a connection from every room and from its user; `at` becomes the user's lastSeen. */
   private drop(state: ConnState, at: number): void {
-    for (const room of [...state.rooms]) this.leaveRoom(state, room, at);
+    for (const room of fewList(state.rooms)) this.leaveRoom(state, room, at);
     this.conns.delete(state.conn.connId);
     const tenant = this.tenants.get(state.conn.tenant);
     const user = tenant?.users.get(state.conn.user);
     if (tenant === undefined || user === undefined) return;
-    user.conns.delete(state.conn.connId);
+    user.conns = fewDelete(user.conns, state.conn.connId);
     user.lastSeen = Math.max(user.lastSeen, at);
   }
 
   /** Takes a connection out of a room; true when it was the user's last one there. */
   private leaveRoom(state: ConnState, roomName: string, at: number): boolean {
-    state.rooms.delete(roomName);
+    state.rooms = fewDelete(state.rooms, roomName);
     const room = this.tenants.get(state.conn.tenant)?.rooms.get(roomName);
     const ids = room?.members.get(state.conn.user);
     if (room === undefined || ids === undefined) return false;
-    ids.delete(state.conn.connId);
-    if (ids.size > 0) return false;
+    const rest = fewDelete(ids, state.conn.connId);
+    if (rest !== null) {
+      room.members.set(state.conn.user, rest);
+      return false;
+    }
     room.members.delete(state.conn.user);
     this.remember(room, state.conn.user, at);
     return true;
@@ -288,9 +289,9 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   /** Expires the stale connections among `ids`. */
-  private expireIds(ids: ReadonlySet<string>): void {
+  private expireIds(ids: Few<string>): void {
     const now = this.now();
-    for (const id of [...ids]) {
+    for (const id of fewList(ids)) {
       const state = this.conns.get(id);
       if (state !== undefined && this.expired(state, now)) this.drop(state, state.beat);
     }

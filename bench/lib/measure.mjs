@@ -1,0 +1,70 @@
+/**
+ * One measured publishing window, shared by the hot-room, cross-node and durable scenarios (and the
+ * harness test): publishers run flat out or at a fixed rate for `durationMs`; members count what they
+ * receive inside the window; after a drain, every member's total is compared with acked publishes ×
+ * members (lost / extra) and the per-member seq checks are summed.
+ */
+import { ask, latencyOf, spawnLoad, statsOf, waitMsg } from './load.mjs';
+import { procUsage, sleep } from './procs.mjs';
+import { deliveryTotals, percentiles, round } from './stats.mjs';
+
+/** A publisher child connected and joined to `room`. */
+export async function openPublisher(cfg) {
+  const child = spawnLoad({ role: 'publisher', dataBytes: 100, ...cfg });
+  await waitMsg(child, (m) => m.ev === 'ready', 60000, 'publisher joined');
+  return child;
+}
+
+/**
+ * Runs one window. `members` is the number of listening members each message should reach.
+ * `serverPids()` lists the processes whose CPU is reported. Returns figures and counting checks.
+ */
+export async function measureWindow({ gens, publishers, members, durationMs, serverPids, drainQuietMs = 1500, drainMaxMs = 60000 }) {
+  await Promise.all(gens.map((g) => ask(g, 'reset', 'reset')));
+  const t0 = Date.now() + 300;
+  const endAt = t0 + durationMs;
+  for (const g of gens) g.send({ cmd: 'window', t0, endAt });
+  const dones = publishers.map((p) => waitMsg(p, (m) => m.ev === 'done', durationMs + 120000, 'publisher done'));
+  for (const p of publishers) p.send({ cmd: 'go', t0, endAt });
+  await sleep(t0 - Date.now());
+  const pids = serverPids();
+  const cpu0 = procUsage(pids).cpuS;
+  await sleep(endAt - Date.now());
+  const cpu1 = procUsage(pids).cpuS;
+  const inWindow = (await statsOf(gens)).reduce((s, x) => s + x.inWindow, 0);
+  const pubs = await Promise.all(dones);
+  const acked = pubs.reduce((s, p) => s + p.acked, 0);
+  // Drain: until every member has every acked message, or nothing moved for drainQuietMs.
+  let last = -1;
+  let quietSince = Date.now();
+  const drainStart = Date.now();
+  let stats;
+  for (;;) {
+    stats = await statsOf(gens);
+    const tot = stats.reduce((s, x) => s + x.total, 0);
+    if (tot >= acked * members || Date.now() - quietSince > drainQuietMs || Date.now() - drainStart > drainMaxMs) break;
+    if (tot !== last) {
+      last = tot;
+      quietSince = Date.now();
+    }
+    await sleep(100);
+  }
+  const lat = await latencyOf(gens);
+  const seconds = durationMs / 1000;
+  const totals = deliveryTotals(stats, acked, members);
+  return {
+    seconds,
+    published: pubs.reduce((s, p) => s + p.sent, 0),
+    acked,
+    publishErrors: pubs.reduce((s, p) => s + p.errors, 0),
+    ackedPerSec: round(acked / seconds, 0),
+    deliveriesInWindow: inWindow,
+    deliveriesPerSec: round(inWindow / seconds, 0),
+    ...totals,
+    seq: stats.reduce((acc, x) => ({ dupsOrReordered: acc.dupsOrReordered + x.seq.dupsOrReordered, gaps: acc.gaps + x.seq.gaps, gapSeqs: acc.gapSeqs + x.seq.gapSeqs }), { dupsOrReordered: 0, gaps: 0, gapSeqs: 0 }),
+    droppedMembers: stats.reduce((s, x) => s + x.dropped, 0),
+    latencyMs: Object.fromEntries(Object.entries(percentiles(lat, [50, 99])).map(([k, v]) => [k, k === 'n' ? v : round(v, 1)])),
+    ackLatencyMs: pubs.map((p) => p.ackLatencyMs),
+    serverCpuPct: round(((cpu1 - cpu0) / seconds) * 100, 0),
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * The markdown table of a bench run: one row per figure, one column per system, and the target ratios
+ * computed from figures of the same run.
+ */
+import { ratio } from './stats.mjs';
+
+const fmt = (x, unit = '') => (x === null || x === undefined ? '–' : `${typeof x === 'number' ? x.toLocaleString('en-US') : x}${unit}`);
+const ok = (cond) => (cond === null ? '?' : cond ? 'met' : 'NOT met');
+
+export function markdown(r) {
+  const s = r.scenarios;
+  const lines = [];
+  const o = r.setup.options;
+  lines.push(`## Bench run ${r.setup.date} (${o.quick ? 'quick' : 'full'}), commit ${r.setup.gitHead}`);
+  lines.push('');
+  lines.push(`Machine: ${r.setup.machine.cpus} cores (${r.setup.machine.cpuModel}), ${r.setup.machine.memGB} GB, Linux ${r.setup.machine.kernel}; Node ${r.setup.versions.node}, ws ${r.setup.versions.ws}, socket.io ${r.setup.versions['socket.io']}, @socket.io/redis-adapter ${r.setup.versions['@socket.io/redis-adapter']}${r.setup.infra ? `; ${r.setup.infra.nats}; ${r.setup.infra.redis}; ${r.setup.infra.postgres}` : ''}. Load average before ${r.setup.loadBefore.join(' / ')}, after ${r.setup.loadAfter?.join(' / ')}. Command: \`${r.setup.command}\`.`);
+  lines.push('');
+  lines.push('| figure | Switchboard | Socket.IO 4 | raw `ws` floor | target | |');
+  lines.push('|---|---|---|---|---|---|');
+  const row = (name, f, target = '', met = '') => {
+    const get = (k) => {
+      try {
+        return f(k);
+      } catch {
+        return null;
+      }
+    };
+    lines.push(`| ${name} | ${fmt(get('switchboard'))} | ${fmt(get('socketio'))} | ${fmt(get('floor'))} | ${target} | ${met} |`);
+  };
+  if (s.idle) {
+    const i = s.idle;
+    const n = i.switchboard?.connections ?? i.floor?.connections;
+    const rssR = ratio(i.switchboard?.rssPerConnKB, i.floor?.rssPerConnKB);
+    const sioR = ratio(i.switchboard?.rssPerConnKB, i.socketio?.rssPerConnKB);
+    row(`1. idle, ${fmt(n)} conns (100 rooms): RSS / conn after GC, KB`, (k) => i[k].rssPerConnKB, `≤ 1.25× floor (${fmt(rssR)}×), ≤ 0.4× Socket.IO (${fmt(sioR)}×)`, ok(rssR === null || sioR === null ? null : rssR <= 1.25 && sioR <= 0.4));
+    row('1. idle: heap / conn after GC, KB', (k) => i[k].heapPerConnKB, `(${fmt(ratio(i.switchboard?.heapPerConnKB, i.floor?.heapPerConnKB))}× floor)`);
+    row('1. idle: connect + join time, s', (k) => i[k].connectSeconds);
+  }
+  if (s.workers) {
+    const w = s.workers;
+    lines.push(`| 2. \`--workers ${w.workers}\`, ${fmt(w.connections)} idle conns: total RSS; connect rate | ${fmt(w.totalRssMB, ' MB')}; ${fmt(w.connectPerSec, '/s')} | – | – | | |`);
+  }
+  if (s.hot) {
+    const h = s.hot;
+    const m = h.switchboard?.members ?? h.floor?.members;
+    const dR = ratio(h.switchboard?.flat.deliveriesPerSec, h.floor?.flat.deliveriesPerSec);
+    const sR = ratio(h.switchboard?.flat.deliveriesPerSec, h.socketio?.flat.deliveriesPerSec);
+    row(`3a. hot room ${fmt(m)} members, flat out: deliveries/s`, (k) => h[k].flat.deliveriesPerSec, `≥ 0.8× floor (${fmt(dR)}×), ≥ 20× Socket.IO (${fmt(sR)}×)`, ok(dR === null || sR === null ? null : dR >= 0.8 && sR >= 20));
+    row('3a. server CPU %; lost / dup-or-reordered', (k) => `${h[k].flat.serverCpuPct} %; ${h[k].flat.lost} / ${h[k].flat.seq.dupsOrReordered}`);
+    const pR = ratio(h.switchboard?.rate.latencyMs.p99, h.floor?.rate.latencyMs.p99);
+    row(`3b. ${o.hotRate} msg/s: publish → receive p50 / p99, ms`, (k) => `${h[k].rate.latencyMs.p50} / ${h[k].rate.latencyMs.p99}`, `p99 ≤ 1.2× floor (${fmt(pR)}×)`, ok(pR === null ? null : pR <= 1.2));
+    row(`3b. server CPU %`, (k) => h[k].rate.serverCpuPct);
+  }
+  if (s.cross) {
+    const c = s.cross;
+    const cell = (k) => (c[k] ? `${fmt(c[k].flat.deliveriesPerSec)}/s; ${c[k].rate.latencyMs.p50} / ${c[k].rate.latencyMs.p99} ms; lost ${c[k].flat.lost + c[k].rate.lost}` : '–');
+    const sbBest = Math.max(c.nats?.flat.deliveriesPerSec ?? 0, c.redis?.flat.deliveriesPerSec ?? 0);
+    const xR = ratio(c.nats?.flat.deliveriesPerSec, c.socketio?.flat.deliveriesPerSec);
+    const lR = ratio(c.nats?.rate.latencyMs.p99, c.redis?.rate.latencyMs.p99);
+    void sbBest;
+    lines.push(`| 4. cross-node, 3 procs, ${fmt(c.members)} members: deliveries/s flat; p50 / p99 at ${o.crossRate} msg/s | NATS: ${cell('nats')}<br>Redis pub/sub: ${cell('redis')} | + redis-adapter: ${cell('socketio')} | – | NATS ≥ 10× Socket.IO (${fmt(xR)}×); NATS p99 ≤ 0.2× Redis (${fmt(lR)}×) | ${ok(xR === null || lR === null ? null : xR >= 10 && lR <= 0.2)} |`);
+  }
+  if (s.durable) {
+    const d = s.durable;
+    lines.push(`| 5. durable path (\`--nats --redis --database\`): acked publishes/s; persisted msgs/s | ${fmt(d.ackedPerSec)}; ${fmt(d.persistedPerSec)} | – | – | ≥ 50,000 each | ${ok(d.ackedPerSec >= 50000 && d.persistedPerSec >= 50000)} |`);
+  }
+  if (s.storm) {
+    for (const [mode, st] of Object.entries(s.storm.runs ?? {})) {
+      if (st === null) continue;
+      lines.push(`| 6. storm, ${fmt(st.clients)} clients, jitter ${mode}: all rejoined; all recovered (s after kill); lost; peak handshakes/s at the clients / admitted by the server (limit) | ${fmt(st.reconnectedInS, ' s')}; ${fmt(st.recoveredInS, ' s')}; ${fmt(st.lost)}; ${fmt(st.peakHandshakesPerSec)} / ${fmt(st.serverPeakAdmittedPerSec)} (${fmt(s.storm.admissionRate)}/s, burst ${fmt(s.storm.admissionBurst)}) | – | – | all back, 0 lost, server peak ≤ rate + burst | ${ok(st.allBack && st.lost === 0 && (st.serverPeakAdmittedPerSec ?? st.peakHandshakesPerSec) <= s.storm.admissionRate + s.storm.admissionBurst)} |`);
+    }
+  }
+  if (r.errors.length > 0) {
+    lines.push('');
+    lines.push(`Errors: ${r.errors.join('; ')}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench [-- --quick] [-- --only idle,hot,...]`: Switchboard, Socket.IO 4 and the raw `ws` floor,
+ * side by side in one invocation (see docs/benchmarks.md). Servers run on core 0 (`taskset -c 0`), load
+ * generators on core 1; the orchestrator pins itself to core 1 too. Writes bench/results/<date>.json and
+ * bench/results/<date>.md and prints the markdown table.
+ *
+ * Scenarios: idle (1), workers (2), hot (3), cross (4), durable (5), storm (6).
+ * Options: --quick, --only <list>, --systems switchboard,socketio,floor, --out <file.json>, --budget-s N,
+ * and any size below as --kebab-case (e.g. --idle-conns 19000).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { log, stopAll } from './lib/procs.mjs';
+import { markdown } from './lib/report.mjs';
+import { ROOT } from './lib/systems.mjs';
+import { crossNode, durable, storm, workers } from './scenarios/cluster.mjs';
+import { hotRoom, idleMemory } from './scenarios/single.mjs';
+
+const FULL = {
+  settleMs: 5000,
+  idleConns: 19000,
+  idleProcs: 4,
+  workersConns: 100000,
+  workersProcs: 6,
+  // A process may hold at most 20,000 open files: 100,000 connections need at least 6 workers.
+  workers: 6,
+  hotMembers: 5000,
+  hotProcs: 2,
+  hotSeconds: 10,
+  hotRate: 10,
+  window: 200,
+  sampleEvery: 10,
+  crossMembers: 3000,
+  crossSeconds: 10,
+  crossRate: 60,
+  crossWindow: 100,
+  durablePublishers: 4,
+  durableWindow: 500,
+  durableSeconds: 10,
+  stormClients: 15000,
+  stormProcs: 3,
+  stormRate: 100,
+  stormPublishAfterKillS: 3,
+  stormAdmissionRate: 2000,
+  stormAdmissionBurst: 4000,
+  budgetS: 1750,
+};
+const QUICK = {
+  ...FULL,
+  settleMs: 1500,
+  idleConns: 4000,
+  idleProcs: 2,
+  workersConns: 5000,
+  workersProcs: 2,
+  workers: 2,
+  hotMembers: 1500,
+  hotSeconds: 3,
+  crossMembers: 600,
+  crossSeconds: 3,
+  durableSeconds: 3,
+  stormClients: 1000,
+  stormProcs: 1,
+  budgetS: 240,
+};
+const SCENARIOS = ['idle', 'workers', 'hot', 'cross', 'durable', 'storm'];
+
+function parseArgs(argv) {
+  const quick = argv.includes('--quick');
+  const o = { ...(quick ? QUICK : FULL), quick, only: SCENARIOS, systems: ['switchboard', 'socketio', 'floor'], out: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') continue;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const key = a.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    const v = argv[++i];
+    if (v === undefined) throw new Error(`${a} needs a value`);
+    if (key === 'only') {
+      o.only = v.split(',');
+      for (const s of o.only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s} (one of ${SCENARIOS.join(', ')})`);
+    } else if (key === 'systems') o.systems = v.split(',');
+    else if (key === 'out') o.out = v;
+    else if (typeof o[key] === 'number') o[key] = Number(v);
+    else throw new Error(`unknown option ${a}`);
+  }
+  return o;
+}
+
+function setup(o) {
+  const sh = (cmd, args) => {
+    try {
+      return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8' }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const pkg = (name) => {
+    try {
+      return JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+    } catch {
+      return null;
+    }
+  };
+  return {
+    date: new Date().toISOString(),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    gitHead: sh('git', ['rev-parse', '--short', 'HEAD']),
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), openFiles: sh('sh', ['-c', 'ulimit -n']) },
+    loadBefore: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    versions: { node: process.version, ws: pkg('ws'), 'socket.io': pkg('socket.io'), '@socket.io/redis-adapter': pkg('@socket.io/redis-adapter'), ioredis: pkg('ioredis') },
+    pinning: 'single-process servers on core 0 (taskset -c 0); load generators and this orchestrator on core 1; cluster scenarios: see each scenario',
+    options: o,
+  };
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  if (statSync(join(ROOT, 'dist', 'cli', 'main.js')).mtimeMs < statSync(join(ROOT, 'src', 'cli', 'main.ts')).mtimeMs) log('warning: dist/ may be older than src/ (run npm run build)');
+  const result = { setup: setup(o), scenarios: {}, errors: [] };
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+  } catch {
+    log('warning: could not pin the orchestrator to core 1');
+  }
+  const started = Date.now();
+  let finished = false;
+  const finish = async (code) => {
+    if (finished) return;
+    finished = true;
+    await stopAll();
+    result.elapsedS = Math.round((Date.now() - started) / 1000);
+    result.setup.infra = o.infraVersions;
+    result.setup.loadAfter = os.loadavg().map((x) => Math.round(x * 100) / 100);
+    const dir = join(ROOT, 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const stamp = result.setup.date.replace(/[:.]/g, '-').slice(0, 19) + (o.quick ? '-quick' : '');
+    const file = o.out ?? join(dir, `${stamp}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    const md = markdown(result);
+    writeFileSync(file.replace(/\.json$/, '') + '.md', md);
+    process.stdout.write(`${md}\n`);
+    log(`wrote ${file} (${result.elapsedS} s)`);
+    process.exit(code);
+  };
+  const budget = setTimeout(() => {
+    result.errors.push(`budget of ${o.budgetS} s exhausted; partial results`);
+    void finish(3);
+  }, o.budgetS * 1000);
+  budget.unref();
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => {
+      result.errors.push(`interrupted (${sig})`);
+      void finish(130);
+    });
+  }
+  const run = async (name, fn) => {
+    log(`── ${name}`);
+    try {
+      return await fn();
+    } catch (err) {
+      log(`${name} failed: ${err?.stack ?? err}`);
+      result.errors.push(`${name}: ${err?.message ?? err}`);
+      return null;
+    }
+  };
+  const per = async (scenario, fn) => {
+    const out = {};
+    for (const kind of o.systems) out[kind] = await run(`${scenario} ${kind}`, () => fn(kind));
+    result.scenarios[scenario] = out;
+  };
+  if (o.only.includes('idle')) await per('idle', (k) => idleMemory(k, o));
+  if (o.only.includes('hot')) await per('hot', (k) => hotRoom(k, o));
+  if (o.only.includes('workers')) result.scenarios.workers = await run('workers', () => workers(o));
+  if (o.only.includes('cross')) result.scenarios.cross = await run('cross', () => crossNode(o));
+  if (o.only.includes('durable')) result.scenarios.durable = await run('durable', () => durable(o));
+  if (o.only.includes('storm')) result.scenarios.storm = await run('storm', () => storm(o));
+  await finish(result.errors.length > 0 ? 1 : 0);
+}
+
+main().catch(async (err) => {
+  log(err?.stack ?? String(err));
+  await stopAll();
+  process.exit(2);
+});

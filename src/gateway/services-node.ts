@@ -1,0 +1,53 @@
+/**
+ * The backend-services part of a node: its own NATS connection (when --nats is given) carrying client
+ * send/rpc to services and serving the SDK's publish/presence API; in embedded mode a Services that
+ * answers `services_disabled`.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { durableServiceList, type Config } from '../config/schema.js';
+import { natsOptions } from '../engines/cluster.js';
+import { openNats } from '../engines/connections/nats.js';
+import { BackendApi } from './backend-api.js';
+import type { NodeContext } from './context.js';
+import { Services, type ServicesOptions } from './services.js';
+
+export interface NodeServices {
+  readonly services: Services;
+  /** Starts serving the SDK API once the node context exists. */
+  serveApi(ctx: NodeContext): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openNodeServices(config: Config, nodeId: string): Promise<NodeServices> {
+  const o: ServicesOptions = {
+    nodeId,
+    durable: durableServiceList(config.durableServices),
+    rpcTimeoutMs: config.rpcTimeoutMs,
+    rpcMaxTimeoutMs: config.rpcMaxTimeoutMs,
+    sendTimeoutMs: config.serviceSendTimeoutMs,
+    queueMaxMsgs: config.serviceQueueMaxMsgs,
+  };
+  if (config.nats === undefined) {
+    return { services: Services.disabled(o), serveApi: async () => undefined, close: async () => undefined };
+  }
+  const nc: NatsConnection = await openNats(natsOptions(config, `switchboard ${nodeId} services`));
+  let services: Services;
+  try {
+    services = await Services.open(nc, o);
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+  let api: BackendApi | null = null;
+  return {
+    services,
+    async serveApi(ctx) {
+      api = new BackendApi(ctx, nc);
+      await api.start();
+    },
+    async close() {
+      await api?.close();
+      await nc.drain().catch(() => nc.close());
+    },
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * The benchmark harness's own counting (not a benchmark: no figure is asserted): percentiles, loss /
+ * duplicate / reordering detection, and a tiny real hot-room run whose delivery count is known exactly,
+ * against the raw `ws` floor, Socket.IO and a Switchboard node (dist build, as the harness uses it).
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+
+// The harness is plain ESM JavaScript; imported through a variable so the typecheck does not need types for it.
+const lib = (name: string): string => new URL(`../../bench/lib/${name}`, import.meta.url).href;
+const { percentiles, MemberSeqs, SeqTracker, deliveryTotals } = await import(lib('stats.mjs'));
+const { openMembers, closeLoad } = await import(lib('load.mjs'));
+const { measureWindow, openPublisher } = await import(lib('measure.mjs'));
+const { startSystem } = await import(lib('systems.mjs'));
+const { stopAll } = await import(lib('procs.mjs'));
+
+afterAll(async () => {
+  await stopAll();
+});
+
+describe('harness counting', () => {
+  it('percentiles are nearest-rank', () => {
+    const xs = Array.from({ length: 100 }, (_, i) => 100 - i); // 1..100, unsorted
+    expect(percentiles(xs, [50, 99])).toEqual({ p50: 50, p99: 99, max: 100, n: 100 });
+    expect(percentiles([7], [50, 99])).toEqual({ p50: 7, p99: 7, max: 7, n: 1 });
+    expect(percentiles([], [50])).toEqual({ p50: null, max: null, n: 0 });
+  });
+
+  it('per-member seq checks count duplicates, reordering and gaps', () => {
+    const m = new MemberSeqs(2);
+    for (const s of [5, 6, 7, 9, 9, 8, 12]) m.add(0, s); // first seq 5 is not a gap
+    for (const s of [1, 2, 3]) m.add(1, s);
+    expect(m.summary()).toEqual({ dupsOrReordered: 2, gaps: 2, gapSeqs: 3 });
+  });
+
+  it('the recovery tracker finds missing seqs and duplicates', () => {
+    const t = new SeqTracker(3);
+    for (const s of [3, 4, 4, 6, 5, 8]) t.add(s);
+    expect(t.summary(9)).toEqual({ received: 6, unique: 5, dups: 1, outOfOrder: 1, missing: 2 }); // 7 and 9
+  });
+
+  it('delivery totals compare with publishes × members', () => {
+    expect(deliveryTotals([{ total: 30 }, { total: 28 }], 20, 3)).toEqual({ delivered: 58, expected: 60, lost: 2, extra: 0 });
+  });
+});
+
+describe.each(['floor', 'socketio', 'switchboard'])('a tiny hot-room run on %s', (kind) => {
+  it('counts exactly acked publishes × members, with no loss, duplicate or gap', async () => {
+    const sys = await startSystem(kind, kind === 'switchboard' ? { extra: ['--admission-rate', '10000', '--admission-burst', '10000'] } : {});
+    const common = { proto: sys.proto, port: sys.port, room: 'tiny', sampleEvery: 1, concurrency: 10 };
+    const opened = await openMembers({ n: 12, procs: 2, ...common });
+    const pub = await openPublisher({ ...common, mode: 'rate', rate: 40 });
+    try {
+      expect(opened.joined).toBe(12);
+      const w = await measureWindow({ gens: opened.gens, publishers: [pub], members: 12, durationMs: 1000, serverPids: sys.pids, drainMaxMs: 20000 });
+      expect(w.publishErrors).toBe(0);
+      expect(w.acked).toBe(w.published);
+      expect(w.acked).toBeGreaterThanOrEqual(20);
+      expect(w.delivered).toBe(w.acked * 12);
+      expect(w.lost).toBe(0);
+      expect(w.extra).toBe(0);
+      expect(w.seq).toEqual({ dupsOrReordered: 0, gaps: 0, gapSeqs: 0 });
+      expect(w.deliveriesInWindow).toBeLessThanOrEqual(w.delivered);
+      // Every member is sampled: one latency per member per publish sent inside the window.
+      expect(w.latencyMs.n).toBe(w.acked * 12);
+    } finally {
+      await closeLoad([...opened.gens, pub]);
+      await sys.stop();
+    }
+  }, 120_000);
+});
