@@ -37,8 +37,9 @@ const FULL = {
   crossSeconds: 10,
   crossRate: 60,
   crossWindow: 100,
-  durablePublishers: 4,
-  durableWindow: 500,
+  // The gateway refuses more than 256 requests in flight per connection (MAX_INFLIGHT): stay under it.
+  durablePublishers: 8,
+  durableWindow: 200,
   durableSeconds: 10,
   stormClients: 15000,
   stormProcs: 3,

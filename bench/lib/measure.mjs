@@ -57,6 +57,7 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
     published: pubs.reduce((s, p) => s + p.sent, 0),
     acked,
     publishErrors: pubs.reduce((s, p) => s + p.errors, 0),
+    publishErrorSample: pubs.find((p) => p.errorSample)?.errorSample ?? null,
     ackedPerSec: round(acked / seconds, 0),
     deliveriesInWindow: inWindow,
     deliveriesPerSec: round(inWindow / seconds, 0),

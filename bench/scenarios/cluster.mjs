@@ -155,6 +155,7 @@ export async function durable(o) {
       acked: w.acked,
       ackedPerSec: w.ackedPerSec,
       publishErrors: w.publishErrors,
+      publishErrorSample: w.publishErrorSample,
       ackLatencyMs: w.ackLatencyMs,
       persisted,
       persistedPerSec,
