@@ -108,6 +108,7 @@ function setup(o) {
     date: new Date().toISOString(),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     gitHead: sh('git', ['rev-parse', '--short', 'HEAD']),
+    benchSbFlags: process.env.BENCH_SB_FLAGS || undefined,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), openFiles: sh('sh', ['-c', 'ulimit -n']) },
     loadBefore: os.loadavg().map((x) => Math.round(x * 100) / 100),
     versions: { node: process.version, ws: pkg('ws'), 'socket.io': pkg('socket.io'), '@socket.io/redis-adapter': pkg('@socket.io/redis-adapter'), ioredis: pkg('ioredis') },

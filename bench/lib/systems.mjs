@@ -40,6 +40,8 @@ async function embeddedTemplate() {
  */
 export async function startSystem(kind, { port = 0, core = 0, cluster, extra = [], name = kind, dataDir } = {}) {
   const node = ['--expose-gc', '--import', GC_HOOK, ...(process.env.BENCH_HEAPSNAP ? ['--heapsnapshot-signal=SIGUSR1', `--diagnostic-dir=${process.env.BENCH_HEAPSNAP}`] : [])];
+  // BENCH_CPUPROF=<dir>: each server writes a V8 CPU profile there when it exits (for `--only <scenario>` runs).
+  if (process.env.BENCH_CPUPROF) node.push('--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPUPROF}`);
   let args;
   if (kind === 'switchboard') {
     args = [...node, CLI, 'start', '--dev', '--port', String(port), '--host', '127.0.0.1', '--log-level', 'info'];
@@ -52,7 +54,8 @@ export async function startSystem(kind, { port = 0, core = 0, cluster, extra = [
       dataDir = tmpDir('sb-bench-data-');
       if (cluster === undefined) cpSync(await embeddedTemplate(), dataDir, { recursive: true });
     }
-    args.push('--data-dir', dataDir, ...extra);
+    // BENCH_SB_FLAGS="--flag value …": extra Switchboard flags for an experiment (recorded in the result's setup).
+    args.push('--data-dir', dataDir, ...extra, ...(process.env.BENCH_SB_FLAGS ?? '').split(' ').filter(Boolean));
   } else if (kind === 'floor') {
     args = [...node, join(ROOT, 'bench', 'peers', 'ws-floor-server.mjs'), String(port)];
   } else if (kind === 'socketio') {

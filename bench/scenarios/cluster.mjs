@@ -184,11 +184,15 @@ function peakPerSecond(bucketLists) {
 
 /**
  * The restarted node's own count of admitted upgrades (`switchboard_admission_total{result="admitted"}`),
- * read from /metrics every 100 ms; `stop()` resolves with an upper bound of the most admitted within any
- * 1 s (the server-side counterpart of the clients' peak, free of when the clients read their 101 responses).
+ * read from /metrics every 100 ms. `stop({ rate, burst })` checks the token bucket's promise on every pair
+ * of samples: at most burst + rate × Δt admitted between two samples Δt apart (`worstExcess` ≤ 0 means it
+ * held everywhere; a node without admission control exceeds it by thousands within the first second).
+ * It also gives the most admitted between two samples at least 1 s apart, divided by their distance: the
+ * server-side peak rate, free of when the clients read their 101s (a busy node answers /metrics late, so
+ * sample spacing, reported as `medianIntervalMs`, is the resolution).
  */
 function sampleAdmitted(port) {
-  const samples = [];
+  const samples = [[performance.now(), 0]]; // the counter starts at 0 with the restarted node
   let running = true;
   const loop = (async () => {
     while (running) {
@@ -203,20 +207,26 @@ function sampleAdmitted(port) {
     }
   })();
   return {
-    async stop() {
+    async stop({ rate, burst }) {
       running = false;
       await loop;
-      // Any 1 s window starting between samples i and i+1 ends before the first sample j at or after
-      // t[i+1] + 1 s, so v[j] - v[i] bounds it from above: the bound is conservative when samples are
-      // sparse (a busy node answers /metrics late), never an undercount.
-      let peak = 0;
-      for (let i = 0, j = 0; i + 1 < samples.length; i++) {
-        while (j < samples.length && samples[j][0] < samples[i + 1][0] + 1000) j++;
-        peak = Math.max(peak, samples[Math.min(j, samples.length - 1)][1] - samples[i][1]);
+      let worstExcess = -Infinity;
+      let peakPerSec = 0;
+      for (let i = 0; i < samples.length; i++) {
+        for (let j = i + 1; j < samples.length; j++) {
+          const dt = (samples[j][0] - samples[i][0]) / 1000;
+          const n = samples[j][1] - samples[i][1];
+          worstExcess = Math.max(worstExcess, n - (burst + rate * dt));
+          if (dt >= 1) peakPerSec = Math.max(peakPerSec, n / dt);
+        }
       }
-      // Admissions before the first sample: the counter starts at 0 with the node.
-      if (samples.length > 0) peak = Math.max(peak, samples[Math.min(samples.length - 1, samples.findIndex((x) => x[0] >= samples[0][0] + 1000) >>> 0)][1]);
-      return { peakUpperBound: peak, samples: samples.length };
+      const gaps = samples.slice(1).map((x, k) => x[0] - samples[k][0]).sort((a, b) => a - b);
+      return {
+        samples: samples.length,
+        medianIntervalMs: gaps.length > 0 ? round(gaps[gaps.length >> 1], 0) : null,
+        worstExcess: Number.isFinite(worstExcess) ? Math.ceil(worstExcess) : null,
+        peakPerSec: round(peakPerSec, 0),
+      };
     },
   };
 }
@@ -269,7 +279,7 @@ async function stormRun(o, jitter) {
       }
       await sleep(250);
     }
-    const serverPeak = await admitted.stop();
+    const server = await admitted.stop({ rate: o.stormAdmissionRate, burst: o.stormAdmissionBurst });
     const sum = (k) => st.reduce((s, x) => s + x[k], 0);
     const lastBack = Math.max(...st.map((x) => x.lastBackAt));
     return {
@@ -288,8 +298,8 @@ async function stormRun(o, jitter) {
       refusedUpgrades: sum('refused'),
       handshakes: sum('handshakes'),
       peakHandshakesPerSec: peakPerSecond(st.map((x) => x.hsPer100ms)),
-      serverPeakAdmittedPerSec: serverPeak.peakUpperBound,
-      serverSamples: serverPeak.samples,
+      serverPeakAdmittedPerSec: server.peakPerSec,
+      serverAdmission: server,
     };
   } finally {
     await closeLoad([...gens, ...(pub ? [pub] : [])]);
