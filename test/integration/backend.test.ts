@@ -153,7 +153,10 @@ describe('client sends to backend services', () => {
 
   it('durable: an instance killed mid-stream loses nothing; every send is handled (once after dedupe)', async () => {
     const env = { DURABLE: '1', ACK_WAIT_MS: '2000', WORK_MS: '2' };
-    const insts = [await startInstance('ledger', env), await startInstance('ledger', env), await startInstance('ledger', env)];
+    // The victim's handlers are slow (64 at a time, 500 ms each) while it keeps pulling its share, so it
+    // still holds pulled, unacked messages when it is killed, even if the kill comes late: they must
+    // come back to the survivors as redeliveries.
+    const insts = [await startInstance('ledger', { ...env, WORK_MS: '500' }), await startInstance('ledger', env), await startInstance('ledger', env)];
     const cs = await Promise.all(nodes.map((n, i) => client(n, `payer-${i}`)));
     const sending = Promise.all(cs.map((c, k) => pipeline(c, 500, (i) => ({ type: 'send', topic: 'ledger.create', data: { n: i }, idem: `l-${k}-${i}` }), 50)));
     await waitFor(() => handled([insts[0]!]).length >= 50, 30_000, 'victim handled some');
