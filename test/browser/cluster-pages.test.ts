@@ -138,12 +138,24 @@ describe.skipIf(!HAVE_CHROMIUM)('the pages in Chromium on a 2-node cluster', () 
     await waitForTexts(ann, [...both, ...missed]);
 
     // Node 2 comes back on its port: Ben's tab reconnects and shows each missed message once.
+    // The "recovered" banner hides itself after 6 s, so watch for it from before the restart (capturing
+    // its text and a screenshot when it shows) rather than after the other waits.
+    const recoveredBanner = (async () => {
+      // (a string: evaluated in the page; the test's tsconfig has no DOM types)
+      const shown = await ben.waitForFunction(
+        `(() => { const b = document.querySelector('.banner[data-kind=recovered]'); return b !== null && !b.hidden ? b.textContent : null; })()`,
+        undefined,
+        { timeout: 90_000, polling: 50 },
+      );
+      const text = (await shown.jsonValue()) as string | null;
+      await shot(ben, 'chat-phone-recovered');
+      return text;
+    })();
+    recoveredBanner.catch(() => undefined); // awaited below; no unhandled rejection if an earlier wait fails
     nodes[1] = await startNodeProcess({ port: n2.port, args: nodeArgs(2) });
     await ben.waitForSelector('.pill[data-state=connected]', { timeout: 60_000 });
     await waitForTexts(ben, [...both, ...missed]);
-    await ben.waitForSelector('.banner[data-kind=recovered]', { timeout: 10_000 });
-    expect(await ben.locator('.banner').textContent()).toBe('Recovered 3 missed messages.');
-    await shot(ben, 'chat-phone-recovered');
+    expect(await recoveredBanner).toBe('Recovered 3 missed messages.');
     for (const m of missed) expect(await ben.locator('li.msg .text', { hasText: m }).count()).toBe(1);
     await ann.waitForSelector('.presence li.online[data-user=ben]', { timeout: 15_000 });
 

@@ -46,7 +46,9 @@ describe('SDK in a cluster', () => {
     const subs = [0, 1, 2].map((i) => sdk(a.wsUrl, room, { user: `sub${i}` }));
     recorded.push(...subs);
     await waitFor(() => subs.every((s) => s.client.state === 'connected'), 15_000, 'subscribers connected');
-    await sleep(300);
+    // Connected is not joined: wait for every join reply before publishing, or the first acked messages
+    // may precede a subscriber's join position and never reach it.
+    await waitFor(() => subs.every((s) => s.client.room(room).joined), 15_000, 'subscribers joined');
 
     const acked = new Map<number, number>(); // publish number -> seq
     let stop = false;

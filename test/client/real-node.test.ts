@@ -34,7 +34,9 @@ describe('SDK against a real node', () => {
     const room = 'stream';
     const subs = [0, 1, 2].map((i) => track(sdk(n.wsUrl, room, { user: `sub${i}` })));
     await waitFor(() => subs.every((s) => s.client.state === 'connected'), 15_000, 'subscribers connected');
-    await sleep(200); // joins done
+    // Connected is not joined: the join reply may still be on its way. Publishing before it would make
+    // the first acked messages precede the subscribers' join position.
+    await waitFor(() => subs.every((s) => s.client.room(room).joined), 15_000, 'subscribers joined');
 
     // The publisher goes through another path (HTTP), numbering its messages and retrying each with its idem.
     const acked = new Map<number, { seq: number; epoch: string }>();
@@ -95,6 +97,7 @@ describe('SDK against a real node', () => {
     const n = await node(['--ping-interval-ms', '300', '--ping-timeout-ms', '5000']);
     const s = track(sdk(n.wsUrl, 'paused', { user: 'watcher', watchdog: { graceMs: 400 }, connectTimeoutMs: 1000 }));
     await waitFor(() => s.client.state === 'connected', 15_000, 'connected');
+    await waitFor(() => s.client.room('paused').joined, 15_000, 'joined');
     await publishHttp(n.url, 'paused', 'before');
     await waitFor(() => s.messages.length === 1, 10_000, 'first message');
 

@@ -201,9 +201,19 @@ export function backplaneConformance(name: string, factory: () => Promise<Backpl
       afterEach(async () => {
         await Promise.allSettled(directories.splice(0).map((d) => d.stop()));
       });
-      const directory = (bp: Backplane, id: string, s: string, errors: unknown[] = []): NodeDirectory<{ load: number }> => {
+      /**
+       * Peers are forgotten after `expireAfterMs`; the default here is long, so a starved test process does
+       * not see live peers expire. Only the expiry test passes null: the directory's own default (3 × INTERVAL).
+       */
+      const directory = (bp: Backplane, id: string, s: string, errors: unknown[] = [], expireAfterMs: number | null = 5_000): NodeDirectory<{ load: number }> => {
         let load = 0;
-        const d = new NodeDirectory(bp, id, { intervalMs: INTERVAL, subject: s, snapshot: () => ({ load: ++load }), onError: (e) => errors.push(e) });
+        const d = new NodeDirectory(bp, id, {
+          intervalMs: INTERVAL,
+          ...(expireAfterMs !== null ? { expireAfterMs } : {}),
+          subject: s,
+          snapshot: () => ({ load: ++load }),
+          onError: (e) => errors.push(e),
+        });
         directories.push(d);
         return d;
       };
@@ -218,8 +228,9 @@ export function backplaneConformance(name: string, factory: () => Promise<Backpl
         const seen = dirs[0]!.nodes();
         expect(seen.filter((n) => n.self).map((n) => n.node)).toEqual(['node-3']);
         const before = seen.find((n) => n.node === 'node-1')!.info.load;
-        await waitFor(() => dirs[0]!.nodes().find((n) => n.node === 'node-1')!.info.load > before, 10_000, 'a newer announcement');
+        await waitFor(() => (dirs[0]!.nodes().find((n) => n.node === 'node-1')?.info.load ?? 0) > before, 10_000, 'a newer announcement');
         await dirs[1]!.stop(); // node-2, with a goodbye
+        // Well within expireAfterMs (5 s): only the goodbye can remove node-2 this soon.
         await waitFor(() => ids(dirs[0]!).join() === 'node-1,node-3' && ids(dirs[2]!).join() === 'node-1,node-3', 2_000, 'node-2 gone at once');
       });
 
@@ -227,8 +238,8 @@ export function backplaneConformance(name: string, factory: () => Promise<Backpl
         const [a, b] = await harness.nodes(2);
         const s = subject('nodes');
         const errors: unknown[] = [];
-        const da = directory(a!, 'alive', s, errors);
-        const db = directory(b!, 'silent', s);
+        const da = directory(a!, 'alive', s, errors, null); // null: the directory's default, 3 × INTERVAL
+        const db = directory(b!, 'silent', s, [], null);
         await Promise.all([da.start(), db.start()]);
         await waitFor(() => ids(da).join() === 'alive,silent', 10_000, 'both nodes seen');
         await b!.publish(s, enc.encode('not json'));

@@ -131,7 +131,9 @@ export function durableLogConformance(name: string, factory: () => Promise<Durab
       laterAppends.catch(() => undefined);
       release();
       await waitFor(() => rec.calls.length >= 2, 10_000, 'a retry');
-      expect(log.lag().messages).toBeGreaterThanOrEqual(3);
+      // lag() is the last completed poll (JetStream refreshes it every lagPollMs): wait for a poll
+      // that saw the failed batch still pending rather than reading a stale value right away.
+      await waitFor(() => log.lag().messages >= 3, 5_000, 'the failed batch counted as pending');
       await Promise.all([firstAppends, laterAppends]);
       await waitFor(() => rec.committed().length >= 8, 10_000, 'everything committed');
       const failed = rec.calls.filter((c) => !c.ok);
@@ -164,7 +166,9 @@ export function durableLogConformance(name: string, factory: () => Promise<Durab
       const appends = Promise.all([1, 2, 3].map((s) => log.append(msg('a', s))));
       appends.catch(() => undefined);
       await waitFor(() => log.lag().messages === 3, 10_000, 'three pending');
-      await sleep(60);
+      // lag() is the last completed poll, not a live reading: wait for a poll that saw the oldest
+      // message at least 50 ms old (the handler is held, so it can only get older).
+      await waitFor(() => log.lag().oldestMs >= 50, 5_000, 'the oldest pending message aged 50 ms');
       const lag = log.lag();
       expect(lag.messages).toBe(3);
       expect(lag.oldestMs).toBeGreaterThanOrEqual(50);

@@ -121,7 +121,9 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
     });
 
     it('expires connections not refreshed for ttlMs, with lastSeen = the last refresh', async () => {
-      const ttlMs = 400;
+      // Long enough that a test process starved for a second between two heartbeats (every ttlMs / 4)
+      // does not expire a connection that is meant to stay alive.
+      const ttlMs = 1_500;
       const [n1, n2] = await open({ ttlMs }, 2);
       const alice = conn('acme', 'alice', 'n1', 1);
       const bob = conn('acme', 'bob', 'n2', 2);
@@ -168,7 +170,7 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
     });
 
     it('a heartbeat refreshes only the listed connections and ignores unknown ids', async () => {
-      const ttlMs = 400;
+      const ttlMs = 1_500; // a second's starvation between two of alice's heartbeats must not expire her
       const [s] = await open({ ttlMs });
       const a = conn('acme', 'alice', 'n1', 1);
       const b = conn('acme', 'bob', 'n1', 2);
@@ -183,21 +185,26 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
         },
         10_000,
         'bob offline',
+        ttlMs / 30,
       );
       expect((await s!.user('acme', 'alice')).online).toBe(true);
     });
 
     it('lists leavers for recentMs only', async () => {
-      const [s] = await open({ recentMs: 300 });
+      // Long enough that a starved test process still reads the leaver before recentMs has passed.
+      const recentMs = 1_500;
+      const [s] = await open({ recentMs });
       const a = conn('acme', 'alice', 'n1', 1);
       const b = conn('acme', 'bob', 'n1', 2);
       for (const c of [a, b]) {
         await s!.connect(c);
         await s!.join(lobby, c);
       }
+      const beforeLeave = Date.now();
       await s!.leave(lobby, a);
       expect(find(await s!.members(lobby), 'alice')).toMatchObject({ online: false });
-      await waitFor(async () => find(await s!.members(lobby), 'alice') === undefined, 10_000, 'alice forgotten');
+      await waitFor(async () => find(await s!.members(lobby), 'alice') === undefined, 10_000, 'alice forgotten', 50);
+      expect(Date.now() - beforeLeave).toBeGreaterThanOrEqual(recentMs - CLOCK_SLACK_MS);
       expect(await s!.members(lobby)).toEqual([expect.objectContaining({ user: 'bob', online: true })]);
     });
 

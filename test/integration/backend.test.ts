@@ -13,6 +13,7 @@ import WebSocket from 'ws';
 import { service, type Service } from '../../src/backend/index.js';
 import { connect as connectClient } from '../../src/client/index.js';
 import { ensureServiceStream } from '../../src/backend/streams.js';
+import { DURABLE_CONSUMER, streamName } from '../../src/backend/wire.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { startNatsServer, startPostgres, startRedisServer, type TestServer } from '../helpers/servers.js';
 import { JWT_SECRET, token } from '../helpers/tokens.js';
@@ -152,7 +153,10 @@ describe('client sends to backend services', () => {
 
   it('durable: an instance killed mid-stream loses nothing; every send is handled (once after dedupe)', async () => {
     const env = { DURABLE: '1', ACK_WAIT_MS: '2000', WORK_MS: '2' };
-    const insts = [await startInstance('ledger', env), await startInstance('ledger', env), await startInstance('ledger', env)];
+    // The victim's handlers are slow (64 at a time, 500 ms each) while it keeps pulling its share, so it
+    // still holds pulled, unacked messages when it is killed, even if the kill comes late: they must
+    // come back to the survivors as redeliveries.
+    const insts = [await startInstance('ledger', { ...env, WORK_MS: '500' }), await startInstance('ledger', env), await startInstance('ledger', env)];
     const cs = await Promise.all(nodes.map((n, i) => client(n, `payer-${i}`)));
     const sending = Promise.all(cs.map((c, k) => pipeline(c, 500, (i) => ({ type: 'send', topic: 'ledger.create', data: { n: i }, idem: `l-${k}-${i}` }), 50)));
     await waitFor(() => handled([insts[0]!]).length >= 50, 30_000, 'victim handled some');
@@ -169,16 +173,24 @@ describe('client sends to backend services', () => {
   }, 90_000);
 
   it('durable: a message waiting for a busy instance\'s handler slot longer than the ack wait is not handed to a second instance', async () => {
-    // ack wait 600 ms, handlers take 500 ms one at a time: pulled messages wait > 600 ms for their slot.
-    const env = { DURABLE: '1', ACK_WAIT_MS: '600', WORK_MS: '500', CONCURRENCY: '1' };
+    // Ack wait 2 s (kept alive every ackWait / 3, so a starved instance still extends it in time), handlers
+    // take 1.5 s one at a time. With 6 messages over 2 instances one instance gets at least 3: its third
+    // waits 3 s > the ack wait for its slot, so it is redelivered unless it is kept alive while queued.
+    const count = 6;
+    const env = { DURABLE: '1', ACK_WAIT_MS: '2000', WORK_MS: '1500', CONCURRENCY: '1' };
     const insts = [await startInstance('slowq', env), await startInstance('slowq', env)];
     const c = await client(nodes[0]!, 'slow-sender');
-    const replies = await pipeline(c, 8, (i) => ({ type: 'send', topic: 'slowq.create', data: { i }, idem: `s-${i}` }), 8);
-    expect(replies.filter((f) => f.type === 'sent' && f.durable === true)).toHaveLength(8);
-    await waitFor(() => new Set(handled(insts).map((e) => e.idem)).size >= 8, 30_000, 'all 8 handled');
-    await new Promise((r) => setTimeout(r, 2_000)); // a redelivered copy would be handled by now
+    const replies = await pipeline(c, count, (i) => ({ type: 'send', topic: 'slowq.create', data: { i }, idem: `s-${i}` }), count);
+    expect(replies.filter((f) => f.type === 'sent' && f.durable === true)).toHaveLength(count);
+    await waitFor(() => new Set(handled(insts).map((e) => e.idem)).size >= count, 30_000, `all ${count} handled`);
+    // Once every message is acked nothing can be redelivered any more; the consumer's delivery count
+    // then says whether any message was handed out twice (also a copy still waiting in a queue).
+    const jsm = await jetstreamManager(nc);
+    await waitFor(async () => (await jsm.consumers.info(streamName('slowq'), DURABLE_CONSUMER)).num_ack_pending === 0, 20_000, 'every message acked', 100);
+    const info = await jsm.consumers.info(streamName('slowq'), DURABLE_CONSUMER);
+    expect(info.delivered.consumer_seq).toBe(count);
     const ids = handled(insts).map((e) => e.idem as string);
-    expect(ids.sort()).toEqual(Array.from({ length: 8 }, (_, i) => `s-${i}`).sort());
+    expect(ids.sort()).toEqual(Array.from({ length: count }, (_, i) => `s-${i}`).sort());
     for (const i of insts) await i.kill();
   }, 60_000);
 

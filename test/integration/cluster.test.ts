@@ -52,6 +52,43 @@ async function client(n: NodeProcess, user: string): Promise<TestClient> {
   return c;
 }
 
+/**
+ * A node's subscription is confirmed by its own NATS server; the interest reaches the other servers of the
+ * cluster over the routes a moment later, so a single message published right after a join (or connect)
+ * on another node may not cross (test/integration/backplane-faults.test.ts does the same on raw
+ * backplanes). Sends probes with distinct data (`send(k)`) until `seen()`, giving each 200 ms; resolves
+ * with the number of probes sent.
+ */
+async function sendUntilSeen(send: (k: number) => Promise<unknown>, seen: () => boolean, what: string, timeoutMs = 15_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let k = 0;
+  while (!seen()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await send(k++);
+    await waitFor(seen, 200, what).catch(() => undefined);
+  }
+  return k;
+}
+
+const PROBE = 'probe:';
+const isProbe = (f: Frame): boolean => typeof f.data === 'string' && f.data.startsWith(PROBE);
+/** The messages of `room` other than probes. */
+const real = (c: TestClient, room: string): Frame[] => c.messages(room).filter((f) => !isProbe(f));
+
+/** Publishes probes from every publisher until every member saw one from each; resolves with how many were published. */
+async function probeRoom(room: string, publishers: TestClient[], members: TestClient[]): Promise<number> {
+  let sent = 0;
+  for (const [p, pub] of publishers.entries()) {
+    const tag = `${PROBE}${p}:`;
+    sent += await sendUntilSeen(
+      (k) => pub.request({ type: 'publish', room, data: `${tag}${k}` }),
+      () => members.every((m) => m.messages(room).some((f) => isProbe(f) && (f.data as string).startsWith(tag))),
+      `a probe from publisher ${p} on every member of ${room}`,
+    );
+  }
+  return sent;
+}
+
 async function httpPublish(n: NodeProcess, body: Record<string, unknown>): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${n.url}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
@@ -79,13 +116,23 @@ describe('a 3-node cluster', () => {
   it('room messages and direct messages cross nodes; presence agrees on every node', async () => {
     const [a, b, c] = [await client(nodes[0]!, 'ann'), await client(nodes[1]!, 'ben'), await client(nodes[2]!, 'cat')];
     for (const x of [a, b, c]) await x.request({ type: 'join', room: 'across' });
+    const probes = await probeRoom('across', [a], [a, b, c]);
     const ack = await a.request({ type: 'publish', room: 'across', data: 'hello from node-1' });
-    expect(ack).toMatchObject({ type: 'ack', seq: 1 });
-    for (const x of [a, b, c]) expect((await x.waitForMessages('across', 1))[0]).toMatchObject({ seq: 1, from: 'ann', data: 'hello from node-1' });
+    expect(ack).toMatchObject({ type: 'ack', seq: probes + 1 });
+    for (const x of [a, b, c]) {
+      const got = await x.waitFor((f) => f.type === 'message' && f.room === 'across' && f.data === 'hello from node-1');
+      expect(got).toMatchObject({ seq: probes + 1, from: 'ann', data: 'hello from node-1' });
+    }
     const ann2 = await client(nodes[2]!, 'ann');
+    const isDirect = (data: string) => (f: Frame): boolean => f.type === 'direct' && f.data === data;
+    await sendUntilSeen(
+      async (k) => expect((await httpPublish(nodes[1]!, { user: 'ann', data: `${PROBE}${k}` })).status).toBe(202),
+      () => [a, ann2].every((x) => x.frames.some((f) => f.type === 'direct' && isProbe(f))),
+      'a direct probe on both of ann\'s connections',
+    );
     const d = await httpPublish(nodes[1]!, { user: 'ann', data: 'dm' });
     expect(d.status).toBe(202);
-    for (const x of [a, ann2]) expect(await x.waitFor((f) => f.type === 'direct')).toMatchObject({ data: 'dm' });
+    for (const x of [a, ann2]) expect(await x.waitFor(isDirect('dm'))).toMatchObject({ data: 'dm' });
     await waitFor(async () => {
       const lists = await Promise.all(nodes.slice(0, 3).map(async (n) => ((await (await fetch(`${n.url}/api/rooms/across/presence`)).json()) as { members: { user: string; online: boolean }[] }).members));
       return lists.every((l) => JSON.stringify(l.filter((m) => m.online).map((m) => m.user).sort()) === '["ann","ben","cat"]');
@@ -202,11 +249,12 @@ describe('a 3-node cluster', () => {
       clients.push(second);
       expect(nodeOf(second)).not.toBe(nodeOf(first));
       for (const c of [first, second]) await c.request({ type: 'join', room: 'via-nginx' });
+      await probeRoom('via-nginx', [first, second], [first, second]);
       await first.request({ type: 'publish', room: 'via-nginx', data: 'hi through nginx' });
       await second.request({ type: 'publish', room: 'via-nginx', data: 'hi back' });
       for (const c of [first, second]) {
-        const msgs = await c.waitForMessages('via-nginx', 2);
-        expect(msgs.map((m) => m.data)).toEqual(['hi through nginx', 'hi back']);
+        await waitFor(() => real(c, 'via-nginx').length >= 2, 10_000, 'both messages');
+        expect(real(c, 'via-nginx').map((m) => m.data)).toEqual(['hi through nginx', 'hi back']);
       }
     } finally {
       nginx.kill('SIGTERM');
@@ -232,8 +280,10 @@ describe('a 3-node cluster', () => {
     expect([...seen.keys()].sort()).toEqual(['multi-w0', 'multi-w1']);
     const [x, y] = [...seen.values()];
     for (const c of [x!, y!]) await c.request({ type: 'join', room: 'workers' });
+    await probeRoom('workers', [x!], [y!]);
     await x!.request({ type: 'publish', room: 'workers', data: 'across workers' });
-    expect((await y!.waitForMessages('workers', 1))[0]).toMatchObject({ data: 'across workers' });
+    await waitFor(() => real(y!, 'workers').length >= 1, 10_000, 'the message across workers');
+    expect(real(y!, 'workers')[0]).toMatchObject({ data: 'across workers' });
     expect(await w.stop()).toBe(0);
   });
 

@@ -301,7 +301,8 @@ describe('recovery under load', () => {
     const back = await client('live-sub');
     const joined = await back.request({ type: 'join', room: 'busy', since: { seq: last.seq, epoch: last.epoch } });
     expect(joined.recovery).toBe('recovered');
-    await new Promise((r) => setTimeout(r, 300)); // live messages after the join
+    // Keep publishing until a live message (published after the join) has arrived.
+    await back.waitFor((f) => f.type === 'message' && f.room === 'busy' && (f.seq as number) > (joined.seq as number), 10_000, 'a live message after the join');
     stop = true;
     await publishing;
     const total = sent;
