@@ -15,8 +15,10 @@ export function chatView(s: ChatSettings, onLeave: () => void): HTMLElement {
   const client = connect(wsUrl(), s.token !== undefined ? { token: s.token } : { user: s.name });
   const room = client.room(s.room);
   const status = new ConnectionStatus();
-  const list = new MessageList(s.name, (before) => room.history({ before, limit: PAGE }));
-  const people = new PresenceList(s.name);
+  // With a token, who this is is known once connected (the token's subject); until then nobody is "me".
+  const me = s.token !== undefined ? '' : s.name;
+  const list = new MessageList(me, (before) => room.history({ before, limit: PAGE }));
+  const people = new PresenceList(me);
 
   const refreshPresence = (): void => {
     room.presence().then((members) => people.set(members), () => undefined);
@@ -29,7 +31,18 @@ export function chatView(s: ChatSettings, onLeave: () => void): HTMLElement {
     list.scrollToEnd();
   };
 
-  client.on('state', (change) => status.state(change, client.info?.node ?? null));
+  const meLabel = h('span', { class: 'muted me' }, me === '' ? '' : `as ${me}`);
+  client.on('state', (change) => {
+    // With a token the node decides who this is (the token's subject), not the name typed in the form.
+    const user = client.info?.user;
+    if (user !== undefined && user !== list.me) {
+      list.me = user;
+      people.me = user;
+      people.render();
+      meLabel.textContent = `as ${user}`;
+    }
+    status.state(change, client.info?.node ?? null);
+  });
   room.on('message', (m) => list.add(m));
   room.on('presence', (diff) => (diff.truncated !== undefined ? refreshPresence() : people.apply(diff)));
   let first = true;
@@ -70,7 +83,7 @@ export function chatView(s: ChatSettings, onLeave: () => void): HTMLElement {
       {},
       h('div', { class: 'brand' }, h('img', { src: '/assets/logo.svg', alt: 'Switchboard' })),
       h('span', { class: 'room' }, `#${s.room}`),
-      h('span', { class: 'muted me' }, `as ${s.name}`),
+      meLabel,
       h('span', { class: 'spacer' }),
       status.node,
       status.pill,

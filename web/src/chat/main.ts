@@ -21,6 +21,7 @@ function enter(s: ChatSettings): void {
 }
 
 const initial = loadSettings();
-// A link with both ?name= and ?room= opens the room directly.
-if (new URLSearchParams(location.search).has('name') && initial.name !== '') enter(initial);
+// A link with both ?name= and ?room= (or ?room= and #token=) opens the room directly.
+const q = new URLSearchParams(location.search);
+if (q.has('room') && (initial.token !== undefined || (q.has('name') && initial.name !== ''))) enter(initial);
 else showJoin();

@@ -14,7 +14,8 @@ export class MessageList {
   private newest = 0;
 
   constructor(
-    private readonly me: string,
+    /** The user id the node assigned (the typed name in --dev mode, the token's subject otherwise). */
+    public me: string,
     loadEarlier: (beforeSeq: number) => Promise<{ messages: Message[]; more: boolean }>,
   ) {
     this.more = h('button', { class: 'more ghost', type: 'button', hidden: true }, 'Load earlier messages');

@@ -14,7 +14,8 @@ export class PresenceList {
   private readonly title: HTMLHeadingElement;
   private readonly people = new Map<string, Person>();
 
-  constructor(private readonly me: string) {
+  /** `me` is the user id the node assigned; set it again (then re-render) once connected. */
+  constructor(public me: string) {
     this.list = h('ul', { 'aria-label': 'People in this room' });
     this.title = h('h2', {}, 'People');
     this.el = h('aside', { class: 'presence' }, this.title, this.list);
@@ -37,7 +38,7 @@ export class PresenceList {
     this.render();
   }
 
-  private render(): void {
+  render(): void {
     const sorted = [...this.people.entries()].sort(([a, pa], [b, pb]) => Number(pb.online) - Number(pa.online) || (a < b ? -1 : 1));
     this.title.textContent = `People · ${this.online} online`;
     replace(
