@@ -56,8 +56,10 @@ export async function hotRoom(kind, o) {
     const flat = await measureWindow({ gens, publishers: [pub], members: opened.joined, durationMs: o.hotSeconds * 1000, serverPids: sys.pids });
     log(`hot ${kind} flat: ${flat.deliveriesPerSec}/s, cpu ${flat.serverCpuPct} %, lost ${flat.lost}`);
     await closeLoad([pub]);
+    // Let work left from the flat phase (history writes, GC) finish, so it does not land in the latency window.
+    await sleep(2000);
     pub = await openPublisher({ ...common, mode: 'rate', rate: o.hotRate });
-    const rate = await measureWindow({ gens, publishers: [pub], members: opened.joined, durationMs: o.hotSeconds * 1000, serverPids: sys.pids });
+    const rate = await measureWindow({ gens, publishers: [pub], members: opened.joined, durationMs: o.hotRateSeconds * 1000, serverPids: sys.pids });
     log(`hot ${kind} ${o.hotRate}/s: p50 ${rate.latencyMs.p50} p99 ${rate.latencyMs.p99} ms, cpu ${rate.serverCpuPct} %`);
     return { members: opened.joined, flat, rate };
   } finally {
