@@ -16,7 +16,8 @@
  *   JetStream (durable on disk only under the `sync_interval` / replica settings of docs/scaling.md).
  *   Appends are not serialised: they are pipelined on one reply subscription (jetstream-acks.ts), so
  *   many are in flight at once. It rejects
- *   (never a false ack) when the connection is down or closed, or no ack arrives within `publishTimeoutMs`.
+ *   (never a false ack) when the connection is down or closed, drops while the ack is awaited (at once, so
+ *   the client's retry is not held back), or no ack arrives within `publishTimeoutMs`.
  * - The stream is created, or updated to the configured replicas / max age / max bytes, by `open`.
  *   Retention is limits-based (max age, max bytes, oldest dropped first): history must be written to
  *   the MessageStore before a message ages out.
