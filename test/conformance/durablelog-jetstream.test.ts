@@ -110,6 +110,27 @@ describe('jetstream', () => {
     await cleanup();
   });
 
+  it('a publish awaiting its ack when the connection drops is rejected at once, not after its timeout', async () => {
+    const nc = await openNats({ url: nats!.url });
+    const pub = new PipelinedPublisher(nc, 60_000);
+    const silent = nc.subscribe('silent.drop', { callback: () => undefined });
+    await nc.flush();
+    const pending = pub.publish('silent.drop', '{}', 'drop-1');
+    const outcome = pending.then(() => 'acked', (err: Error) => err.message);
+    await nc.flush();
+    await nats!.kill();
+    // Far below the 60 s timeout: the drop itself answers it.
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<string>((r) => (timer = setTimeout(() => r('still pending 15 s after the drop'), 15_000)));
+    expect(await Promise.race([outcome, waited])).toMatch(/connection lost/);
+    clearTimeout(timer);
+    expect(pub.inFlight).toBe(0);
+    silent.unsubscribe();
+    pub.close();
+    await nats!.restart();
+    await nc.close();
+  }, 60_000);
+
   it('a retry of the same message is acked once stored; another message under a reused seq is rejected, not acked', async () => {
     const { log, cleanup } = await fresh();
     const m = { tenant: 'acme', room: 'reuse', seq: 1, epoch: 'E', from: 'u', ts: 1, data: 'first' };

@@ -88,16 +88,34 @@ function managed(
 }
 
 export interface NatsOptions {
+  /** Client port (default: a free one). */
+  port?: number;
   jetstream?: boolean;
   /** Routes to other servers of a cluster (their cluster ports) and this server's cluster port. */
   cluster?: { name: string; port: number; routes: number[] };
+  /** Unique per server of a cluster (JetStream clustering refuses duplicates); default `n<port>`. */
   serverName?: string;
+  /** Serve the monitoring endpoints (/varz, /jsz, /healthz) on this port. */
+  monitorPort?: number;
 }
 
-export async function startNatsServer(options: NatsOptions = {}): Promise<TestServer> {
-  const port = await freePort();
+export interface NatsServer extends TestServer {
+  readonly serverName: string;
+  /** `http://127.0.0.1:<monitorPort>` when `monitorPort` was given. */
+  readonly monitorUrl?: string;
+}
+
+/**
+ * A nats-server. With `jetstream` and `cluster` together it is a JetStream cluster member (nats-server
+ * 2.9 needs a unique `server_name`, a `jetstream { store_dir }` and the `cluster` block); `restart()`
+ * brings it back with the same ports, name and store dir, so it rejoins as the same peer.
+ */
+export async function startNatsServer(options: NatsOptions = {}): Promise<NatsServer> {
+  const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'sb-nats-'));
-  const lines = [`listen: 127.0.0.1:${port}`, `server_name: ${options.serverName ?? `n${port}`}`];
+  const serverName = options.serverName ?? `n${port}`;
+  const lines = [`listen: 127.0.0.1:${port}`, `server_name: ${serverName}`];
+  if (options.monitorPort !== undefined) lines.push(`http: 127.0.0.1:${options.monitorPort}`);
   if (options.jetstream) lines.push(`jetstream { store_dir: "${join(dir, 'js')}" }`);
   if (options.cluster) {
     lines.push(
@@ -110,7 +128,78 @@ export async function startNatsServer(options: NatsOptions = {}): Promise<TestSe
   writeFileSync(conf, lines.join('\n') + '\n');
   const s = managed('nats-server', port, `nats://127.0.0.1:${port}`, dir, () => spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] }));
   await (s as TestServer & { start(): Promise<void> }).start();
-  return s;
+  return Object.assign(s, { serverName, ...(options.monitorPort !== undefined ? { monitorUrl: `http://127.0.0.1:${options.monitorPort}` } : {}) });
+}
+
+interface JszMeta {
+  meta_cluster?: { leader?: string; cluster_size?: number; replicas?: { name: string; current: boolean; offline?: boolean }[] };
+}
+
+async function jsz(server: NatsServer): Promise<JszMeta | null> {
+  try {
+    const res = await fetch(`${server.monitorUrl!}/jsz`, { signal: AbortSignal.timeout(2_000) });
+    return res.ok ? ((await res.json()) as JszMeta) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits (at most `timeoutMs`) until the JetStream meta group of `servers` has a leader that every one of
+ * them names, and the leader sees all the others as current peers, so an R<n> stream can be placed.
+ * Throws with what each server last reported.
+ */
+export async function waitForJetStreamMeta(servers: NatsServer[], timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let seen: (JszMeta | null)[] = [];
+  for (;;) {
+    seen = await Promise.all(servers.map(jsz));
+    const leaders = new Set(seen.map((j) => j?.meta_cluster?.leader ?? ''));
+    const leader = [...leaders][0] ?? '';
+    if (leaders.size === 1 && leader !== '') {
+      const atLeader = seen[servers.findIndex((s) => s.serverName === leader)];
+      const peers = atLeader?.meta_cluster?.replicas ?? [];
+      if (peers.length === servers.length - 1 && peers.every((p) => p.current && p.offline !== true)) return leader;
+    }
+    if (Date.now() > deadline) {
+      const report = servers.map((s, i) => `${s.serverName}: ${JSON.stringify(seen[i]?.meta_cluster ?? null)}`).join('; ');
+      throw new Error(`JetStream cluster has no meta leader with all ${servers.length} peers current after ${timeoutMs} ms: ${report}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A JetStream cluster of `size` nats-servers (default 3) on free ports, each with its own store dir and
+ * monitoring port, routed to each other; resolves once the meta group has a leader and every peer is
+ * current (waitForJetStreamMeta).
+ */
+export async function startJetStreamCluster(size = 3, name = 'sbjs', timeoutMs = 30_000): Promise<NatsServer[]> {
+  // Every port picked before any server binds: distinct, or a server would find its port taken by another.
+  const ports = new Set<number>();
+  while (ports.size < 3 * size) ports.add(await freePort());
+  const [clientPorts, clusterPorts, monitorPorts] = [0, 1, 2].map((k) => [...ports].slice(k * size, (k + 1) * size));
+  const started = await Promise.allSettled(
+    clusterPorts!.map((port, i) =>
+      startNatsServer({
+        port: clientPorts![i]!,
+        jetstream: true,
+        serverName: `${name}-${i}`,
+        monitorPort: monitorPorts![i]!,
+        cluster: { name, port, routes: clusterPorts!.filter((p) => p !== port) },
+      }),
+    ),
+  );
+  const servers = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  try {
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    await waitForJetStreamMeta(servers, timeoutMs);
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.dispose()));
+    throw err;
+  }
+  return servers;
 }
 
 export async function startRedisServer(options: { password?: string } = {}): Promise<TestServer> {

@@ -10,7 +10,9 @@
  * - `publish` resolves with the PubAck (`stream`, `seq`, `duplicate`) only when the server's answer says
  *   the stream stored the message (or already had its `Nats-Msg-Id`); it rejects on a JetStream error
  *   reply, on "no responders" (no stream captures the subject), when no answer arrived within
- *   `timeoutMs`, and for everything pending at `close()`. Never a false ack.
+ *   `timeoutMs`, for everything pending when the connection drops (the answer to a publish written to a
+ *   lost connection may never come: waiting out `timeoutMs` would only delay the client's retry), and for
+ *   everything pending at `close()`. Never a false ack.
  * - Deadlines are swept every `sweepMs`; an ack arriving after its publish was rejected is ignored (a
  *   caller retrying with the same msg id is deduplicated by the stream).
  */
@@ -44,6 +46,7 @@ export class PipelinedPublisher {
     this.sub = nc.subscribe(`${this.prefix}.*`, { callback: (err, msg) => { if (err === null) this.answer(msg); } });
     this.sweeper = setInterval(() => this.sweep(Date.now()), sweepMs);
     this.sweeper.unref();
+    void this.watch();
   }
 
   /** Publishes `payload` on `subject` with `Nats-Msg-Id` = `msgId`; resolves on the stream's ack. */
@@ -74,9 +77,21 @@ export class PipelinedPublisher {
     this.closed = true;
     clearInterval(this.sweeper);
     this.sub.unsubscribe();
-    const err = new Error('publisher closed before the stream acked');
-    for (const p of this.pending.values()) p.reject(err);
+    this.rejectAll(new Error('publisher closed before the stream acked'));
+  }
+
+  private rejectAll(err: Error): void {
+    const all = [...this.pending.values()];
     this.pending.clear();
+    for (const p of all) p.reject(err);
+  }
+
+  /** A dropped connection fails what is pending at once; an answer arriving after the reconnect is ignored. */
+  private async watch(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (this.closed) break;
+      if (s.type === 'disconnect') this.rejectAll(new Error('nats connection lost before the stream acked'));
+    }
   }
 
   private answer(msg: Msg): void {

@@ -16,7 +16,8 @@
  *   JetStream (durable on disk only under the `sync_interval` / replica settings of docs/scaling.md).
  *   Appends are not serialised: they are pipelined on one reply subscription (jetstream-acks.ts), so
  *   many are in flight at once. It rejects
- *   (never a false ack) when the connection is down or closed, or no ack arrives within `publishTimeoutMs`.
+ *   (never a false ack) when the connection is down or closed, drops while the ack is awaited (at once, so
+ *   the client's retry is not held back), or no ack arrives within `publishTimeoutMs`.
  * - The stream is created, or updated to the configured replicas / max age / max bytes, by `open`.
  *   Retention is limits-based (max age, max bytes, oldest dropped first): history must be written to
  *   the MessageStore before a message ages out.
@@ -27,6 +28,12 @@
  *   it is handed over meanwhile; held messages are kept "in progress" so the server does not redeliver
  *   them elsewhere. A crash before the acks means redelivery: at least once, so the handler must be
  *   idempotent (the MessageStore insert is).
+ * - Pull requests expire after `pullExpiresMs` (idle heartbeats every half of it), and the consumer's API
+ *   requests time out after it too. A pull lives on the consumer's leader: when that server dies, the
+ *   client notices two missed heartbeats, asks for the consumer's info (again every `pullExpiresMs` while
+ *   no leader answers) and pulls from the new leader. So this bounds how long writing stalls after a
+ *   consumer leader change beyond the election itself (with the client's defaults, 30 s pulls and the
+ *   10 s publish timeout for the info request, it stalled 20–45 s on a 3-server cluster).
  * - `lag()` is refreshed every `lagPollMs` from the consumer info: messages = not yet delivered + delivered
  *   but not acked; oldestMs = age of the first unacked message.
  */
@@ -60,6 +67,8 @@ export interface JetStreamLogOptions {
   lagPollMs: number;
   /** `append` rejects if the stream has not acked within this long, ms (default 10,000). */
   publishTimeoutMs: number;
+  /** Consumer pull request lifetime and consumer API timeout, ms (default 2,000, at least 1,000; heartbeats every half of it). */
+  pullExpiresMs: number;
   /** `close()` also closes the connection (when the log was given its own). Default false. */
   closeConnection?: boolean;
   /** Told about every failed handler call before its retry. */
@@ -80,6 +89,7 @@ export const defaultJetStreamLogOptions: JetStreamLogOptions = {
   maxAckPending: 100_000,
   lagPollMs: 1_000,
   publishTimeoutMs: 10_000,
+  pullExpiresMs: 2_000,
 };
 
 /**
@@ -121,7 +131,14 @@ export async function openJetStreamDurableLog(nc: NatsConnection, options: Parti
     if (!isNotFound(err)) throw new Error(`jetstream: cannot update consumer ${o.consumer}: ${(err as Error).message}`, { cause: err });
     await jsm.consumers.add(o.stream, consumerConfig);
   }
-  return new JetStreamDurableLog(nc, jsm, jetstream(nc, { timeout: o.publishTimeoutMs }), o);
+  // This client only serves the consumer (appends go through PipelinedPublisher): its requests are the
+  // consumer info calls of a pull that lost its leader, retried until a leader answers.
+  return new JetStreamDurableLog(nc, jsm, jetstream(nc, { timeout: pullTimeout(o) }), o);
+}
+
+/** The pull expiry and consumer API timeout, ms (the client refuses expiries under 1 s). */
+function pullTimeout(o: JetStreamLogOptions): number {
+  return Math.max(1_000, o.pullExpiresMs);
 }
 
 function isNotFound(err: unknown): boolean {
@@ -344,6 +361,7 @@ class JetStreamConsumer implements DurableConsumer {
         if (this.stopped) return undefined;
         const messages = await consumer.consume({
           max_messages: Math.min(this.log.maxAckPending, Math.max(1024, this.options.maxBatch * 4)),
+          expires: pullTimeout(this.log),
           callback: (m) => {
             this.buffer.push(m);
             this.arrived.wake();
