@@ -11,16 +11,9 @@ import { join } from 'node:path';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-    s.on('error', rej);
-  });
-}
+import { freePort } from './procs.mjs';
+
+export { freePort };
 
 export async function waitPort(port, child, name, ms = 20_000) {
   const deadline = Date.now() + ms;
