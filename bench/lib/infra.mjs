@@ -9,11 +9,11 @@ import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 import { freePort } from './procs.mjs';
 
 export { freePort };
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function waitPort(port, child, name, ms = 20_000) {
   const deadline = Date.now() + ms;
