@@ -17,6 +17,8 @@ export interface DurableRunOptions {
   readonly ackWaitMs: number;
   readonly redeliveryDelayMs: number;
   readonly concurrency: number;
+  /** A handler still running after this long counts as failed (redelivered, or dead-lettered at maxDeliver). */
+  readonly handlerTimeoutMs: number;
   /** Runs the handler for a request; rejects with the handler's error. */
   readonly run: (req: ServiceRequest, name: string, deliveries: number) => Promise<unknown>;
   readonly onError: (err: unknown) => void;
@@ -88,7 +90,7 @@ export class DurableWorker {
       return;
     }
     try {
-      await this.o.run(req, name, deliveries);
+      await withTimeout(this.o.run(req, name, deliveries), this.o.handlerTimeoutMs);
       await m.ackAck().catch((err: unknown) => this.o.onError(err));
     } catch (err) {
       if (deliveries >= this.o.maxDeliver) {
@@ -122,4 +124,25 @@ export class DurableWorker {
     if (this.inflight > 0) await new Promise<void>((r) => (this.idle = r));
     if (this.keepAlive !== null) clearInterval(this.keepAlive);
   }
+}
+
+/**
+ * Rejects when `p` has not settled within `ms`: a handler that never settles must not hold its message (and
+ * a handler slot) forever while the keep-alive extends its ack deadline. The handler itself cannot be
+ * stopped; its late result is ignored (the message is redelivered, at least once).
+ */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`handler did not finish within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }

@@ -33,6 +33,11 @@ export interface ServiceOptions {
   redeliveryDelayMs?: number;
   /** Durable: limits of the queue if this instance creates it. */
   queueLimits?: QueueLimits;
+  /**
+   * Durable: a handler still running after this long counts as failed: the message is redelivered (or
+   * dead-lettered at `maxDeliver`) and the slot freed; the handler's late result is ignored (default 5 min).
+   */
+  handlerTimeoutMs?: number;
   /** Handlers running at once for durable messages (default 64). */
   concurrency?: number;
   /** Timeout of publishToRoom / publishToUser / presence (default 10 s). */
@@ -167,6 +172,7 @@ class ServiceInstance implements Service {
         ackWaitMs: this.o.ackWaitMs ?? 30_000,
         redeliveryDelayMs: this.o.redeliveryDelayMs ?? 1_000,
         concurrency: this.o.concurrency ?? 64,
+        handlerTimeoutMs: this.o.handlerTimeoutMs ?? 300_000,
         run: (req, name, deliveries) => this.run(req, name, true, deliveries),
         onError: (err) => this.onError(err),
       });

@@ -34,7 +34,8 @@ interface Instance {
   kill(): Promise<void>;
 }
 
-async function startInstance(svc: string, env: Record<string, string> = {}): Promise<Instance> {
+/** `mayExit`: an instance that dies before or soon after it is ready is returned, not an error. */
+async function startInstance(svc: string, env: Record<string, string> = {}, mayExit = false): Promise<Instance> {
   const child = spawn(process.execPath, [FIXTURE], { env: { ...process.env, NATS_URL: nats.url, SERVICE: svc, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const events: Record<string, unknown>[] = [];
   let buf = '';
@@ -58,8 +59,9 @@ async function startInstance(svc: string, env: Record<string, string> = {}): Pro
     },
   };
   instances.push(inst);
-  await waitFor(() => events.some((e) => e.ev === 'ready') || child.exitCode !== null, 20_000, `service ${svc} ready`);
-  if (child.exitCode !== null) throw new Error(`service exited: ${stderr}`);
+  const gone = (): boolean => child.exitCode !== null || child.signalCode !== null;
+  await waitFor(() => events.some((e) => e.ev === 'ready') || gone(), 20_000, `service ${svc} ready`);
+  if (gone() && !mayExit) throw new Error(`service exited: ${stderr}`);
   return inst;
 }
 
@@ -97,7 +99,7 @@ beforeAll(async () => {
   for (let i = 1; i <= 3; i++) {
     nodes.push(
       await startNodeProcess({
-        args: ['--node-id', `node-${i}`, '--nats', nats.url, '--redis', redis.url, '--database', pg.url, '--durable-services', 'ledger,later,tiny,slowq', '--jwt-secret', JWT_SECRET, '--service-send-timeout-ms', '20000'],
+        args: ['--node-id', `node-${i}`, '--nats', nats.url, '--redis', redis.url, '--database', pg.url, '--durable-services', 'ledger,later,tiny,slowq,poison', '--jwt-secret', JWT_SECRET, '--service-send-timeout-ms', '20000'],
       }),
     );
   }
@@ -231,6 +233,53 @@ describe('client sends to backend services', () => {
     sub.unsubscribe();
     await inst.kill();
   }, 40_000);
+
+  it('durable: a handler that never settles times out: redelivered, then dead-lettered, and its slot is freed', async () => {
+    const dead: Record<string, unknown>[] = [];
+    const sub = nc.subscribe('sbdlq.poison.>', { callback: (_e, m) => {
+      dead.push({ subject: m.subject, ...(m.json() as object) });
+    } });
+    await nc.flush();
+    // One handler slot: the hung handler must give it back for the next message to run at all.
+    const inst = await startInstance('poison', { DURABLE: '1', ACK_WAIT_MS: '3000', MAX_DELIVER: '2', HANDLER_TIMEOUT_MS: '700', CONCURRENCY: '1' });
+    const c = await client(nodes[1]!, 'hanger');
+    expect(await c.request({ type: 'send', topic: 'poison.hang', data: 'x', idem: 'hang-1' })).toMatchObject({ type: 'sent', durable: true });
+    await waitFor(() => dead.length >= 1, 20_000, 'dead letter of the hung message');
+    expect(inst.events.filter((e) => e.ev === 'hanging').map((e) => [e.idem, e.deliveries])).toEqual([['hang-1', 1], ['hang-1', 2]]);
+    expect(dead[0]).toMatchObject({ subject: 'sbdlq.poison.hang', error: 'handler did not finish within 700 ms', deliveries: 2 });
+    expect(await c.request({ type: 'send', topic: 'poison.create', data: 'after', idem: 'after-hang' })).toMatchObject({ type: 'sent', durable: true });
+    await waitFor(() => handled([inst]).some((e) => e.idem === 'after-hang'), 20_000, 'the next message handled in the freed slot');
+    sub.unsubscribe();
+    await inst.kill();
+  }, 60_000);
+
+  it('durable: a message whose instances die while handling it is dead-lettered after maxDeliver deliveries, without running it again', async () => {
+    const dead: Record<string, unknown>[] = [];
+    const sub = nc.subscribe('sbdlq.poison.>', { callback: (_e, m) => {
+      dead.push({ subject: m.subject, ...(m.json() as object) });
+    } });
+    await nc.flush();
+    const env = { DURABLE: '1', ACK_WAIT_MS: '1000', MAX_DELIVER: '2' };
+    const c = await client(nodes[0]!, 'poisoner');
+    // Queued while no instance runs; every instance that takes it dies in the handler, without an answer.
+    expect(await c.request({ type: 'send', topic: 'poison.crash', data: 'x', idem: 'poison-1' })).toMatchObject({ type: 'sent', durable: true });
+    const crashed: Record<string, unknown>[] = [];
+    for (let i = 0; i < 2; i++) {
+      const inst = await startInstance('poison', env, true);
+      await waitFor(() => inst.child.signalCode !== null || inst.child.exitCode !== null, 20_000, `instance ${i + 1} taking the message down with it`);
+      crashed.push(...inst.events.filter((e) => e.ev === 'crashing'));
+    }
+    expect(crashed.map((e) => [e.idem, e.deliveries])).toEqual([['poison-1', 1], ['poison-1', 2]]);
+    // The third instance gets delivery 3 > maxDeliver: dead-lettered with the reason, the handler not run.
+    const survivor = await startInstance('poison', env);
+    await waitFor(() => dead.length >= 1, 20_000, 'dead letter');
+    expect(dead[0]).toMatchObject({ subject: 'sbdlq.poison.crash', error: 'delivered 2 times without an answer', deliveries: 2 });
+    expect((dead[0]!.request as Record<string, unknown>).user).toBe('poisoner');
+    expect(survivor.events.filter((e) => e.ev === 'crashing')).toEqual([]);
+    expect(survivor.child.exitCode === null && survivor.child.signalCode === null).toBe(true);
+    sub.unsubscribe();
+    await survivor.kill();
+  }, 60_000);
 });
 
 describe('rpc', () => {
