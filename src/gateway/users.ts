@@ -4,7 +4,7 @@
  */
 import type { Backplane, BackplaneSubscription } from '../engines/backplane/backplane.js';
 import { wireFrame } from '../protocol/encode.js';
-import { fewAdd, fewDelete, fewList, type Few } from '../util/few.js';
+import { fewAdd, fewDelete, fewEach, type Few } from '../util/few.js';
 import { decodeEnvelope, userSubject, type DirectEnvelope } from './subjects.js';
 
 export interface UserConn {
@@ -30,7 +30,7 @@ export class UserRouter {
     const subject = userSubject(tenant, user);
     let entry = this.entries.get(subject);
     if (entry === undefined) {
-      const created: Entry = { conns: null, sub: Promise.resolve(null) };
+      const created = { conns: null } as Entry; // `sub` is set just below: the handler needs `created` first
       created.sub = this.backplane
         .subscribe(subject, (payload) => {
           let env: DirectEnvelope;
@@ -41,7 +41,7 @@ export class UserRouter {
             return;
           }
           const frame = wireFrame({ type: 'direct', from: env.from, ts: env.ts, data: env.data });
-          for (const c of fewList(created.conns)) c.send(frame);
+          fewEach(created.conns, (c) => c.send(frame));
         })
         .catch((err: unknown) => {
           this.onError(err);

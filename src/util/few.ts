@@ -34,6 +34,13 @@ export function fewSize<T>(few: Few<T> | undefined): number {
   return few instanceof Set ? few.size : 1;
 }
 
+/** Calls `fn` for each element, without copying (for hot paths; `fn` must not change this set). */
+export function fewEach<T>(few: Few<T> | undefined, fn: (value: T) => void): void {
+  if (few === null || few === undefined) return;
+  if (few instanceof Set) for (const v of few) fn(v);
+  else fn(few);
+}
+
 /** The elements as a fresh array (safe to iterate while the set changes). */
 export function fewList<T>(few: Few<T> | undefined): T[] {
   if (few === null || few === undefined) return [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fewAdd, fewDelete, fewHas, fewList, fewSize, type Few } from '../../src/util/few.js';
+import { fewAdd, fewDelete, fewEach, fewHas, fewList, fewSize, type Few } from '../../src/util/few.js';
 
 describe('Few (a set stored without a Set until it has two elements)', () => {
   it('grows from empty to one element to a Set, and shrinks back to the element and to empty', () => {
@@ -31,5 +31,17 @@ describe('Few (a set stored without a Set until it has two elements)', () => {
     expect(fewSize(f)).toBe(2);
     for (const v of fewList(f)) f = fewDelete(f, v);
     expect(f).toBeNull();
+  });
+
+  it('fewEach visits every element once, in every shape', () => {
+    const seen = (f: Few<string> | undefined): string[] => {
+      const out: string[] = [];
+      fewEach(f, (v) => out.push(v));
+      return out.sort();
+    };
+    expect(seen(undefined)).toEqual([]);
+    expect(seen(null)).toEqual([]);
+    expect(seen('a')).toEqual(['a']);
+    expect(seen(fewAdd(fewAdd('a', 'b'), 'c'))).toEqual(['a', 'b', 'c']);
   });
 });

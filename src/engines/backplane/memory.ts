@@ -1,4 +1,4 @@
-import { fewAdd, fewDelete, fewSize, type Few } from '../../util/few.js';
+import { fewAdd, fewDelete, fewEach, fewSize, type Few } from '../../util/few.js';
 import type { Backplane, BackplaneSubscription } from './backplane.js';
 
 /** Called when a subscription handler throws; the bus keeps delivering to everyone else. */
@@ -104,10 +104,7 @@ export class MemoryBus {
   /** Queues the payload for every active subscription of exactly this subject. */
   publish(subject: string, payload: Uint8Array): void {
     if (this.outage !== undefined) throw new Error(`backplane publish failed: ${this.outage}`);
-    const subs = this.subjects.get(subject);
-    if (subs === undefined || subs === null) return;
-    if (subs instanceof Set) for (const sub of subs) sub.enqueue(payload);
-    else subs.enqueue(payload);
+    fewEach(this.subjects.get(subject), (sub) => sub.enqueue(payload));
   }
 
   /** @internal Used by MemoryBackplane. */

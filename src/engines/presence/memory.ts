@@ -1,4 +1,4 @@
-import { fewAdd, fewDelete, fewHas, fewList, fewSize, type Few } from '../../util/few.js';
+import { fewAdd, fewDelete, fewEach, fewHas, fewList, fewSize, type Few } from '../../util/few.js';
 import type { RoomRef } from '../types.js';
 import {
   defaultPresenceOptions,
@@ -137,7 +137,7 @@ export class MemoryPresenceStore implements PresenceStore {
     const online: RoomMember[] = [];
     for (const [user, ids] of room.members) {
       let lastSeen = 0;
-      for (const id of fewList(ids)) lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0);
+      fewEach(ids, (id) => (lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0)));
       online.push({ user, online: true, connections: fewSize(ids), lastSeen });
     }
     online.sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
@@ -158,7 +158,7 @@ export class MemoryPresenceStore implements PresenceStore {
       if (conn !== undefined && this.expired(conn, now)) this.drop(conn, conn.beat);
     }
     let lastSeen = state.lastSeen;
-    for (const id of fewList(state.conns)) lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0);
+    fewEach(state.conns, (id) => (lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0)));
     return { user, online: fewSize(state.conns) > 0, lastSeen };
   }
 
