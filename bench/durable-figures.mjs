@@ -18,13 +18,14 @@
  *                                  [--outage 20] [--rows 1000000] [--pages 500] [--out f.json]
  * JSON on stdout, progress on stderr. Servers are stopped by pid.
  */
-import { spawn, execFileSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { start, stop, waitPort } from './lib/infra.mjs';
+import { freePort, preparePostgres } from './lib/procs.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => import(join(ROOT, 'dist', p));
@@ -51,44 +52,6 @@ function args() {
   }
   return a;
 }
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-    s.on('error', rej);
-  });
-}
-async function waitPort(port, child, name) {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited: ${child.out}`);
-    const ok = await new Promise((r) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), r(true)));
-      s.once('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${name} did not listen on ${port}`);
-    await sleep(100);
-  }
-}
-function start(name, cmd, argv, opts = {}) {
-  const c = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  c.out = '';
-  c.stdout.on('data', (d) => (c.out = (c.out + d).slice(-5000)));
-  c.stderr.on('data', (d) => (c.out = (c.out + d).slice(-5000)));
-  return c;
-}
-async function stop(c, signal = 'SIGTERM') {
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise((r) => c.once('exit', r));
-  process.kill(c.pid, signal);
-  await exited;
-}
-
 const opt = args();
 const result = { setup: { cpus: os.cpus().length, loadBefore: os.loadavg().map((x) => x.toFixed(2)).join(' '), options: opt }, figures: {} };
 const tmp = [];
@@ -103,17 +66,11 @@ children.push(nats);
 const pgPort = await freePort();
 const pgDir = mkdtempSync(join(os.tmpdir(), 'sb-bench-pg-'));
 tmp.push(pgDir);
-const asRoot = process.getuid?.() === 0;
-const ids = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : {};
-if (asRoot) chownSync(pgDir, ids.uid, ids.gid);
-const pgv = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a)[0];
-const pgBin = (n) => join('/usr/lib/postgresql', pgv, 'bin', n);
-execFileSync(pgBin('initdb'), ['-D', join(pgDir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { ...ids, stdio: 'pipe' });
-const pgArgs = ['-D', join(pgDir, 'data'), '-p', String(pgPort), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'];
-let pgProc = start('postgres', pgBin('postgres'), pgArgs, ids);
+const pgSetup = preparePostgres(pgDir, pgPort);
+let pgProc = start('postgres', pgSetup.cmd, pgSetup.args, pgSetup.opts);
 children.push(pgProc);
 await Promise.all([waitPort(natsPort, nats, 'nats-server'), waitPort(pgPort, pgProc, 'postgres')]);
-result.setup.servers = `nats-server ${execFileSync('nats-server', ['--version']).toString().trim()} (JetStream, file storage, default sync); PostgreSQL ${pgv} fsync=off synchronous_commit=off`;
+result.setup.servers = `nats-server ${execFileSync('nats-server', ['--version']).toString().trim()} (JetStream, file storage, default sync); PostgreSQL ${pgSetup.version} fsync=off synchronous_commit=off`;
 const dbUrl = `postgres://postgres@127.0.0.1:${pgPort}/postgres`;
 
 let seqs = new Map();
@@ -193,7 +150,7 @@ try {
   const outageAt = Date.now();
   await stop(pgProc, 'SIGINT'); // fast shutdown: SIGTERM would wait for the writer's pooled sessions to end
   await sleep(opt.outage * 1000);
-  pgProc = start('postgres', pgBin('postgres'), pgArgs, ids);
+  pgProc = start('postgres', pgSetup.cmd, pgSetup.args, pgSetup.opts);
   children.push(pgProc);
   await waitPort(pgPort, pgProc, 'postgres');
   const restartAt = Date.now();

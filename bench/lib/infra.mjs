@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 
-import { freePort } from './procs.mjs';
+import { freePort, preparePostgres } from './procs.mjs';
 
 export { freePort };
 
@@ -78,21 +78,15 @@ export async function startInfra({ tmp, jetstream = false }) {
   const pgPort = await freePort();
   const pgDir = mkdtempSync(join(os.tmpdir(), 'sb-bench-pg-'));
   tmp.push(pgDir);
-  const asRoot = process.getuid?.() === 0;
-  const ids = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : {};
-  if (asRoot) chownSync(pgDir, ids.uid, ids.gid);
-  const pgv = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a)[0];
-  const pgBin = (n) => join('/usr/lib/postgresql', pgv, 'bin', n);
-  execFileSync(pgBin('initdb'), ['-D', join(pgDir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { ...ids, stdio: 'pipe' });
-  const pg = start('postgres', pgBin('postgres'), ['-D', join(pgDir, 'data'), '-p', String(pgPort), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'], ids);
+  const pgSetup = preparePostgres(pgDir, pgPort);
+  const pg = start('postgres', pgSetup.cmd, pgSetup.args, pgSetup.opts);
   await Promise.all([waitPort(natsPort, nats, 'nats-server'), waitPort(redisPort, redis, 'redis-server'), waitPort(pgPort, pg, 'postgres')]);
   return {
     nats, redis, pg, natsPort, redisPort, pgPort,
     natsUrl: `nats://127.0.0.1:${natsPort}`,
     redisUrl: `redis://127.0.0.1:${redisPort}`,
     dbUrl: `postgres://postgres@127.0.0.1:${pgPort}/postgres`,
-    postgres: `PostgreSQL ${pgv}, fsync=off, full_page_writes=off, synchronous_commit=off`,
+    postgres: `PostgreSQL ${pgSetup.version}, fsync=off, full_page_writes=off, synchronous_commit=off`,
   };
 }
 

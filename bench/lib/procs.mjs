@@ -156,6 +156,23 @@ export function procUsage(pids) {
   return { cpuS, rss };
 }
 
+/**
+ * A throwaway PostgreSQL cluster: initdb into `dir/data` (as the postgres user when running as root, since
+ * initdb refuses root) and the command that runs it on `port`, loopback only, fsync off. Start (and
+ * restart) it with `{ cmd, args, opts }`; `version` is the major version used (the newest installed).
+ */
+export function preparePostgres(dir, port, extraArgs = []) {
+  const asRoot = process.getuid?.() === 0;
+  const opts = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : {};
+  if (asRoot) chownSync(dir, opts.uid, opts.gid);
+  const version = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a)[0];
+  const bin = (n) => join('/usr/lib/postgresql', version, 'bin', n);
+  execFileSync(bin('initdb'), ['-D', join(dir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { ...opts, stdio: 'pipe' });
+  const args = ['-D', join(dir, 'data'), '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
+    '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off', ...extraArgs];
+  return { cmd: bin('postgres'), args, opts, version };
+}
+
 /** Throwaway nats-server (JetStream on), redis-server and PostgreSQL on free ports. */
 export async function startInfra() {
   const natsPort = await freePort();
@@ -165,20 +182,13 @@ export async function startInfra() {
   const redisDir = tmpDir('sb-bench-redis-');
   const redis = start('redis-server', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir]);
   const pgPort = await freePort();
-  const pgDir = tmpDir('sb-bench-pg-');
-  const asRoot = process.getuid?.() === 0;
-  const ids = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : {};
-  if (asRoot) chownSync(pgDir, ids.uid, ids.gid);
-  const pgv = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a)[0];
-  const pgBin = (n) => join('/usr/lib/postgresql', pgv, 'bin', n);
-  execFileSync(pgBin('initdb'), ['-D', join(pgDir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { ...ids, stdio: 'pipe' });
-  const pg = start('postgres', pgBin('postgres'), ['-D', join(pgDir, 'data'), '-p', String(pgPort), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off', '-c', 'max_connections=300'], ids);
+  const pgSetup = preparePostgres(tmpDir('sb-bench-pg-'), pgPort, ['-c', 'max_connections=300']);
+  const pg = start('postgres', pgSetup.cmd, pgSetup.args, pgSetup.opts);
   await Promise.all([waitPort(natsPort, nats), waitPort(redisPort, redis), waitPort(pgPort, pg)]);
   const versions = {
     nats: execFileSync('nats-server', ['--version']).toString().trim(),
     redis: execFileSync('redis-server', ['--version']).toString().trim().split(' ').slice(0, 3).join(' '),
-    postgres: `PostgreSQL ${pgv} (fsync=off, full_page_writes=off, synchronous_commit=off)`,
+    postgres: `PostgreSQL ${pgSetup.version} (fsync=off, full_page_writes=off, synchronous_commit=off)`,
   };
   return {
     natsUrl: `nats://127.0.0.1:${natsPort}`,

@@ -9,6 +9,7 @@
  * a second instance.
  */
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { withTimeout } from '../util/timeout.js';
 import { DURABLE_CONSUMER, deadLetterSubject, decodeJson, encodeJson, streamName, type DeadLetter, type ServiceRequest } from './wire.js';
 
 export interface DurableRunOptions {
@@ -90,7 +91,10 @@ export class DurableWorker {
       return;
     }
     try {
-      await withTimeout(this.o.run(req, name, deliveries), this.o.handlerTimeoutMs);
+      // A handler that never settles must not hold its message (and a slot) for ever while the keep-alive
+      // extends its ack deadline; its late result is ignored and the message is redelivered (at least once).
+      const ms = this.o.handlerTimeoutMs;
+      await withTimeout(this.o.run(req, name, deliveries), ms, `handler did not finish within ${ms} ms`);
       await m.ackAck().catch((err: unknown) => this.o.onError(err));
     } catch (err) {
       if (deliveries >= this.o.maxDeliver) {
@@ -124,25 +128,4 @@ export class DurableWorker {
     if (this.inflight > 0) await new Promise<void>((r) => (this.idle = r));
     if (this.keepAlive !== null) clearInterval(this.keepAlive);
   }
-}
-
-/**
- * Rejects when `p` has not settled within `ms`: a handler that never settles must not hold its message (and
- * a handler slot) forever while the keep-alive extends its ack deadline. The handler itself cannot be
- * stopped; its late result is ignored (the message is redelivered, at least once).
- */
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`handler did not finish within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }

@@ -13,6 +13,7 @@ import type { DurableLog } from '../engines/durablelog/durablelog.js';
 import type { PublishInput, RoomLog } from '../engines/roomlog/roomlog.js';
 import type { Json, RoomMessage, RoomRef } from '../engines/types.js';
 import { SwitchboardError } from '../protocol/errors.js';
+import { withTimeout } from '../util/timeout.js';
 import { encodeEnvelope, roomSubject, userSubject } from './subjects.js';
 
 export interface PublishOutcome {
@@ -37,7 +38,7 @@ export class Publisher {
       throw new SwitchboardError('unavailable', 'sequencer unavailable, publish not accepted', { cause: err });
     }
     try {
-      await withTimeout(this.durableLog.append(appended.message), this.durableTimeoutMs);
+      await withTimeout(this.durableLog.append(appended.message), this.durableTimeoutMs, `durable log did not confirm within ${this.durableTimeoutMs} ms`);
     } catch (err) {
       throw new SwitchboardError('unavailable', 'durable log unavailable, publish not acknowledged; retry with the same idem', { cause: err });
     }
@@ -59,21 +60,4 @@ export class Publisher {
       throw new SwitchboardError('unavailable', 'backplane unavailable', { cause: err });
     }
   }
-}
-
-/** Rejects after `ms` (the operation may still complete later; a retry with the same idem dedupes). */
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`durable log did not confirm within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }
