@@ -2,7 +2,7 @@
  * Switchboard server package: run a node programmatically, or implement an engine.
  * The CLI (`switchboard start`) is the usual entry point; see README.md.
  */
-export { startNode, type RunningNode, type StartOptions } from './gateway/node.js';
+export { startNode, type RunningNode, type StartOptions } from './node/node.js';
 export { loadConfig, redactConfig, ConfigError } from './config/load.js';
 export { configSchema, type Config, type ConfigInput } from './config/schema.js';
 export type { Engines } from './engines/engines.js';

@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import type { Config } from '../config/schema.js';
 import { CONFIG_KEYS, ConfigError, envName, kebab, loadConfig, redactConfig } from '../config/load.js';
 import { randomBytes } from 'node:crypto';
-import { startNode } from '../gateway/node.js';
+import { startNode } from '../node/node.js';
 import { runClusterCommand } from './cluster-command.js';
 import { runHistoryWriter } from './history-writer.js';
 import { isPrimary, runPrimary, workerCount } from './workers.js';

@@ -10,7 +10,7 @@ import { wireFrame } from '../protocol/encode.js';
 import type { ClientFrame, RequestId, ServerFrame } from '../protocol/frames.js';
 import { ErrorCodes, type ErrorCode } from '../protocol/errors.js';
 import type { OutboxSink } from './outbox.js';
-import type { Membership, RoomMember } from './room.js';
+import type { Membership, RoomMember } from '../rooms/room.js';
 import type { NodeContext } from './context.js';
 
 export class Connection implements OutboxSink, RoomMember {

@@ -4,10 +4,10 @@ import type { Engines } from '../engines/engines.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Outbox } from './outbox.js';
-import type { Publisher } from './publisher.js';
-import type { RoomRegistry } from './rooms.js';
-import type { Services } from './services.js';
-import type { UserRouter } from './users.js';
+import type { Publisher } from '../messaging/publisher.js';
+import type { RoomRegistry } from '../rooms/rooms.js';
+import type { Services } from '../services/services.js';
+import type { UserRouter } from '../rooms/users.js';
 
 /** Everything a connection's session needs from its node, passed explicitly (no module state). */
 export interface NodeContext {

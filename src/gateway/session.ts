@@ -3,7 +3,7 @@
  * connect / join / leave / publish / history / presence / ping. Every failure becomes a typed error frame
  * for this connection alone, counted by code.
  */
-import { readHistory } from './history.js';
+import { readHistory } from '../messaging/history.js';
 import type { PresenceConn } from '../engines/presence/presence.js';
 import type { RoomRef } from '../engines/types.js';
 import { CloseCodes } from '../protocol/close-codes.js';
@@ -14,10 +14,10 @@ import { isIdemId, isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import type { Connection } from './connection.js';
 import type { NodeContext } from './context.js';
-import type { Membership } from './room.js';
-import { recover } from './recovery.js';
+import type { Membership } from '../rooms/room.js';
+import { recover } from '../messaging/recovery.js';
 import { serviceFrame } from './service-frames.js';
-import { encodeEnvelope, roomSubject } from './subjects.js';
+import { encodeEnvelope, roomSubject } from '../messaging/subjects.js';
 
 type Frame<T extends ClientFrame['type']> = Extract<ClientFrame, { type: T }>;
 

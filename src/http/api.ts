@@ -13,7 +13,7 @@ import { toWire } from '../protocol/encode.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import { isIdemId, isRoomName, isTenantName, isUserId, ROOM_NAME_RULE, TENANT_NAME_RULE, USER_ID_RULE } from '../protocol/names.js';
 import { HttpError, readJson, sendJson } from './respond.js';
-import { readHistory } from '../gateway/history.js';
+import { readHistory } from '../messaging/history.js';
 
 const json = z.json();
 export const publishSchema = z

@@ -7,7 +7,7 @@ import { openPgliteStore } from '../../src/engines/messagestore/pglite.js';
 import type { SqlMessageStore } from '../../src/engines/messagestore/sql-store.js';
 import { MemoryRoomLog } from '../../src/engines/roomlog/memory.js';
 import type { RoomMessage } from '../../src/engines/types.js';
-import { readHistory } from '../../src/gateway/history.js';
+import { readHistory } from '../../src/messaging/history.js';
 
 const ref = { tenant: 't', room: 'r' };
 let store: SqlMessageStore;

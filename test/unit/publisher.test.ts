@@ -4,8 +4,8 @@ import { MemoryBackplane, MemoryBus } from '../../src/engines/backplane/memory.j
 import { MemoryDurableLog } from '../../src/engines/durablelog/memory.js';
 import { MemoryRoomLog } from '../../src/engines/roomlog/memory.js';
 import type { RoomMessage } from '../../src/engines/types.js';
-import { Publisher } from '../../src/gateway/publisher.js';
-import { roomSubject } from '../../src/gateway/subjects.js';
+import { Publisher } from '../../src/messaging/publisher.js';
+import { roomSubject } from '../../src/messaging/subjects.js';
 import { SwitchboardError } from '../../src/protocol/errors.js';
 import { waitFor } from '../helpers/wait.js';
 

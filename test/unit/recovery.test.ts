@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HistoryPage, HistoryQuery, MessageStore } from '../../src/engines/messagestore/messagestore.js';
 import { MemoryRoomLog } from '../../src/engines/roomlog/memory.js';
 import { roomKey, type RoomMessage, type RoomRef } from '../../src/engines/types.js';
-import { recover, type RecoveryOutcome } from '../../src/gateway/recovery.js';
+import { recover, type RecoveryOutcome } from '../../src/messaging/recovery.js';
 
 const WINDOW = 5;
 

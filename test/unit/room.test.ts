@@ -1,7 +1,7 @@
 /** LocalRoom: ordered delivery, gap hold/repair/skip, pending members, encode-once, presence batching. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RoomMessage, RoomRef } from '../../src/engines/types.js';
-import { LocalRoom, type Membership, type RoomHooks } from '../../src/gateway/room.js';
+import { LocalRoom, type Membership, type RoomHooks } from '../../src/rooms/room.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { decodeFrame } from './ws-frames.js';
 

@@ -6,7 +6,7 @@ import type { Backplane, BackplaneSubscription } from '../engines/backplane/back
 import type { RoomLog } from '../engines/roomlog/roomlog.js';
 import { roomKey, type RoomRef } from '../engines/types.js';
 import { LocalRoom, type RoomHooks } from './room.js';
-import { decodeEnvelope, roomSubject, type RoomEnvelope } from './subjects.js';
+import { decodeEnvelope, roomSubject, type RoomEnvelope } from '../messaging/subjects.js';
 
 interface Entry {
   room: LocalRoom;

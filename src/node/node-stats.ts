@@ -9,7 +9,7 @@
 import { roomKey, type RoomMessage } from '../engines/types.js';
 import type { NodeInfo, RoomStat } from '../http/admin-types.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { RoomRegistry } from './rooms.js';
+import type { RoomRegistry } from '../rooms/rooms.js';
 
 export type { NodeInfo, RoomStat };
 

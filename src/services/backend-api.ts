@@ -14,7 +14,7 @@ import { publishSchema } from '../http/api.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import { isRoomName, isTenantName, ROOM_NAME_RULE, TENANT_NAME_RULE } from '../protocol/names.js';
 import { SwitchboardError, type ErrorCode } from '../protocol/errors.js';
-import type { NodeContext } from './context.js';
+import type { NodeContext } from '../gateway/context.js';
 
 const presenceSchema = z
   .object({

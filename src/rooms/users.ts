@@ -5,7 +5,7 @@
 import type { Backplane, BackplaneSubscription } from '../engines/backplane/backplane.js';
 import { wireFrame } from '../protocol/encode.js';
 import { fewAdd, fewDelete, fewEach, type Few } from '../util/few.js';
-import { decodeEnvelope, userSubject, type DirectEnvelope } from './subjects.js';
+import { decodeEnvelope, userSubject, type DirectEnvelope } from '../messaging/subjects.js';
 
 export interface UserConn {
   send(frame: Buffer): void;

@@ -16,15 +16,15 @@ import { HistoryWriter } from '../engines/messagestore/history-writer.js';
 import { createHttpServer, type Readiness } from '../http/server.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { Admission } from './admission.js';
-import type { NodeContext } from './context.js';
-import { Gateway } from './gateway.js';
+import { Admission } from '../gateway/admission.js';
+import type { NodeContext } from '../gateway/context.js';
+import { Gateway } from '../gateway/gateway.js';
 import { NodeStats, type NodeInfo } from './node-stats.js';
-import { Outbox } from './outbox.js';
-import { Publisher } from './publisher.js';
-import { RoomRegistry } from './rooms.js';
+import { Outbox } from '../gateway/outbox.js';
+import { Publisher } from '../messaging/publisher.js';
+import { RoomRegistry } from '../rooms/rooms.js';
 import { openNodeServices } from './services-node.js';
-import { UserRouter } from './users.js';
+import { UserRouter } from '../rooms/users.js';
 
 export interface StartOptions {
   /** Engines to use instead of the embedded ones (cluster engines, or a shared in-process bus). */

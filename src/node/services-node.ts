@@ -7,9 +7,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { durableServiceList, type Config } from '../config/schema.js';
 import { natsOptions } from '../engines/cluster.js';
 import { openNats } from '../engines/connections/nats.js';
-import { BackendApi } from './backend-api.js';
-import type { NodeContext } from './context.js';
-import { Services, type ServicesOptions } from './services.js';
+import { BackendApi } from '../services/backend-api.js';
+import type { NodeContext } from '../gateway/context.js';
+import { Services, type ServicesOptions } from '../services/services.js';
 
 export interface NodeServices {
   readonly services: Services;
