@@ -11,7 +11,7 @@ import type { ClientFrame, RequestId, ServerFrame } from '../protocol/frames.js'
 import { ErrorCodes, type ErrorCode } from '../protocol/errors.js';
 import type { OutboxSink } from './outbox.js';
 import type { Membership, RoomMember } from '../rooms/room.js';
-import type { NodeContext } from './context.js';
+import type { ConnectionDeps } from './deps.js';
 
 export class Connection implements OutboxSink, RoomMember {
   queue: Buffer[] | null = null;
@@ -37,7 +37,7 @@ export class Connection implements OutboxSink, RoomMember {
     readonly id: string,
     readonly ws: WebSocket,
     readonly socket: Socket,
-    private readonly ctx: NodeContext,
+    private readonly ctx: ConnectionDeps,
     readonly openedAt: number,
     private readonly onSlowConsumer: (c: Connection) => void,
   ) {
@@ -55,7 +55,7 @@ export class Connection implements OutboxSink, RoomMember {
   }
 
   sendError(code: ErrorCode, message: string, id?: RequestId, room?: string): void {
-    this.ctx.metrics.error(code);
+    this.ctx.edge.counted(code);
     const frame: ServerFrame = { type: 'error', code, message, retryable: ErrorCodes[code].retryable };
     if (id !== undefined) frame.id = id;
     if (room !== undefined) frame.room = room;

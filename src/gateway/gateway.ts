@@ -10,7 +10,7 @@ import { CloseCodes } from '../protocol/close-codes.js';
 import { wireFrame } from '../protocol/encode.js';
 import type { Admission } from './admission.js';
 import { Connection } from './connection.js';
-import type { NodeContext } from './context.js';
+import type { GatewayDeps } from './deps.js';
 import { Session } from './session.js';
 
 const PING = wireFrame({ type: 'ping' });
@@ -24,7 +24,7 @@ export class Gateway {
   private readonly presenceTimer: NodeJS.Timeout;
 
   constructor(
-    private readonly ctx: NodeContext,
+    private readonly ctx: GatewayDeps,
     readonly admission: Admission,
   ) {
     this.session = new Session(ctx);
@@ -79,7 +79,7 @@ export class Gateway {
     ws.on('error', (err: Error & { code?: string }) => {
       // ws reports protocol violations (e.g. a frame over maxPayload) here and closes the socket itself.
       const tooBig = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
-      this.ctx.metrics.error(tooBig ? 'frame_too_large' : 'bad_frame');
+      this.ctx.edge.counted(tooBig ? 'frame_too_large' : 'bad_frame');
       if (c.closeCode === 0) c.closeCode = tooBig ? CloseCodes.tooBig : CloseCodes.protocolError;
     });
   }

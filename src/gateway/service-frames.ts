@@ -6,11 +6,11 @@
 import type { ClientFrame } from '../protocol/frames.js';
 import { SwitchboardError } from '../protocol/errors.js';
 import type { Connection } from './connection.js';
-import type { NodeContext } from './context.js';
+import type { GatewayDeps } from './deps.js';
 
 type ServiceFrame = Extract<ClientFrame, { type: 'send' | 'rpc' }>;
 
-export async function serviceFrame(ctx: NodeContext, c: Connection, f: ServiceFrame): Promise<void> {
+export async function serviceFrame(ctx: Pick<GatewayDeps, 'services' | 'metrics'>, c: Connection, f: ServiceFrame): Promise<void> {
   const id = c.identity!;
   let kind: string = f.type;
   try {

@@ -10,10 +10,10 @@ import { CloseCodes } from '../protocol/close-codes.js';
 import { messageFrame, toWire } from '../protocol/encode.js';
 import { clientFrameSchema, CLIENT_FRAME_TYPES, PROTOCOL_VERSION, type ClientFrame, type RequestId, type WireMessage } from '../protocol/frames.js';
 import { SwitchboardError } from '../protocol/errors.js';
-import { isIdemId, isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
+import { isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import type { Connection } from './connection.js';
-import type { NodeContext } from './context.js';
+import type { GatewayDeps } from './deps.js';
 import type { Membership } from '../rooms/room.js';
 import { recover } from '../messaging/recovery.js';
 import { serviceFrame } from './service-frames.js';
@@ -26,7 +26,7 @@ const MAX_BAD_FRAMES = 100;
 export const MAX_INFLIGHT = 256;
 
 export class Session {
-  constructor(private readonly ctx: NodeContext) {}
+  constructor(private readonly ctx: GatewayDeps) {}
 
   presenceConn(c: Connection): PresenceConn {
     return { tenant: c.identity!.tenant, user: c.identity!.user, connId: c.id, nodeId: this.ctx.nodeId };
@@ -107,14 +107,10 @@ export class Session {
   }
 
   private fail(c: Connection, err: unknown, id: RequestId | undefined, room?: string): void {
-    if (err instanceof SwitchboardError) {
-      c.sendError(err.code, err.message, id, room);
-      if (err.code === 'unauthorized') c.close(CloseCodes.unauthorized, 'unauthorized');
-      if (err.code === 'token_expired') c.close(CloseCodes.tokenExpired, 'token expired');
-    } else {
-      this.ctx.log.error({ err, conn: c.id }, 'request failed');
-      c.sendError('internal', 'internal error', id, room);
-    }
+    const e = this.ctx.edge.asError(err, { conn: c.id });
+    c.sendError(e.code, e.message, id, room);
+    if (e.code === 'unauthorized') c.close(CloseCodes.unauthorized, 'unauthorized');
+    if (e.code === 'token_expired') c.close(CloseCodes.tokenExpired, 'token expired');
   }
 
   private async dispatch(c: Connection, f: ClientFrame): Promise<void> {
@@ -319,59 +315,40 @@ export class Session {
   }
 
   private async publish(c: Connection, f: Frame<'publish'>): Promise<void> {
-    let ref: RoomRef;
     try {
-      ref = this.checkRoom(c, f.room, 'publish');
+      // The connection's own checks (its token's rights, its memberships); the rest is the edge's.
+      this.checkRoom(c, f.room, 'publish');
       if (!c.rooms.has(f.room)) throw new SwitchboardError('not_joined', `join room ${f.room} before publishing to it`);
-      if (f.idem !== undefined && !isIdemId(f.idem)) throw new SwitchboardError('bad_request', 'idem: 1–128 printable ASCII characters');
-    } catch (err) {
-      return this.fail(c, err, f.id, f.room);
-    }
-    const input = { from: c.identity!.user, data: f.data, ...(f.idem !== undefined ? { idem: f.idem } : {}) };
-    try {
-      const { message, duplicate } = await this.ctx.publisher.toRoom(ref, input);
-      if (duplicate) this.ctx.metrics.duplicates.inc();
-      else this.ctx.metrics.published.inc({ source: 'ws' });
-      c.sendFrame({ type: 'ack', id: f.id, room: f.room, seq: message.seq, epoch: message.epoch, duplicate });
+      const id = c.identity!;
+      const reply = await this.ctx.edge.publish('ws', { tenant: id.tenant, room: f.room, from: id.user, data: f.data, ...(f.idem !== undefined ? { idem: f.idem } : {}) });
+      if ('seq' in reply) c.sendFrame({ type: 'ack', id: f.id, room: f.room, seq: reply.seq, epoch: reply.epoch, duplicate: reply.duplicate });
     } catch (err) {
       this.fail(c, err, f.id, f.room);
     }
   }
 
   private async history(c: Connection, f: Frame<'history'>): Promise<void> {
-    let ref: RoomRef;
-    const limit = f.limit ?? 50;
     try {
-      ref = this.checkRoom(c, f.room, 'join');
-      if (limit < 1 || limit > 1000) throw new SwitchboardError('bad_request', 'limit must be between 1 and 1000');
-      if (f.before !== undefined && f.after !== undefined) throw new SwitchboardError('bad_request', 'give before or after, not both');
-    } catch (err) {
-      return this.fail(c, err, f.id, f.room);
-    }
-    const q = { limit, ...(f.before !== undefined ? { before: f.before } : {}), ...(f.after !== undefined ? { after: f.after } : {}) };
-    try {
-      const page = await readHistory(this.ctx.engines.roomLog, this.ctx.engines.store, ref, q);
+      const ref = this.checkRoom(c, f.room, 'join');
+      const page = await this.ctx.edge.history(ref, {
+        ...(f.limit !== undefined ? { limit: f.limit } : {}),
+        ...(f.before !== undefined ? { before: f.before } : {}),
+        ...(f.after !== undefined ? { after: f.after } : {}),
+      });
       const { messages, trimmed } = fitPage(page.messages.map(toWire), this.ctx.config.maxBufferedBytes / 2, f.after !== undefined);
       c.sendFrame({ type: 'history.page', id: f.id, room: f.room, messages, more: page.more || trimmed });
     } catch (err) {
-      this.fail(c, new SwitchboardError('unavailable', 'history is unavailable', { cause: err }), f.id, f.room);
+      this.fail(c, err, f.id, f.room);
     }
   }
 
   private async presenceList(c: Connection, f: Frame<'presence'>): Promise<void> {
-    let ref: RoomRef;
     try {
-      ref = this.checkRoom(c, f.room, 'join');
+      const members = await this.ctx.edge.presence(this.checkRoom(c, f.room, 'join'));
+      c.sendFrame({ type: 'presence.list', id: f.id, room: f.room, members: members.map((m) => ({ ...m })) });
     } catch (err) {
-      return this.fail(c, err, f.id, f.room);
+      this.fail(c, err, f.id, f.room);
     }
-    let members;
-    try {
-      members = await this.ctx.engines.presence.members(ref);
-    } catch (err) {
-      return this.fail(c, new SwitchboardError('unavailable', 'presence is unavailable', { cause: err }), f.id, f.room);
-    }
-    c.sendFrame({ type: 'presence.list', id: f.id, room: f.room, members: members.map((m) => ({ ...m })) });
   }
 }
 

@@ -6,36 +6,24 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
+import type { Config } from '../config/schema.js';
 import type { RoomRef } from '../engines/types.js';
-import type { NodeContext } from '../gateway/context.js';
+import type { Edge } from '../messaging/edge.js';
 import { toWire } from '../protocol/encode.js';
-import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
-import { isIdemId, isRoomName, isTenantName, isUserId, ROOM_NAME_RULE, TENANT_NAME_RULE, USER_ID_RULE } from '../protocol/names.js';
 import { HttpError, readJson, sendJson } from './respond.js';
-import { readHistory } from '../messaging/history.js';
 
-const json = z.json();
-export const publishSchema = z
-  .object({
-    tenant: z.string().refine(isTenantName, TENANT_NAME_RULE).default('default'),
-    room: z.string().refine(isRoomName, ROOM_NAME_RULE).optional(),
-    user: z.string().refine(isUserId, USER_ID_RULE).optional(),
-    from: z.string().refine(isUserId, USER_ID_RULE).default('server'),
-    idem: z.string().refine(isIdemId, '1–128 printable ASCII characters').optional(),
-    data: json,
-  })
-  .strict()
-  .refine((b) => (b.room === undefined) !== (b.user === undefined), 'give exactly one of room or user');
+/** What the HTTP API needs from its node. */
+export interface ApiDeps {
+  readonly edge: Edge;
+  readonly config: Pick<Config, 'apiKey' | 'dev' | 'maxHttpBodyBytes'>;
+  readonly isDraining: () => boolean;
+}
 
 export class Api {
   private readonly apiKey: Buffer | null;
 
-  constructor(
-    private readonly ctx: NodeContext,
-    private readonly isDraining: () => boolean,
-  ) {
-    this.apiKey = ctx.config.apiKey !== undefined ? Buffer.from(ctx.config.apiKey) : null;
+  constructor(private readonly deps: ApiDeps) {
+    this.apiKey = deps.config.apiKey !== undefined ? Buffer.from(deps.config.apiKey) : null;
   }
 
   /** Returns the route label for metrics, or null when the path is not an API route. */
@@ -56,9 +44,9 @@ export class Api {
     } catch {
       throw new HttpError(400, 'bad_room', 'room name is not valid percent-encoding');
     }
-    const ref = this.roomRef(room, query);
+    const ref = { tenant: query.get('tenant') ?? 'default', room };
     if (m[2] === 'history') await this.history(res, ref, query);
-    else sendJson(res, 200, { room: ref.room, tenant: ref.tenant, members: await this.ctx.engines.presence.members(ref) });
+    else sendJson(res, 200, { room: ref.room, tenant: ref.tenant, members: await this.deps.edge.presence(ref) });
     return m[2]!;
   }
 
@@ -69,7 +57,7 @@ export class Api {
   /** Throws 401 unless the request carries the API key (open in --dev without --api-key). */
   authorize(req: IncomingMessage): void {
     if (this.apiKey === null) {
-      if (this.ctx.config.dev) return; // announced at start-up: dev mode without --api-key leaves the API open
+      if (this.deps.config.dev) return; // announced at start-up: dev mode without --api-key leaves the API open
       throw new HttpError(401, 'unauthorized', 'the HTTP API is disabled: start the node with --api-key');
     }
     const header = req.headers.authorization ?? '';
@@ -79,54 +67,29 @@ export class Api {
     }
   }
 
-  private roomRef(room: string, query: URLSearchParams): RoomRef {
-    const tenant = query.get('tenant') ?? 'default';
-    if (!isTenantName(tenant)) throw new HttpError(400, 'bad_request', `tenant: ${TENANT_NAME_RULE}`);
-    if (!isRoomName(room)) throw new HttpError(400, 'bad_room', `room: ${ROOM_NAME_RULE}`);
-    return { tenant, room };
-  }
-
   private async publish(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (this.isDraining()) throw new HttpError(503, 'unavailable', 'node is shutting down; publish through another node');
-    const body = await readJson(req, this.ctx.config.maxHttpBodyBytes);
-    if (exceedsDepth(body, MAX_JSON_DEPTH)) throw new HttpError(400, 'bad_request', `body nests deeper than ${MAX_JSON_DEPTH} levels`);
-    const parsed = publishSchema.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new HttpError(400, 'bad_request', issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'invalid body');
-    }
-    const b = parsed.data;
-    if (b.user !== undefined) {
-      await this.ctx.publisher.toUser(b.tenant, b.user, b.from, b.data);
-      sendJson(res, 202, { tenant: b.tenant, user: b.user, status: 'sent' });
-      return;
-    }
-    const ref = { tenant: b.tenant, room: b.room! };
-    const { message, duplicate } = await this.ctx.publisher.toRoom(ref, { from: b.from, data: b.data, ...(b.idem !== undefined ? { idem: b.idem } : {}) });
-    if (duplicate) this.ctx.metrics.duplicates.inc();
-    else this.ctx.metrics.published.inc({ source: 'http' });
-    sendJson(res, 200, { tenant: ref.tenant, room: ref.room, seq: message.seq, epoch: message.epoch, ts: message.ts, duplicate });
+    if (this.deps.isDraining()) throw new HttpError(503, 'unavailable', 'node is shutting down; publish through another node');
+    const body = await readJson(req, this.deps.config.maxHttpBodyBytes);
+    const reply = await this.deps.edge.publish('http', this.deps.edge.parsePublish(body));
+    sendJson(res, 'user' in reply ? 202 : 200, reply);
   }
 
   private async history(res: ServerResponse, ref: RoomRef, query: URLSearchParams): Promise<void> {
-    const num = (name: string, min: number, max: number): number | undefined => {
+    // Only the query's syntax is checked here; the bounds are the edge's, as for the protocol's `history`.
+    const num = (name: string): number | undefined => {
       const raw = query.get(name);
       if (raw === null) return undefined;
-      if (!/^\d+$/.test(raw)) throw new HttpError(400, 'bad_request', `${name} must be a non-negative integer`);
-      const v = Number(raw);
-      if (v < min || v > max) throw new HttpError(400, 'bad_request', `${name} must be between ${min} and ${max}`);
-      return v;
+      if (!/^\d{1,16}$/.test(raw)) throw new HttpError(400, 'bad_request', `${name} must be a non-negative integer`);
+      return Number(raw);
     };
-    const limit = num('limit', 1, 1000) ?? 50;
-    const before = num('before', 0, Number.MAX_SAFE_INTEGER);
-    const after = num('after', 0, Number.MAX_SAFE_INTEGER);
-    if (before !== undefined && after !== undefined) throw new HttpError(400, 'bad_request', 'give before or after, not both');
-    let page;
-    try {
-      page = await readHistory(this.ctx.engines.roomLog, this.ctx.engines.store, ref, { limit, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
-    } catch {
-      throw new HttpError(503, 'unavailable', 'history is unavailable');
-    }
+    const limit = num('limit');
+    const before = num('before');
+    const after = num('after');
+    const page = await this.deps.edge.history(ref, {
+      ...(limit !== undefined ? { limit } : {}),
+      ...(before !== undefined ? { before } : {}),
+      ...(after !== undefined ? { after } : {}),
+    });
     sendJson(res, 200, { tenant: ref.tenant, room: ref.room, messages: page.messages.map(toWire), more: page.more });
   }
 }

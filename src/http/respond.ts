@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SwitchboardError, type ErrorCode } from '../protocol/errors.js';
+import type { SwitchboardError, ErrorCode } from '../protocol/errors.js';
 
 /** An HTTP error with the same stable codes as the WebSocket protocol. */
 export class HttpError extends Error {
@@ -22,14 +22,9 @@ export function sendError(res: ServerResponse, err: HttpError): void {
   sendJson(res, err.status, { error: { code: err.code, message: err.message } });
 }
 
-/** Maps gateway errors to HTTP statuses. */
-export function toHttpError(err: unknown): HttpError | null {
-  if (err instanceof HttpError) return err;
-  if (err instanceof SwitchboardError) {
-    const status = err.code === 'unavailable' ? 503 : err.code === 'forbidden' ? 403 : err.code === 'unauthorized' ? 401 : 400;
-    return new HttpError(status, err.code, err.message);
-  }
-  return null;
+/** A SwitchboardError as an HTTP error: its status comes from the table in protocol/errors.ts. */
+export function httpErrorOf(err: SwitchboardError): HttpError {
+  return new HttpError(err.httpStatus, err.code, err.message);
 }
 
 /** Reads a JSON body of at most `limit` bytes. */

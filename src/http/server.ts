@@ -4,28 +4,39 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { NodeContext } from '../gateway/context.js';
-import type { Gateway } from '../gateway/gateway.js';
+import type { Duplex } from 'node:stream';
+import type { Edge } from '../messaging/edge.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { AdminApi, type AdminSource } from './admin.js';
-import { Api } from './api.js';
+import { Api, type ApiDeps } from './api.js';
 import { WEB_DIR, webAsset } from './pages.js';
-import { HttpError, sendError, sendJson, toHttpError } from './respond.js';
-
+import { HttpError, httpErrorOf, sendError, sendJson } from './respond.js';
 
 export interface Readiness {
   ready: boolean;
   checks: Record<string, { ok: boolean; detail?: string }>;
 }
 
-export function createHttpServer(ctx: NodeContext, gateway: Gateway, readiness: () => Readiness, cluster?: AdminSource): Server {
-  const api = new Api(ctx, () => gateway.admission.draining);
-  const admin = cluster !== undefined ? new AdminApi(cluster, (req) => api.authorize(req)) : null;
+/** What the HTTP server needs from its node. WebSocket upgrades are handed to `upgrade` (the gateway). */
+export interface HttpDeps extends ApiDeps {
+  readonly nodeId: string;
+  readonly metrics: Pick<Metrics, 'registry' | 'httpRequests'>;
+  readonly log: Logger;
+  readonly edge: Edge;
+  readonly readiness: () => Readiness;
+  readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly cluster?: AdminSource;
+}
+
+export function createHttpServer(deps: HttpDeps): Server {
+  const api = new Api(deps);
+  const admin = deps.cluster !== undefined ? new AdminApi(deps.cluster, (req) => api.authorize(req)) : null;
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      const httpErr = toHttpError(err);
-      if (httpErr === null) ctx.log.error({ err, url: req.url }, 'http request failed');
-      const e = httpErr ?? new HttpError(500, 'internal', 'internal error');
-      ctx.metrics.error(e.code);
+      // HttpErrors are this layer's own refusals (404, 405, 413, 415…); everything else is the edge's.
+      const e = err instanceof HttpError ? err : httpErrorOf(deps.edge.refused(err, { url: req.url }));
+      if (err instanceof HttpError) deps.edge.counted(e.code);
       if (!res.headersSent) sendError(res, e);
       else res.destroy();
     });
@@ -35,22 +46,22 @@ export function createHttpServer(ctx: NodeContext, gateway: Gateway, readiness: 
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     let route = 'other';
-    res.on('finish', () => ctx.metrics.httpRequests.inc({ route, status: `${Math.floor(res.statusCode / 100)}xx` }));
+    res.on('finish', () => deps.metrics.httpRequests.inc({ route, status: `${Math.floor(res.statusCode / 100)}xx` }));
     if (path === '/healthz') {
       route = 'healthz';
-      sendJson(res, 200, { status: 'ok', node: ctx.nodeId });
+      sendJson(res, 200, { status: 'ok', node: deps.nodeId });
       return;
     }
     if (path === '/readyz') {
       route = 'readyz';
-      const r = readiness();
-      sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', node: ctx.nodeId, checks: r.checks });
+      const r = deps.readiness();
+      sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', node: deps.nodeId, checks: r.checks });
       return;
     }
     if (path === '/metrics') {
       route = 'metrics';
-      const body = await ctx.metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': ctx.metrics.registry.contentType });
+      const body = await deps.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
       res.end(body);
       return;
     }
@@ -87,7 +98,7 @@ export function createHttpServer(ctx: NodeContext, gateway: Gateway, readiness: 
 
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
     socket.on('error', () => undefined);
-    gateway.handleUpgrade(req, socket, head);
+    deps.upgrade(req, socket, head);
   });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');

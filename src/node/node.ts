@@ -17,10 +17,11 @@ import { createHttpServer, type Readiness } from '../http/server.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { Admission } from '../gateway/admission.js';
-import type { NodeContext } from '../gateway/context.js';
+import type { GatewayDeps } from '../gateway/deps.js';
 import { Gateway } from '../gateway/gateway.js';
 import { NodeStats, type NodeInfo } from './node-stats.js';
 import { Outbox } from '../gateway/outbox.js';
+import { Edge } from '../messaging/edge.js';
 import { Publisher } from '../messaging/publisher.js';
 import { RoomRegistry } from '../rooms/rooms.js';
 import { openNodeServices } from './services-node.js';
@@ -37,7 +38,8 @@ export interface RunningNode {
   readonly port: number;
   readonly server: Server;
   readonly gateway: Gateway;
-  readonly ctx: NodeContext;
+  /** What the node's WebSocket side was given (its engines, edge, rooms…), for tests and tools. */
+  readonly ctx: GatewayDeps;
   readiness(): Readiness;
   /** Drain clients (reconnect notices), stop the history writer after its in-flight batch, close engines
    * (publishes still waiting for the durable log are rejected: none of them was acked). */
@@ -95,7 +97,10 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     onBackplaneError,
   );
   const nodeServices = await openNodeServices(config, nodeId);
-  const ctx: NodeContext = {
+  const publisher = new Publisher(engines.roomLog, engines.durableLog, engines.backplane, onBackplaneError, config.publishTimeoutMs);
+  // The one request edge behind the WebSocket frames, the HTTP API and the NATS API.
+  const edge = new Edge({ publisher, roomLog: engines.roomLog, store: engines.store, presence: engines.presence, metrics, log });
+  const ctx: GatewayDeps = {
     nodeId,
     config,
     engines,
@@ -105,10 +110,10 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     outbox,
     rooms,
     users: new UserRouter(engines.backplane, onBackplaneError),
-    publisher: new Publisher(engines.roomLog, engines.durableLog, engines.backplane, onBackplaneError, config.publishTimeoutMs),
+    edge,
     services: nodeServices.services,
   };
-  await nodeServices.serveApi(ctx);
+  await nodeServices.serveApi(edge, log);
   const admission = new Admission({
     ratePerSec: config.admissionRate,
     burst: config.admissionBurst,
@@ -170,7 +175,17 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     return { ready, checks };
   };
 
-  const server = createHttpServer(ctx, gateway, readiness, { nodeId, announceIntervalMs: ANNOUNCE_INTERVAL_MS, nodes: () => directory.nodes() });
+  const server = createHttpServer({
+    nodeId,
+    config,
+    metrics,
+    log,
+    edge,
+    readiness,
+    isDraining: () => admission.draining,
+    upgrade: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
+    cluster: { nodeId, announceIntervalMs: ANNOUNCE_INTERVAL_MS, nodes: () => directory.nodes() },
+  });
   server.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;

@@ -8,13 +8,14 @@ import { durableServiceList, type Config } from '../config/schema.js';
 import { natsOptions } from '../engines/cluster.js';
 import { openNats } from '../engines/connections/nats.js';
 import { BackendApi } from '../services/backend-api.js';
-import type { NodeContext } from '../gateway/context.js';
+import type { Edge } from '../messaging/edge.js';
+import type { Logger } from '../observability/logger.js';
 import { Services, type ServicesOptions } from '../services/services.js';
 
 export interface NodeServices {
   readonly services: Services;
-  /** Starts serving the SDK API once the node context exists. */
-  serveApi(ctx: NodeContext): Promise<void>;
+  /** Starts serving the SDK API (publish, presence) through the node's request edge. */
+  serveApi(edge: Edge, log: Logger): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -41,8 +42,8 @@ export async function openNodeServices(config: Config, nodeId: string): Promise<
   let api: BackendApi | null = null;
   return {
     services,
-    async serveApi(ctx) {
-      api = new BackendApi(ctx, nc);
+    async serveApi(edge, log) {
+      api = new BackendApi(edge, log, nc);
       await api.start();
     },
     async close() {

@@ -12,4 +12,5 @@ export const isIdemId = (s: unknown): s is string => typeof s === 'string' && ID
 
 export const ROOM_NAME_RULE = '1–128 characters of A–Z a–z 0–9 _ - : @ ~';
 export const TENANT_NAME_RULE = '1–64 characters of A–Z a–z 0–9 _ -';
+export const IDEM_RULE = '1–128 printable ASCII characters';
 export const USER_ID_RULE = '1–128 characters of A–Z a–z 0–9 _ - . : @ ~';

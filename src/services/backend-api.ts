@@ -8,27 +8,18 @@
  * Reply: `{ ok: true, result: <HTTP body> }` or `{ ok: false, code, message }` with the stable error codes.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { z } from 'zod';
 import { API_PRESENCE, API_PUBLISH, API_QUEUE, decodeJson, encodeJson } from '../backend/wire.js';
-import { publishSchema } from '../http/api.js';
-import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
-import { isRoomName, isTenantName, ROOM_NAME_RULE, TENANT_NAME_RULE } from '../protocol/names.js';
-import { SwitchboardError, type ErrorCode } from '../protocol/errors.js';
-import type { NodeContext } from '../gateway/context.js';
-
-const presenceSchema = z
-  .object({
-    tenant: z.string().refine(isTenantName, TENANT_NAME_RULE).default('default'),
-    room: z.string().refine(isRoomName, ROOM_NAME_RULE),
-  })
-  .strict();
+import type { Edge } from '../messaging/edge.js';
+import type { Logger } from '../observability/logger.js';
+import { SwitchboardError } from '../protocol/errors.js';
 
 export class BackendApi {
   private readonly subs: Subscription[] = [];
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
-    private readonly ctx: NodeContext,
+    private readonly edge: Edge,
+    private readonly log: Logger,
     private readonly nc: NatsConnection,
   ) {}
 
@@ -60,47 +51,27 @@ export class BackendApi {
       } catch {
         throw new SwitchboardError('bad_json', 'request is not valid JSON');
       }
-      if (exceedsDepth(body, MAX_JSON_DEPTH)) throw new SwitchboardError('bad_request', `body nests deeper than ${MAX_JSON_DEPTH} levels`);
       reply = { ok: true, result: await fn(body) };
     } catch (err) {
-      const code: ErrorCode = err instanceof SwitchboardError ? err.code : 'internal';
-      if (!(err instanceof SwitchboardError)) this.ctx.log.error({ err }, 'backend API request failed');
-      this.ctx.metrics.error(code);
-      reply = { ok: false, code, message: err instanceof SwitchboardError ? err.message : 'internal error' };
+      const e = this.edge.refused(err, { subject: msg.subject });
+      reply = { ok: false, code: e.code, message: e.message };
     }
     if (!msg.reply) return;
     try {
       msg.respond(encodeJson(reply));
     } catch (err) {
       // The connection is draining or closed (node stopping): the caller's request times out.
-      this.ctx.log.warn({ err }, 'backend API reply not sent');
+      this.log.warn({ err }, 'backend API reply not sent');
     }
   }
 
   private async publish(body: unknown): Promise<unknown> {
-    const parsed = publishSchema.safeParse(body);
-    if (!parsed.success) throw badRequest(parsed.error);
-    const b = parsed.data;
-    if (b.user !== undefined) {
-      await this.ctx.publisher.toUser(b.tenant, b.user, b.from, b.data);
-      return { tenant: b.tenant, user: b.user, status: 'sent' };
-    }
-    const ref = { tenant: b.tenant, room: b.room! };
-    const { message, duplicate } = await this.ctx.publisher.toRoom(ref, { from: b.from, data: b.data, ...(b.idem !== undefined ? { idem: b.idem } : {}) });
-    if (duplicate) this.ctx.metrics.duplicates.inc();
-    else this.ctx.metrics.published.inc({ source: 'nats' });
-    return { tenant: ref.tenant, room: ref.room, seq: message.seq, epoch: message.epoch, ts: message.ts, duplicate };
+    return this.edge.publish('nats', this.edge.parsePublish(body));
   }
 
   private async presence(body: unknown): Promise<unknown> {
-    const parsed = presenceSchema.safeParse(body);
-    if (!parsed.success) throw badRequest(parsed.error);
-    const ref = parsed.data;
-    try {
-      return { room: ref.room, tenant: ref.tenant, members: await this.ctx.engines.presence.members(ref) };
-    } catch (err) {
-      throw new SwitchboardError('unavailable', 'presence is unavailable', { cause: err });
-    }
+    const ref = this.edge.parseRoom(body);
+    return { room: ref.room, tenant: ref.tenant, members: await this.edge.presence(ref) };
   }
 
   /**
@@ -117,9 +88,4 @@ export class BackendApi {
     await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
     clearTimeout(timer);
   }
-}
-
-function badRequest(error: z.ZodError): SwitchboardError {
-  const issue = error.issues[0];
-  return new SwitchboardError('bad_request', issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'invalid body');
 }

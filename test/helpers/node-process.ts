@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** Generous: an embedded node's first start initialises PGlite, which is slow on a loaded 2-core machine. */
+const START_TIMEOUT_MS = 60_000;
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 export interface NodeProcess {
@@ -44,7 +46,11 @@ export async function startNodeProcess(options: NodeOptions = {}): Promise<NodeP
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`node did not start in 30 s; stderr: ${stderr}`)), 30_000);
+    // A node that does not come up is killed: a failed start must not leave a process behind.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`node did not start in ${START_TIMEOUT_MS / 1000} s; stderr: ${stderr}`));
+    }, START_TIMEOUT_MS);
     child.stdout!.on('data', (chunk: Buffer) => {
       buf += chunk.toString('utf8');
       let nl: number;

@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import { service, type Service } from '../../src/backend/index.js';
 import { connect as connectClient } from '../../src/client/index.js';
 import { ensureServiceStream } from '../../src/backend/streams.js';
-import { DURABLE_CONSUMER, streamName } from '../../src/backend/wire.js';
+import { API_PUBLISH, DURABLE_CONSUMER, streamName } from '../../src/backend/wire.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { startNatsServer, startPostgres, startRedisServer, type TestServer } from '../helpers/servers.js';
 import { JWT_SECRET, token } from '../helpers/tokens.js';
@@ -348,7 +348,7 @@ describe('backend SDK publish and presence', () => {
     const httpP = (await (await fetch(`${nodes[0]!.url}/api/rooms/feed/presence`)).json()) as { members: { user: string }[] };
     expect(p.members.map((m) => m.user).sort()).toEqual(httpP.members.map((m) => m.user).sort());
     expect(p.members.map((m) => m.user).sort()).toEqual(['reader-0', 'reader-1', 'reader-2']);
-    await expect(svc.publishToRoom('bad room!', 1)).rejects.toMatchObject({ code: 'bad_request' });
+    await expect(svc.publishToRoom('bad room!', 1)).rejects.toMatchObject({ code: 'bad_room' });
   }, 30_000);
 
   it('an instance started by the test triggers publishToRoom from inside a handler (rpc)', async () => {
@@ -360,6 +360,49 @@ describe('backend SDK publish and presence', () => {
     expect(r).toMatchObject({ type: 'rpc.result', data: { room: 'news', duplicate: false } });
     const [msg] = await m.waitForMessages('news', 1);
     expect(msg).toMatchObject({ from: 'svc', data: 'extra', seq: (r.data as { seq: number }).seq });
+  }, 30_000);
+});
+
+describe('one request edge', () => {
+  /** switchboard_errors_total{code} summed over the cluster (a NATS API request may land on any node). */
+  async function errorsTotal(code: string): Promise<number> {
+    let sum = 0;
+    for (const n of nodes.slice(0, 3)) {
+      const text = await (await fetch(`${n.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('switchboard_errors_total{') && l.includes(`code="${code}"`));
+      sum += line === undefined ? 0 : Number(line.split(' ').pop());
+    }
+    return sum;
+  }
+
+  async function viaNats(body: unknown): Promise<{ ok: boolean; code?: string }> {
+    const reply = await nc.request(API_PUBLISH, new TextEncoder().encode(JSON.stringify(body)), { timeout: 10_000 });
+    return JSON.parse(new TextDecoder().decode(reply.data)) as { ok: boolean; code?: string };
+  }
+
+  async function viaHttp(body: unknown): Promise<{ status: number; code: string }> {
+    const res = await fetch(`${nodes[1]!.url}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const json = (await res.json()) as { error: { code: string } };
+    return { status: res.status, code: json.error.code };
+  }
+
+  it.each([
+    ['a bad room name', { room: 'a b', data: 1 }, 'bad_room'],
+    ['an idempotency id over 128 characters', { room: 'edge-ok', data: 1, idem: 'x'.repeat(200) }, 'bad_request'],
+  ])('%s gets the same code over WebSocket, HTTP and NATS, and each moves switchboard_errors_total once', async (_what, body, code) => {
+    const c = await client(nodes[0]!, 'edge-user');
+    if (body.room === 'edge-ok') await c.request({ type: 'join', room: 'edge-ok' });
+    let before = await errorsTotal(code);
+    expect(await c.request({ type: 'publish', ...body })).toMatchObject({ type: 'error', code });
+    expect(await errorsTotal(code)).toBe(before + 1);
+    before = await errorsTotal(code);
+    const http = await viaHttp(body);
+    expect(http).toEqual({ status: 400, code });
+    expect(await errorsTotal(code)).toBe(before + 1);
+    before = await errorsTotal(code);
+    expect(await viaNats(body)).toMatchObject({ ok: false, code });
+    expect(await errorsTotal(code)).toBe(before + 1);
+    c.close();
   }, 30_000);
 });
 

@@ -1,0 +1,51 @@
+/**
+ * What the WebSocket side (protocol v1 on /ws) needs from its node, passed to the Gateway by the node's
+ * assembly (node/node.ts) and from there to each Session and Connection. Nothing here is module state.
+ */
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Config } from '../config/schema.js';
+import type { Engines } from '../engines/engines.js';
+import type { Edge } from '../messaging/edge.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { RoomRegistry } from '../rooms/rooms.js';
+import type { UserRouter } from '../rooms/users.js';
+import type { Services } from '../services/services.js';
+import type { Outbox } from './outbox.js';
+
+/** The options the WebSocket side reads. */
+export type GatewayConfig = Pick<
+  Config,
+  | 'maxFrameBytes'
+  | 'maxConnections'
+  | 'maxRoomsPerConnection'
+  | 'maxBufferedBytes'
+  | 'recoveryMaxGap'
+  | 'pingIntervalMs'
+  | 'pingTimeoutMs'
+  | 'connectTimeoutMs'
+  | 'slowConsumerMs'
+  | 'presenceTtlMs'
+  | 'drainTimeoutMs'
+  | 'drainSpreadMs'
+>;
+
+export interface GatewayDeps {
+  readonly nodeId: string;
+  readonly config: GatewayConfig;
+  /** Presence (connect, join, leave, heartbeat), recovery reads, and the room subject for presence changes. */
+  readonly engines: Pick<Engines, 'presence' | 'roomLog' | 'store' | 'backplane'>;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly auth: Authenticator;
+  readonly outbox: Outbox;
+  readonly rooms: RoomRegistry;
+  readonly users: UserRouter;
+  /** Publish, history and presence requests, and the counting of every error answered. */
+  readonly edge: Edge;
+  /** Client → backend services (send / rpc frames). */
+  readonly services: Services;
+}
+
+/** What one Connection needs. */
+export type ConnectionDeps = Pick<GatewayDeps, 'outbox' | 'edge'> & { readonly config: Pick<GatewayConfig, 'pingIntervalMs'> };
