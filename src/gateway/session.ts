@@ -3,7 +3,6 @@
  * connect / join / leave / publish / history / presence / ping. Every failure becomes a typed error frame
  * for this connection alone, counted by code.
  */
-import { readHistory } from '../messaging/history.js';
 import type { PresenceConn } from '../engines/presence/presence.js';
 import type { RoomRef } from '../engines/types.js';
 import { CloseCodes } from '../protocol/close-codes.js';

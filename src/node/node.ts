@@ -91,7 +91,10 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
         metrics.fanoutLatency.observe(Math.max(0, Date.now() - m.ts) / 1000);
         stats.delivered(m, members);
       },
-      onGap: (result) => metrics.gapFetches.inc({ result }),
+      onGap: (result, err) => {
+        metrics.gapFetches.inc({ result });
+        if (err !== undefined) log.warn({ err }, 'gap repair fetch failed; retrying');
+      },
     },
     { gapWaitMs: GAP_WAIT_MS, presenceDiffMs: config.presenceDiffMs, gapGiveUpMs: config.publishTimeoutMs + 5_000 },
     onBackplaneError,
@@ -126,7 +129,10 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   const directory = new NodeDirectory<NodeInfo>(engines.backplane, nodeId, {
     intervalMs: ANNOUNCE_INTERVAL_MS,
     snapshot: () => stats.snapshot(),
-    onError: (err) => log.debug({ err }, 'node announcement failed'),
+    onError: (err) => {
+      metrics.backplaneErrors.inc();
+      log.warn({ err }, 'node announcement failed');
+    },
   });
   let directoryStopped = false;
   // A backplane that is down at start must not stop the node: announcing starts when subscribing works.

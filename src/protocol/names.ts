@@ -1,7 +1,7 @@
 /** Names of rooms, tenants, users and idempotency ids. Kept conservative so they map onto NATS
  * subject tokens and Redis keys without escaping. */
 const ROOM = /^[A-Za-z0-9_\-:@~]{1,128}$/;
-const TENANT = /^[A-Za-z0-9_\-]{1,64}$/;
+const TENANT = /^[A-Za-z0-9_-]{1,64}$/;
 const USER = /^[A-Za-z0-9_\-.:@~]{1,128}$/;
 const IDEM = /^[\x21-\x7e]{1,128}$/;
 

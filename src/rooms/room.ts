@@ -37,7 +37,8 @@ export interface RoomHooks {
   /** Fetch seqs [from, to] for gap repair (RoomLog window). */
   fetchRange(ref: RoomRef, from: number, to: number): Promise<RoomMessage[]>;
   onDelivered(message: RoomMessage, members: number): void;
-  onGap(result: 'repaired' | 'skipped'): void;
+  /** A gap was repaired, skipped, or its fetch failed (retried; `err` is the cause). */
+  onGap(result: 'repaired' | 'skipped' | 'failed', err?: unknown): void;
 }
 
 const MAX_HELD = 10_000;
@@ -120,7 +121,7 @@ export class LocalRoom {
       return;
     }
     if (this.started && this.gapTimer === null) {
-      this.gapTimer = setTimeout(() => this.repairGap(), this.gapWaitMs);
+      this.gapTimer = setTimeout(() => void this.repairGap(), this.gapWaitMs);
       this.gapTimer.unref();
     }
   }
@@ -137,7 +138,7 @@ export class LocalRoom {
       clearTimeout(this.gapTimer);
       this.gapTimer = null;
     } else if (this.held.size > 0 && this.gapTimer === null && this.started) {
-      this.gapTimer = setTimeout(() => this.repairGap(), this.gapWaitMs);
+      this.gapTimer = setTimeout(() => void this.repairGap(), this.gapWaitMs);
       this.gapTimer.unref();
     }
   }
@@ -157,8 +158,9 @@ export class LocalRoom {
       const fetched = await this.hooks.fetchRange(this.ref, from, firstHeld - 1);
       for (const m of fetched) if (m.epoch === this.epoch && m.seq > this.lastSeq) this.held.set(m.seq, m);
       found = this.held.has(this.lastSeq + 1);
-    } catch {
-      found = false;
+    } catch (err) {
+      // Counted and logged by the node; the gap is retried below like one the window does not hold yet.
+      this.hooks.onGap('failed', err);
     } finally {
       this.fetching = false;
     }
@@ -175,7 +177,7 @@ export class LocalRoom {
       if (now - this.gapSince < this.gapGiveUpMs) {
         // Not there yet (e.g. still being committed): try again later, members of this room wait.
         this.gapRetryMs = Math.min(this.gapRetryMs * 2, 1_000);
-        this.gapTimer = setTimeout(() => this.repairGap(), this.gapRetryMs);
+        this.gapTimer = setTimeout(() => void this.repairGap(), this.gapRetryMs);
         this.gapTimer.unref();
         return;
       }

@@ -230,7 +230,7 @@ export class FakeServer {
         const r = this.room(room);
         const limit = typeof f.limit === 'number' ? f.limit : 50;
         let list = r.messages;
-        let more = false;
+        let more: boolean;
         if (typeof f.after === 'number') {
           list = list.filter((m) => m.seq > (f.after as number));
           more = list.length > limit;

@@ -45,7 +45,7 @@ describe('jetstream', () => {
   });
 
   it('creates the stream with the configured limits and updates them at the next start', async () => {
-    const { nc, log, cleanup } = await fresh();
+    const { nc, cleanup } = await fresh();
     const jsm = await jetstreamManager(nc);
     const stream = `T${n}`;
     expect((await jsm.streams.info(stream)).config.subjects).toEqual([`t${n}.>`]);

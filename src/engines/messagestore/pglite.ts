@@ -138,7 +138,7 @@ async function lockDataDir(path: string): Promise<() => Promise<void>> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
       const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
       if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
-        throw new Error(`history store ${path} is in use by process ${owner}`);
+        throw new Error(`history store ${path} is in use by process ${owner}`, { cause: error });
       }
       await rm(path, { force: true }); // stale: its owner is gone (or was an earlier run with our pid)
     }

@@ -9,7 +9,7 @@ export interface ChatSettings {
 }
 
 export function loadSettings(): ChatSettings {
-  let saved: Partial<ChatSettings> = {};
+  let saved: Partial<ChatSettings>;
   try {
     saved = JSON.parse(localStorage.getItem(KEY) ?? '{}') as Partial<ChatSettings>;
   } catch {
