@@ -15,6 +15,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { log, stopAll } from './lib/procs.mjs';
 import { markdown } from './lib/report.mjs';
+import { runScenario } from './lib/scenario.mjs';
 import { ROOT } from './lib/systems.mjs';
 import { crossNode, durable, storm, workers } from './scenarios/cluster.mjs';
 import { hotRoom, idleMemory } from './scenarios/single.mjs';
@@ -124,7 +125,7 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
   if (statSync(join(ROOT, 'dist', 'cli', 'main.js')).mtimeMs < statSync(join(ROOT, 'src', 'cli', 'main.ts')).mtimeMs) log('warning: dist/ may be older than src/ (run npm run build)');
-  const result = { setup: setup(o), scenarios: {}, errors: [] };
+  const result = { setup: setup(o), scenarios: {}, failed: [], errors: [], warnings: [] };
   try {
     execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   } catch {
@@ -161,16 +162,7 @@ async function main() {
       void finish(130);
     });
   }
-  const run = async (name, fn) => {
-    log(`── ${name}`);
-    try {
-      return await fn();
-    } catch (err) {
-      log(`${name} failed: ${err?.stack ?? err}`);
-      result.errors.push(`${name}: ${err?.message ?? err}`);
-      return null;
-    }
-  };
+  const run = (name, fn) => runScenario(result, name, fn);
   const per = async (scenario, fn) => {
     const out = {};
     for (const kind of o.systems) out[kind] = await run(`${scenario} ${kind}`, () => fn(kind));

@@ -62,7 +62,14 @@ export async function openMembers({ n, procs, timeoutMs = 300000, perProc = () =
     if (count <= 0) break;
     gens.push(spawnLoad({ role: 'members', n: count, userPrefix: `u${k}-`, roomOffset: k * per, ...common, ...perProc(k) }));
   }
-  const readies = await Promise.all(gens.map((g) => waitMsg(g, (m) => m.ev === 'ready', timeoutMs, 'members ready')));
+  let readies;
+  try {
+    readies = await Promise.all(gens.map((g) => waitMsg(g, (m) => m.ev === 'ready', timeoutMs, 'members ready')));
+  } catch (err) {
+    // The caller never gets these children: stop them here (their scenario's owner would too, at its end).
+    await closeLoad(gens);
+    throw err;
+  }
   return {
     gens,
     joined: readies.reduce((s, r) => s + r.joined, 0),

@@ -15,6 +15,12 @@ export function markdown(r) {
   lines.push('');
   lines.push(`Machine: ${r.setup.machine.cpus} cores (${r.setup.machine.cpuModel}), ${r.setup.machine.memGB} GB, Linux ${r.setup.machine.kernel}; Node ${r.setup.versions.node}, ws ${r.setup.versions.ws}, socket.io ${r.setup.versions['socket.io']}, @socket.io/redis-adapter ${r.setup.versions['@socket.io/redis-adapter']}${r.setup.infra ? `; ${r.setup.infra.nats}; ${r.setup.infra.redis}; ${r.setup.infra.postgres}` : ''}. Load average before ${r.setup.loadBefore.join(' / ')}, after ${r.setup.loadAfter?.join(' / ')}. Command: \`${r.setup.command}\`.`);
   lines.push('');
+  for (const f of r.failed ?? []) {
+    const who = f.variant ?? f.scenario;
+    const stopped = f.stopped.length > 0 ? `; its ${f.stopped.length} process(es) still running were stopped (${f.stopped.map((p) => `${p.name} ${p.pid}`).join(', ')})` : '; it left no process running';
+    lines.push(`**FAILED: ${who}**: ${f.error}${stopped}. Its figures are missing below.`);
+    lines.push('');
+  }
   lines.push('| figure | Switchboard | Socket.IO 4 | raw `ws` floor | target | |');
   lines.push('|---|---|---|---|---|---|');
   const row = (name, f, target = '', met = '') => {
@@ -75,6 +81,10 @@ export function markdown(r) {
   if (r.errors.length > 0) {
     lines.push('');
     lines.push(`Errors: ${r.errors.join('; ')}`);
+  }
+  if (r.warnings?.length > 0) {
+    lines.push('');
+    lines.push(`Warnings: ${r.warnings.join('; ')}`);
   }
   return lines.join('\n');
 }

@@ -1,17 +1,29 @@
 /**
- * The benchmark harness's own counting (not a benchmark: no figure is asserted): percentiles, loss /
- * duplicate / reordering detection, and a tiny real hot-room run whose delivery count is known exactly,
- * against the raw `ws` floor, Socket.IO and a Switchboard node (dist build, as the harness uses it).
+ * The benchmark harness's own counting and process ownership (not a benchmark: no figure is asserted):
+ * percentiles, loss / duplicate / reordering detection, late vs lost deliveries, a failed scenario stopping
+ * every process it started, and a tiny real hot-room run whose delivery count is known exactly, against
+ * the raw `ws` floor, Socket.IO and a Switchboard node (dist build, as the harness uses it).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
 // The harness is plain ESM JavaScript; imported through a variable so the typecheck does not need types for it.
 const lib = (name: string): string => new URL(`../../bench/lib/${name}`, import.meta.url).href;
 const { percentiles, MemberSeqs, SeqTracker, deliveryTotals } = await import(lib('stats.mjs'));
-const { openMembers, closeLoad } = await import(lib('load.mjs'));
+const { openMembers, closeLoad, spawnLoad } = await import(lib('load.mjs'));
 const { measureWindow, openPublisher } = await import(lib('measure.mjs'));
 const { startSystem } = await import(lib('systems.mjs'));
-const { stopAll } = await import(lib('procs.mjs'));
+const { currentOwner, freePort, stopAll } = await import(lib('procs.mjs'));
+const { runScenario } = await import(lib('scenario.mjs'));
+
+/** True when no process has this pid any more (stopped and reaped). */
+const gone = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+};
 
 afterAll(async () => {
   await stopAll();
@@ -67,4 +79,39 @@ describe.each(['floor', 'socketio', 'switchboard'])('a tiny hot-room run on %s',
       await sys.stop();
     }
   }, 120_000);
+});
+
+describe('a scenario that fails', () => {
+  it('stops every process it started (server and load generators) and is reported as failed', async () => {
+    const result = { errors: [] as string[] } as { errors: string[]; failed?: { scenario: string; error: string; stopped: { name: string; pid: number }[] }[] };
+    let pids: number[] = [];
+    const value = await runScenario(result, 'forced', async () => {
+      const sys = await startSystem('floor');
+      for (let k = 0; k < 3; k++) spawnLoad({ role: 'members', n: 20, proto: 'sb', port: sys.port, room: 'r', userPrefix: `f${k}-` });
+      pids = currentOwner().livePids();
+      throw new Error('forced failure after spawning load generators');
+    });
+    expect(value).toBeNull();
+    expect(pids).toHaveLength(4); // the floor server and 3 load generators
+    for (const pid of pids) expect(gone(pid)).toBe(true);
+    expect(result.failed).toHaveLength(1);
+    expect(result.failed?.[0].error).toBe('forced failure after spawning load generators');
+    expect(result.failed?.[0].stopped.map((p) => p.pid).sort()).toEqual([...pids].sort());
+    expect(result.errors[0]).toMatch(/^forced FAILED: forced failure .*stopped 4 process\(es\) it left running: floor \(pid \d+\), load members/);
+  }, 60_000);
+
+  it('stops the load generators of an openMembers that timed out before handing them back', async () => {
+    const result = { errors: [] as string[] };
+    let pids: number[] = [];
+    const port = await freePort(); // nothing listens there: the members never join
+    const value = await runScenario(result, 'members-timeout', async () => {
+      const opening = openMembers({ n: 30, procs: 3, proto: 'sb', port, room: 'r', timeoutMs: 1500 });
+      pids = currentOwner().livePids();
+      await opening;
+    });
+    expect(value).toBeNull();
+    expect(pids).toHaveLength(3);
+    for (const pid of pids) expect(gone(pid)).toBe(true);
+    expect(result.errors[0]).toMatch(/^members-timeout FAILED: timeout \(1500 ms\) waiting for members ready/);
+  }, 60_000);
 });
