@@ -90,5 +90,6 @@ export async function closeLoad(children) {
   await Promise.all(children.map((c) => stop(c, 'SIGKILL', 3000).catch(() => undefined)));
 }
 
-export const statsOf = (gens) => Promise.all(gens.map((g) => ask(g, 'stats', 'stats')));
+/** Every member process's counters; with `expect`, also what its members lack of `expect` messages each. */
+export const statsOf = (gens, expect) => Promise.all(gens.map((g) => ask(g, 'stats', 'stats', expect === undefined ? {} : { expect })));
 export const latencyOf = async (gens) => (await Promise.all(gens.map((g) => ask(g, 'latency', 'latency')))).flatMap((x) => x.lat);

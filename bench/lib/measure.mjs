@@ -1,8 +1,8 @@
 /**
  * One measured publishing window, shared by the hot-room, cross-node and durable scenarios (and the
  * harness test): publishers run flat out or at a fixed rate for `durationMs`; members count what they
- * receive inside the window; after a drain, every member's total is compared with acked publishes ×
- * members (lost / extra) and the per-member seq checks are summed.
+ * receive inside the window; after a drain to quiescence, every member's count is compared with acked
+ * publishes (in window / late / lost / extra) and the per-member seq checks are summed.
  */
 import { ask, latencyOf, spawnLoad, statsOf, waitMsg } from './load.mjs';
 import { procUsage, sleep } from './procs.mjs';
@@ -16,10 +16,33 @@ export async function openPublisher(cfg) {
 }
 
 /**
+ * Polls `read()` (per-process stats with `total` and `short`) until no member lacks anything (`complete`),
+ * nothing moved for `quietMs` (`quiet`) or `maxMs` passed (`deadline`). A stall shorter than `quietMs`
+ * does not end the wait, so deliveries still queued in the server count as late, not lost.
+ */
+export async function drainUntilSettled(read, { quietMs, maxMs, pollMs = 100 }) {
+  const start = Date.now();
+  let last = -1;
+  let movedAt = start;
+  for (;;) {
+    const stats = await read();
+    const now = Date.now();
+    const total = stats.reduce((s, x) => s + x.total, 0);
+    if (total !== last) {
+      last = total;
+      movedAt = now;
+    }
+    const settled = stats.every((x) => x.short === 0) ? 'complete' : now - movedAt >= quietMs ? 'quiet' : now - start >= maxMs ? 'deadline' : null;
+    if (settled !== null) return { stats, settled, ms: now - start };
+    await sleep(pollMs);
+  }
+}
+
+/**
  * Runs one window. `members` is the number of listening members each message should reach.
  * `serverPids()` lists the processes whose CPU is reported. Returns figures and counting checks.
  */
-export async function measureWindow({ gens, publishers, members, durationMs, serverPids, drainQuietMs = 1500, drainMaxMs = 60000 }) {
+export async function measureWindow({ gens, publishers, members, durationMs, serverPids, drainQuietMs = 5000, drainMaxMs = 120000 }) {
   await Promise.all(gens.map((g) => ask(g, 'reset', 'reset')));
   const t0 = Date.now() + 300;
   const endAt = t0 + durationMs;
@@ -34,21 +57,10 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
   const inWindow = (await statsOf(gens)).reduce((s, x) => s + x.inWindow, 0);
   const pubs = await Promise.all(dones);
   const acked = pubs.reduce((s, p) => s + p.acked, 0);
-  // Drain: until every member has every acked message, or nothing moved for drainQuietMs.
-  let last = -1;
-  let quietSince = Date.now();
-  const drainStart = Date.now();
-  let stats;
-  for (;;) {
-    stats = await statsOf(gens);
-    const tot = stats.reduce((s, x) => s + x.total, 0);
-    if (tot >= acked * members || Date.now() - quietSince > drainQuietMs || Date.now() - drainStart > drainMaxMs) break;
-    if (tot !== last) {
-      last = tot;
-      quietSince = Date.now();
-    }
-    await sleep(100);
-  }
+  // Drain: wait for quiescence (every member has every acked message, or nothing moved for drainQuietMs),
+  // within drainMaxMs; what arrives in the meantime is late, what never arrives lost.
+  const drain = await drainUntilSettled(() => statsOf(gens, acked), { quietMs: drainQuietMs, maxMs: drainMaxMs });
+  const stats = drain.stats;
   const lat = await latencyOf(gens);
   const seconds = durationMs / 1000;
   const totals = deliveryTotals(stats, acked, members);
@@ -62,6 +74,8 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
     deliveriesInWindow: inWindow,
     deliveriesPerSec: round(inWindow / seconds, 0),
     ...totals,
+    settled: drain.settled,
+    drainS: round(drain.ms / 1000, 1),
     seq: stats.reduce((acc, x) => ({ dupsOrReordered: acc.dupsOrReordered + x.seq.dupsOrReordered, gaps: acc.gaps + x.seq.gaps, gapSeqs: acc.gapSeqs + x.seq.gapSeqs }), { dupsOrReordered: 0, gaps: 0, gapSeqs: 0 }),
     droppedMembers: stats.reduce((s, x) => s + x.dropped, 0),
     latencyMs: Object.fromEntries(Object.entries(percentiles(lat, [50, 99])).map(([k, v]) => [k, k === 'n' ? v : round(v, 1)])),

@@ -52,14 +52,14 @@ export function markdown(r) {
     const dR = ratio(h.switchboard?.flat.deliveriesPerSec, h.floor?.flat.deliveriesPerSec);
     const sR = ratio(h.switchboard?.flat.deliveriesPerSec, h.socketio?.flat.deliveriesPerSec);
     row(`3a. hot room ${fmt(m)} members, flat out: deliveries/s`, (k) => h[k].flat.deliveriesPerSec, `≥ 0.8× floor (${fmt(dR)}×), ≥ 20× Socket.IO (${fmt(sR)}×)`, ok(dR === null || sR === null ? null : dR >= 0.8 && sR >= 20));
-    row('3a. server CPU %; lost / dup-or-reordered', (k) => `${h[k].flat.serverCpuPct} %; ${h[k].flat.lost} / ${h[k].flat.seq.dupsOrReordered}`);
+    row('3a. server CPU %; late (arrived after the window) / lost (never arrived) / dup-or-reordered', (k) => `${h[k].flat.serverCpuPct} %; ${fmt(h[k].flat.late)} / ${fmt(h[k].flat.lost)} / ${h[k].flat.seq.dupsOrReordered}`);
     const pR = ratio(h.switchboard?.rate.latencyMs.p99, h.floor?.rate.latencyMs.p99);
     row(`3b. ${o.hotRate} msg/s: publish → receive p50 / p99, ms`, (k) => `${h[k].rate.latencyMs.p50} / ${h[k].rate.latencyMs.p99}`, `p99 ≤ 1.2× floor (${fmt(pR)}×)`, ok(pR === null ? null : pR <= 1.2));
     row(`3b. server CPU %`, (k) => h[k].rate.serverCpuPct);
   }
   if (s.cross) {
     const c = s.cross;
-    const cell = (k) => (c[k] ? `${fmt(c[k].flat.deliveriesPerSec)}/s; ${c[k].rate.latencyMs.p50} / ${c[k].rate.latencyMs.p99} ms; lost ${c[k].flat.lost + c[k].rate.lost}` : '–');
+    const cell = (k) => (c[k] ? `${fmt(c[k].flat.deliveriesPerSec)}/s; ${c[k].rate.latencyMs.p50} / ${c[k].rate.latencyMs.p99} ms; late ${fmt(c[k].flat.late + c[k].rate.late)}, lost ${fmt(c[k].flat.lost + c[k].rate.lost)}` : '–');
     const sbBest = Math.max(c.nats?.flat.deliveriesPerSec ?? 0, c.redis?.flat.deliveriesPerSec ?? 0);
     const xR = ratio(c.nats?.flat.deliveriesPerSec, c.socketio?.flat.deliveriesPerSec);
     const lR = ratio(c.nats?.rate.latencyMs.p99, c.redis?.rate.latencyMs.p99);
