@@ -14,6 +14,9 @@ import { join } from 'node:path';
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const log = (...a) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${a.join(' ')}\n`);
 
+// Kept importable from here for scripts written against the earlier layout (the launcher is infra.mjs).
+export { startInfra } from './infra.mjs';
+
 const started = new Set();
 const tmpDirs = new Set();
 const ALL_CORES = `0-${os.cpus().length - 1}`;

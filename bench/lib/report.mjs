@@ -38,7 +38,7 @@ export function markdown(r) {
     const n = i.switchboard?.connections ?? i.floor?.connections;
     const rssR = ratio(i.switchboard?.rssPerConnKB, i.floor?.rssPerConnKB);
     const sioR = ratio(i.switchboard?.rssPerConnKB, i.socketio?.rssPerConnKB);
-    row(`1. idle, ${fmt(n)} conns (100 rooms): RSS / conn after GC, KB`, (k) => i[k].rssPerConnKB, `≤ 1.25× floor (${fmt(rssR)}×), ≤ 0.4× Socket.IO (${fmt(sioR)}×)`, ok(rssR === null || sioR === null ? null : rssR <= 1.25 && sioR <= 0.4));
+    row(`1. idle, ${fmt(n)} conns (${fmt(o.idleRooms ?? 100)} rooms): RSS / conn after GC, KB`, (k) => i[k].rssPerConnKB, `≤ 1.25× floor (${fmt(rssR)}×), ≤ 0.4× Socket.IO (${fmt(sioR)}×)`, ok(rssR === null || sioR === null ? null : rssR <= 1.25 && sioR <= 0.4));
     row('1. idle: heap / conn after GC, KB', (k) => i[k].heapPerConnKB, `(${fmt(ratio(i.switchboard?.heapPerConnKB, i.floor?.heapPerConnKB))}× floor)`);
     row('1. idle: connect + join time, s', (k) => i[k].connectSeconds);
   }
@@ -77,6 +77,19 @@ export function markdown(r) {
       const held = adm ? adm.worstExcess <= 0 : null;
       lines.push(`| 6. storm, ${fmt(st.clients)} clients, jitter ${mode}: all rejoined; all recovered (s after kill); lost; peak handshakes/s seen by the clients (limit); server: most admitted beyond burst + rate × Δt between any two of its /metrics samples | ${fmt(st.reconnectedInS, ' s')}; ${fmt(st.recoveredInS, ' s')}; ${fmt(st.lost)}; ${fmt(st.peakHandshakesPerSec)} (${fmt(s.storm.admissionRate)}/s, burst ${fmt(s.storm.admissionBurst)}); ${adm ? `${fmt(adm.worstExcess)} (${fmt(adm.samples)} samples, median ${fmt(adm.medianIntervalMs)} ms apart)` : '–'} | – | – | all back, 0 lost, admitted within the bucket (excess ≤ 0) | ${ok(st.allBack && st.lost === 0 && held === true)} |`);
     }
+  }
+  const one = (name, cell) => lines.push(`| ${name} | ${cell} | – | – | | |`);
+  if (s.connect) {
+    const c = s.connect;
+    one(`connect: joins/s per ${fmt(c.slice)}-connection slice up to ${fmt(c.conns)} (${fmt(c.rooms)} rooms)`, `embedded ${c.embedded?.joinsPerSec.map((x) => fmt(x)).join(', ') ?? '–'}<br>cluster ${c.cluster?.joinsPerSec.map((x) => fmt(x)).join(', ') ?? '–'}`);
+  }
+  if (s.services) {
+    const v = s.services;
+    one('services, 3 nodes → 3 instances: fire-and-forget / durable sends handled/s; RPC p50 / p99 ms', `${fmt(v.fireAndForget.handledPerSecInWindow)} / ${fmt(v.durable.handledPerSecInWindow)}; ${v.rpcMs.p50} / ${v.rpcMs.p99}`);
+  }
+  if (s.engines) {
+    const e = s.engines;
+    one('engines alone: acked JetStream appends/s; rows persisted/s by one writer; outage: max lag, catch-up; pages p99 latest / before, ms', `${fmt(e.ackedAppendsPerSec)}; ${fmt(e.persistedPerSec)}; ${fmt(e.outage.maxLagMessages)} msgs over ${e.outage.outageS} s, ${e.outage.catchUpS} s; ${e.pages.latestMs.p99} / ${e.pages.beforeMs.p99} (${fmt(e.pages.rows)} rows)`);
   }
   if (r.errors.length > 0) {
     lines.push('');
