@@ -15,6 +15,17 @@ export async function openPublisher(cfg) {
   return child;
 }
 
+/** Switchboard's delivered and socket-write counters (summed over labels) from its /metrics; null if unreadable. */
+async function scrapeWrites(port) {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const sum = (name) => text.split('\n').filter((l) => l.startsWith(name) && (l[name.length] === ' ' || l[name.length] === '{')).reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    return { delivered: sum('switchboard_messages_delivered_total'), writes: sum('switchboard_socket_writes_total') };
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Polls `read()` (per-process stats with `total` and `short`) until no member lacks anything (`complete`),
  * nothing moved for `quietMs` (`quiet`) or `maxMs` passed (`deadline`). A stall shorter than `quietMs`
@@ -40,14 +51,18 @@ export async function drainUntilSettled(read, { quietMs, maxMs, pollMs = 100 }) 
 
 /**
  * Runs one window. `members` is the number of listening members each message should reach.
- * `serverPids()` lists the processes whose CPU is reported. Returns figures and counting checks.
+ * `serverPids()` lists the processes whose CPU is reported. With `metricsPort` (a Switchboard node), the
+ * deliveries per coalesced socket write over the window and its drain are read from its /metrics. Returns figures and
+ * counting checks.
  */
-export async function measureWindow({ gens, publishers, members, durationMs, serverPids, drainQuietMs = 5000, drainMaxMs = 120000 }) {
+export async function measureWindow({ gens, publishers, members, durationMs, serverPids, metricsPort, drainQuietMs = 5000, drainMaxMs = 120000 }) {
   await Promise.all(gens.map((g) => ask(g, 'reset', 'reset')));
   const t0 = Date.now() + 300;
   const endAt = t0 + durationMs;
   for (const g of gens) g.send({ cmd: 'window', t0, endAt });
   const dones = publishers.map((p) => waitMsg(p, (m) => m.ev === 'done', durationMs + 120000, 'publisher done'));
+  // Before t0: nothing is published yet, so the reading is not delayed by a busy server.
+  const writes0 = metricsPort === undefined ? null : await scrapeWrites(metricsPort);
   for (const p of publishers) p.send({ cmd: 'go', t0, endAt });
   await sleep(t0 - Date.now());
   const pids = serverPids();
@@ -61,6 +76,7 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
   // within drainMaxMs; what arrives in the meantime is late, what never arrives lost.
   const drain = await drainUntilSettled(() => statsOf(gens, acked), { quietMs: drainQuietMs, maxMs: drainMaxMs });
   const stats = drain.stats;
+  const writes1 = metricsPort === undefined ? null : await scrapeWrites(metricsPort);
   const lat = await latencyOf(gens);
   const seconds = durationMs / 1000;
   const totals = deliveryTotals(stats, acked, members);
@@ -81,5 +97,7 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
     latencyMs: Object.fromEntries(Object.entries(percentiles(lat, [50, 99])).map(([k, v]) => [k, k === 'n' ? v : round(v, 1)])),
     ackLatencyMs: pubs.map((p) => p.ackLatencyMs),
     serverCpuPct: round(((cpu1 - cpu0) / seconds) * 100, 0),
+    // Messages per member per write: ~1 when every message goes out on its own, more when they coalesce.
+    deliveriesPerWrite: writes0 && writes1 && writes1.writes > writes0.writes ? round((writes1.delivered - writes0.delivered) / (writes1.writes - writes0.writes), 1) : null,
   };
 }

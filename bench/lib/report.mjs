@@ -53,6 +53,7 @@ export function markdown(r) {
     const sR = ratio(h.switchboard?.flat.deliveriesPerSec, h.socketio?.flat.deliveriesPerSec);
     row(`3a. hot room ${fmt(m)} members, flat out: deliveries/s`, (k) => h[k].flat.deliveriesPerSec, `≥ 0.8× floor (${fmt(dR)}×), ≥ 20× Socket.IO (${fmt(sR)}×)`, ok(dR === null || sR === null ? null : dR >= 0.8 && sR >= 20));
     row('3a. server CPU %; late (arrived after the window) / lost (never arrived) / dup-or-reordered', (k) => `${h[k].flat.serverCpuPct} %; ${fmt(h[k].flat.late)} / ${fmt(h[k].flat.lost)} / ${h[k].flat.seq.dupsOrReordered}`);
+    row('3a. deliveries per socket write, window and drain (Switchboard /metrics)', (k) => h[k].flat.deliveriesPerWrite);
     const pR = ratio(h.switchboard?.rate.latencyMs.p99, h.floor?.rate.latencyMs.p99);
     row(`3b. ${o.hotRate} msg/s: publish → receive p50 / p99, ms`, (k) => `${h[k].rate.latencyMs.p50} / ${h[k].rate.latencyMs.p99}`, `p99 ≤ 1.2× floor (${fmt(pR)}×)`, ok(pR === null ? null : pR <= 1.2));
     row(`3b. server CPU %`, (k) => h[k].rate.serverCpuPct);

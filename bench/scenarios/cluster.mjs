@@ -85,7 +85,7 @@ async function crossVariant(o, variant) {
     for (let i = 0; i < 3; i++) pubs.push(await openPublisher({ ...common, port: nodes[i].port, user: `pub${i}`, userPrefix: `pub${i}-`, mode: 'flat', window: o.crossWindow }));
     await sleep(1000);
     const flat = await measureWindow({ gens, publishers: pubs, members: o.crossMembers, durationMs: o.crossSeconds * 1000, serverPids, drainQuietMs: 3000 });
-    log(`cross ${variant} flat: ${flat.deliveriesPerSec}/s, lost ${flat.lost}`);
+    log(`cross ${variant} flat: ${flat.deliveriesPerSec}/s, late ${flat.late}, lost ${flat.lost}`);
     await closeLoad(pubs.splice(0));
     for (let i = 0; i < 3; i++) pubs.push(await openPublisher({ ...common, port: nodes[i].port, userPrefix: `pubr${i}-`, mode: 'rate', rate: o.crossRate / 3 }));
     const rate = await measureWindow({ gens, publishers: pubs, members: o.crossMembers, durationMs: o.crossSeconds * 1000, serverPids, drainQuietMs: 3000 });
