@@ -123,8 +123,9 @@ describe('a scenario that fails', () => {
     expect(pids).toHaveLength(4); // the floor server and 3 load generators
     for (const pid of pids) expect(gone(pid)).toBe(true);
     expect(result.failed).toHaveLength(1);
-    expect(result.failed?.[0].error).toBe('forced failure after spawning load generators');
-    expect(result.failed?.[0].stopped.map((p) => p.pid).sort()).toEqual([...pids].sort());
+    const failed = result.failed?.[0];
+    expect(failed?.error).toBe('forced failure after spawning load generators');
+    expect(failed?.stopped.map((p) => p.pid).sort()).toEqual([...pids].sort());
     expect(result.errors[0]).toMatch(/^forced FAILED: forced failure .*stopped 4 process\(es\) it left running: floor \(pid \d+\), load members/);
   }, 60_000);
 
