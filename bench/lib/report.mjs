@@ -18,7 +18,7 @@ export function markdown(r) {
   for (const f of r.failed ?? []) {
     const who = f.variant ?? f.scenario;
     const stopped = f.stopped.length > 0 ? `; its ${f.stopped.length} process(es) still running were stopped (${f.stopped.map((p) => `${p.name} ${p.pid}`).join(', ')})` : '; it left no process running';
-    lines.push(`**FAILED: ${who}**: ${f.error}${stopped}. Its figures are missing below.`);
+    lines.push(`**FAILED: ${who}**: ${f.error.length > 400 ? `${f.error.slice(0, 400)}…` : f.error}${stopped}. Its figures are missing below.`);
     lines.push('');
   }
   lines.push('| figure | Switchboard | Socket.IO 4 | raw `ws` floor | target | |');

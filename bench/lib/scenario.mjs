@@ -7,7 +7,8 @@
 import { log, owned } from './procs.mjs';
 
 const describe = (stopped) => stopped.map((p) => `${p.name} (pid ${p.pid})`).join(', ');
-const message = (err) => String(err?.message ?? err);
+/** An error as one line (a child's output inside it may span several). */
+const message = (err) => String(err?.message ?? err).replace(/\s+/g, ' ').trim();
 
 /**
  * Runs variant `key` of a scenario that goes on when one variant fails: `out[key]` is its figures, or null
