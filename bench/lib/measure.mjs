@@ -66,7 +66,8 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
   for (const p of publishers) p.send({ cmd: 'go', t0, endAt });
   await sleep(t0 - Date.now());
   const pids = serverPids();
-  const cpu0 = procUsage(pids).cpuS;
+  const usage0 = procUsage(pids);
+  const cpu0 = usage0.cpuS;
   await sleep(endAt - Date.now());
   const cpu1 = procUsage(pids).cpuS;
   const inWindow = (await statsOf(gens)).reduce((s, x) => s + x.inWindow, 0);
@@ -97,6 +98,8 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
     latencyMs: Object.fromEntries(Object.entries(percentiles(lat, [50, 99])).map(([k, v]) => [k, k === 'n' ? v : round(v, 1)])),
     ackLatencyMs: pubs.map((p) => p.ackLatencyMs),
     serverCpuPct: round(((cpu1 - cpu0) / seconds) * 100, 0),
+    // The servers' RSS when the window opened (a store still holding its start-up memory shows here).
+    serverRssMB: round(usage0.rss / 1048576, 0),
     // Messages per member per write: ~1 when every message goes out on its own, more when they coalesce.
     deliveriesPerWrite: writes0 && writes1 && writes1.writes > writes0.writes ? round((writes1.delivered - writes0.delivered) / (writes1.writes - writes0.writes), 1) : null,
   };
