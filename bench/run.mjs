@@ -5,7 +5,9 @@
  * generators on core 1; the orchestrator pins itself to core 1 too. Writes bench/results/<date>.json and
  * bench/results/<date>.md and prints the markdown table.
  *
- * Scenarios: idle (1), workers (2), hot (3), cross (4), durable (5), storm (6).
+ * Scenarios of the table, run by default: idle (1), workers (2), hot (3), cross (4), durable (5), storm (6).
+ * Run only when named in --only: connect (joins/s as a node fills), services (backend services), engines
+ * (the durable engines alone). Each scenario owns the processes it starts (bench/lib/scenario.mjs).
  * Options: --quick, --only <list>, --systems switchboard,socketio,floor, --out <file.json>, --budget-s N,
  * and any size below as --kebab-case (e.g. --idle-conns 19000).
  */
@@ -15,13 +17,18 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { log, stopAll } from './lib/procs.mjs';
 import { markdown } from './lib/report.mjs';
+import { runScenario } from './lib/scenario.mjs';
 import { ROOT } from './lib/systems.mjs';
 import { crossNode, durable, storm, workers } from './scenarios/cluster.mjs';
+import { connectRate } from './scenarios/connect.mjs';
+import { engines } from './scenarios/engines.mjs';
+import { services } from './scenarios/services.mjs';
 import { hotRoom, idleMemory } from './scenarios/single.mjs';
 
 const FULL = {
   settleMs: 5000,
   idleConns: 19000,
+  idleRooms: 100,
   idleProcs: 4,
   workersConns: 100000,
   workersProcs: 6,
@@ -49,6 +56,20 @@ const FULL = {
   stormPublishAfterKillS: 3,
   stormAdmissionRate: 2000,
   stormAdmissionBurst: 4000,
+  connectConns: 20000,
+  connectSlice: 5000,
+  connectRooms: 1000,
+  servicesSeconds: 10,
+  servicesWindow: 200,
+  servicesRpcs: 2000,
+  enginesSeconds: 8,
+  enginesWindow: 2000,
+  enginesRooms: 20,
+  enginesBatch: 5000,
+  enginesRate: 2000,
+  enginesOutageS: 20,
+  enginesRows: 1000000,
+  enginesPages: 500,
   budgetS: 1750,
 };
 const QUICK = {
@@ -67,9 +88,20 @@ const QUICK = {
   durableSeconds: 3,
   stormClients: 1000,
   stormProcs: 1,
+  connectConns: 4000,
+  connectSlice: 1000,
+  connectRooms: 100,
+  servicesSeconds: 3,
+  servicesRpcs: 300,
+  enginesSeconds: 3,
+  enginesOutageS: 5,
+  enginesRows: 100000,
+  enginesPages: 100,
   budgetS: 240,
 };
+/** The table's scenarios (the default run), then those run only when named in --only. */
 const SCENARIOS = ['idle', 'workers', 'hot', 'cross', 'durable', 'storm'];
+const EXTRA = ['connect', 'services', 'engines'];
 
 function parseArgs(argv) {
   const quick = argv.includes('--quick');
@@ -83,7 +115,7 @@ function parseArgs(argv) {
     if (v === undefined) throw new Error(`${a} needs a value`);
     if (key === 'only') {
       o.only = v.split(',');
-      for (const s of o.only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s} (one of ${SCENARIOS.join(', ')})`);
+      for (const s of o.only) if (![...SCENARIOS, ...EXTRA].includes(s)) throw new Error(`unknown scenario ${s} (one of ${[...SCENARIOS, ...EXTRA].join(', ')})`);
     } else if (key === 'systems') o.systems = v.split(',');
     else if (key === 'out') o.out = v;
     else if (typeof o[key] === 'number') o[key] = Number(v);
@@ -124,7 +156,7 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
   if (statSync(join(ROOT, 'dist', 'cli', 'main.js')).mtimeMs < statSync(join(ROOT, 'src', 'cli', 'main.ts')).mtimeMs) log('warning: dist/ may be older than src/ (run npm run build)');
-  const result = { setup: setup(o), scenarios: {}, errors: [] };
+  const result = { setup: setup(o), scenarios: {}, failed: [], errors: [], warnings: [] };
   try {
     execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   } catch {
@@ -161,16 +193,7 @@ async function main() {
       void finish(130);
     });
   }
-  const run = async (name, fn) => {
-    log(`── ${name}`);
-    try {
-      return await fn();
-    } catch (err) {
-      log(`${name} failed: ${err?.stack ?? err}`);
-      result.errors.push(`${name}: ${err?.message ?? err}`);
-      return null;
-    }
-  };
+  const run = (name, fn) => runScenario(result, name, fn);
   const per = async (scenario, fn) => {
     const out = {};
     for (const kind of o.systems) out[kind] = await run(`${scenario} ${kind}`, () => fn(kind));
@@ -182,6 +205,9 @@ async function main() {
   if (o.only.includes('cross')) result.scenarios.cross = await run('cross', () => crossNode(o));
   if (o.only.includes('durable')) result.scenarios.durable = await run('durable', () => durable(o));
   if (o.only.includes('storm')) result.scenarios.storm = await run('storm', () => storm(o));
+  if (o.only.includes('connect')) result.scenarios.connect = await run('connect', () => connectRate(o));
+  if (o.only.includes('services')) result.scenarios.services = await run('services', () => services(o));
+  if (o.only.includes('engines')) result.scenarios.engines = await run('engines', () => engines(o));
   await finish(result.errors.length > 0 ? 1 : 0);
 }
 

@@ -62,7 +62,14 @@ export async function openMembers({ n, procs, timeoutMs = 300000, perProc = () =
     if (count <= 0) break;
     gens.push(spawnLoad({ role: 'members', n: count, userPrefix: `u${k}-`, roomOffset: k * per, ...common, ...perProc(k) }));
   }
-  const readies = await Promise.all(gens.map((g) => waitMsg(g, (m) => m.ev === 'ready', timeoutMs, 'members ready')));
+  let readies;
+  try {
+    readies = await Promise.all(gens.map((g) => waitMsg(g, (m) => m.ev === 'ready', timeoutMs, 'members ready')));
+  } catch (err) {
+    // The caller never gets these children: stop them here (their scenario's owner would too, at its end).
+    await closeLoad(gens);
+    throw err;
+  }
   return {
     gens,
     joined: readies.reduce((s, r) => s + r.joined, 0),
@@ -83,5 +90,6 @@ export async function closeLoad(children) {
   await Promise.all(children.map((c) => stop(c, 'SIGKILL', 3000).catch(() => undefined)));
 }
 
-export const statsOf = (gens) => Promise.all(gens.map((g) => ask(g, 'stats', 'stats')));
+/** Every member process's counters; with `expect`, also what its members lack of `expect` messages each. */
+export const statsOf = (gens, expect) => Promise.all(gens.map((g) => ask(g, 'stats', 'stats', expect === undefined ? {} : { expect })));
 export const latencyOf = async (gens) => (await Promise.all(gens.map((g) => ask(g, 'latency', 'latency')))).flatMap((x) => x.lat);

@@ -187,10 +187,21 @@ function runMembers() {
     }
   }
 
-  const stats = () => {
+  // With `expect` (messages every member should have), `short` is the sum over joined members of what each
+  // still lacks and `over` of what each has beyond it: one member's extra never hides another's loss.
+  const stats = (expect) => {
     let min = Infinity;
-    for (let i = 0; i < n; i++) if (conns[i]?.joined && counts[i] < min) min = counts[i];
-    return { ev: 'stats', n, joined, failures, refused, dropped, errors, total, inWindow, lastMsgAt, perMemberMin: min === Infinity ? 0 : min, seq: seqs.summary(), cpuUs: cpuUs() };
+    let short = 0;
+    let over = 0;
+    for (let i = 0; i < n; i++) {
+      if (!conns[i]?.joined) continue;
+      if (counts[i] < min) min = counts[i];
+      if (expect !== undefined) {
+        if (counts[i] < expect) short += expect - counts[i];
+        else over += counts[i] - expect;
+      }
+    }
+    return { ev: 'stats', n, joined, failures, refused, dropped, errors, total, inWindow, lastMsgAt, perMemberMin: min === Infinity ? 0 : min, short, over, seq: seqs.summary(), cpuUs: cpuUs() };
   };
   process.on('message', (m) => {
     if (m.cmd === 'window') {
@@ -205,7 +216,7 @@ function runMembers() {
       seqs.reset();
       win = null;
       send({ ev: 'reset' });
-    } else if (m.cmd === 'stats') send(stats());
+    } else if (m.cmd === 'stats') send(stats(m.expect));
     else if (m.cmd === 'latency') send({ ev: 'latency', lat });
   });
   pump();

@@ -1,11 +1,12 @@
 /**
- * Process plumbing for the benchmark: starting children pinned to a core, waiting for a server's
- * `{"msg":"listening","port":N}` line, stopping by pid, /proc CPU and RSS readings, free ports, and the
- * throwaway nats-server / redis-server / PostgreSQL the cluster scenarios need (same approach as
- * test/helpers/servers.ts: free ports, temp dirs, initdb as the postgres user when root).
+ * Process plumbing for the benchmark: starting children pinned to a core (or truly unpinned), waiting for a
+ * server's `{"msg":"listening","port":N}` line, stopping by pid, /proc CPU and RSS readings, free ports, and
+ * process ownership: every child is registered, as it is spawned, with the owner current at that point
+ * (`owned`), which stops all of them when its work ends, however it ends.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +14,59 @@ import { join } from 'node:path';
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const log = (...a) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${a.join(' ')}\n`);
 
+// Kept importable from here for scripts written against the earlier layout (the launcher is infra.mjs).
+export { startInfra } from './infra.mjs';
+
 const started = new Set();
 const tmpDirs = new Set();
+const ALL_CORES = `0-${os.cpus().length - 1}`;
+
+/** The children one piece of work (a scenario, a variant of one) started; see `owned`. */
+export class Owner {
+  constructor(name) {
+    this.name = name;
+    this.children = new Set();
+    this.closed = false;
+  }
+
+  /** Pids of its children still running. */
+  livePids() {
+    return [...this.children].filter(alive).map((c) => c.pid);
+  }
+
+  /** Stops every child still running; returns `{ name, pid }` of each one it had to stop. */
+  async stopAll(ms = 3000) {
+    this.closed = true;
+    const live = [...this.children].filter(alive);
+    await Promise.all(live.map((c) => stop(c, 'SIGTERM', ms)));
+    return live.map((c) => ({ name: c.name, pid: c.pid }));
+  }
+}
+
+const current = new AsyncLocalStorage();
+/** The owner of whatever is spawned now (undefined outside `owned`: the run's own, stopped by stopAll). */
+export const currentOwner = () => current.getStore();
+
+/**
+ * Runs `fn` as owner `name`: every process spawned while it runs (at any depth of calls) is stopped when it
+ * settles, even when it throws before handing its children back. Never throws: resolves
+ * `{ ok, value, error, stopped }`, `stopped` listing the children that were still running at the end.
+ */
+export async function owned(name, fn) {
+  const owner = new Owner(name);
+  let value = null;
+  let error = null;
+  try {
+    value = await current.run(owner, fn);
+  } catch (err) {
+    error = err;
+  }
+  const stopped = await owner.stopAll();
+  return { ok: error === null, value, error, stopped };
+}
+
+/** Runs `fn` outside any owner: for run-wide infrastructure that outlives one scenario (stopped by stopAll). */
+export const unowned = (fn) => current.exit(fn);
 
 export function tmpDir(prefix) {
   const d = mkdtempSync(join(os.tmpdir(), prefix));
@@ -22,21 +74,33 @@ export function tmpDir(prefix) {
   return d;
 }
 
-/** Spawns `cmd args` (under `taskset -c core` when core is given), output kept (last 20 kB) for errors. */
-export function start(name, cmd, args, { core, ipc = false, env, uid, gid } = {}) {
-  const [c0, a0] = core === undefined ? [cmd, args] : ['taskset', ['-c', String(core), cmd, ...args]];
-  const child = spawn(c0, a0, { stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])], env: { ...process.env, ...env }, uid, gid });
+/**
+ * Spawns `cmd args` under `taskset -c core`, or on every core when core is undefined (a child would
+ * otherwise inherit the orchestrator's own pinning to core 1). Output is kept (last 20 kB) for errors. The
+ * child is registered with the current owner before anything can fail.
+ */
+export function start(name, cmd, args, { core, ipc = false, env, uid, gid, stdin = 'ignore' } = {}) {
+  const owner = currentOwner();
+  if (owner?.closed) throw new Error(`${owner.name} has finished: refusing to start ${name}`);
+  const child = spawn('taskset', ['-c', core === undefined ? ALL_CORES : String(core), cmd, ...args], {
+    stdio: [stdin, 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])],
+    env: { ...process.env, ...env },
+    uid,
+    gid,
+  });
   child.name = name;
   child.out = '';
   const keep = (d) => (child.out = (child.out + d).slice(-20000));
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
+  child.on('error', (err) => (child.out += `\nspawn error: ${err.message}`));
+  owner?.children.add(child);
   started.add(child);
   child.on('exit', () => started.delete(child));
   return child;
 }
 
-export const alive = (c) => c.exitCode === null && c.signalCode === null;
+export const alive = (c) => c.pid !== undefined && c.exitCode === null && c.signalCode === null;
 
 export async function stop(c, signal = 'SIGTERM', ms = 10000) {
   if (!alive(c)) return;
@@ -156,51 +220,3 @@ export function procUsage(pids) {
   return { cpuS, rss };
 }
 
-/**
- * A throwaway PostgreSQL cluster: initdb into `dir/data` (as the postgres user when running as root, since
- * initdb refuses root) and the command that runs it on `port`, loopback only, fsync off. Start (and
- * restart) it with `{ cmd, args, opts }`; `version` is the major version used (the newest installed).
- */
-export function preparePostgres(dir, port, extraArgs = []) {
-  const asRoot = process.getuid?.() === 0;
-  const opts = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : {};
-  if (asRoot) chownSync(dir, opts.uid, opts.gid);
-  const version = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a)[0];
-  const bin = (n) => join('/usr/lib/postgresql', version, 'bin', n);
-  execFileSync(bin('initdb'), ['-D', join(dir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { ...opts, stdio: 'pipe' });
-  const args = ['-D', join(dir, 'data'), '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off', ...extraArgs];
-  return { cmd: bin('postgres'), args, opts, version };
-}
-
-/** Throwaway nats-server (JetStream on), redis-server and PostgreSQL on free ports. */
-export async function startInfra() {
-  const natsPort = await freePort();
-  const jsDir = tmpDir('sb-bench-js-');
-  const nats = start('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', jsDir]);
-  const redisPort = await freePort();
-  const redisDir = tmpDir('sb-bench-redis-');
-  const redis = start('redis-server', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir]);
-  const pgPort = await freePort();
-  const pgSetup = preparePostgres(tmpDir('sb-bench-pg-'), pgPort, ['-c', 'max_connections=300']);
-  const pg = start('postgres', pgSetup.cmd, pgSetup.args, pgSetup.opts);
-  await Promise.all([waitPort(natsPort, nats), waitPort(redisPort, redis), waitPort(pgPort, pg)]);
-  const versions = {
-    nats: execFileSync('nats-server', ['--version']).toString().trim(),
-    redis: execFileSync('redis-server', ['--version']).toString().trim().split(' ').slice(0, 3).join(' '),
-    postgres: `PostgreSQL ${pgSetup.version} (fsync=off, full_page_writes=off, synchronous_commit=off)`,
-  };
-  return {
-    natsUrl: `nats://127.0.0.1:${natsPort}`,
-    redisUrl: `redis://127.0.0.1:${redisPort}`,
-    dbUrl: `postgres://postgres@127.0.0.1:${pgPort}/postgres`,
-    procs: { nats, redis, pg },
-    versions,
-    async flushRedis() {
-      execFileSync('redis-cli', ['-p', String(redisPort), 'FLUSHALL'], { stdio: 'ignore' });
-    },
-    async stop() {
-      await Promise.all([stop(nats), stop(redis), stop(pg)]);
-    },
-  };
-}

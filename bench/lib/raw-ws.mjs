@@ -1,6 +1,6 @@
 /**
  * The benchmarks' cheap WebSocket client on raw TCP sockets: HTTP upgrade, masked client frames, server frames
- * parsed in place and classified by the first bytes of their type. Shared by core-figures and cluster-figures.
+ * parsed in place and classified by the first bytes of their type. Used by the load generator (loadgen.mjs).
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';

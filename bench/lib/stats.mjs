@@ -1,6 +1,7 @@
 /**
- * The harness's own counting, kept free of I/O so tests can check it: percentiles, per-member sequence
- * tracking (loss, duplicates, reordering) and delivery totals against what was published.
+ * The harness's own counting, kept free of I/O so tests can check it: the one `percentiles` of the bench,
+ * per-member sequence tracking (loss, duplicates, reordering) and delivery totals (in window, late, lost)
+ * against what was published.
  */
 
 /** Nearest-rank percentiles (p in 0..100) of a list of numbers; nulls when the list is empty. */
@@ -56,11 +57,26 @@ export class SeqTracker {
   }
 }
 
-/** Sums per-process delivery counters and compares them with publishes × members. */
+/**
+ * Sums per-process delivery counters after a window and its drain, against `published` × `members`:
+ * `inWindow` arrived inside the window, `late` after it (still on their way when the window closed),
+ * `lost` never arrived (what members still lacked when deliveries had settled, counted per member when the
+ * processes report `short`), `extra` beyond what each member should have (duplicates).
+ */
 export function deliveryTotals(parts, published, members) {
-  const delivered = parts.reduce((s, p) => s + p.total, 0);
+  const sum = (k) => parts.reduce((s, p) => s + (p[k] ?? 0), 0);
+  const delivered = sum('total');
+  const inWindow = sum('inWindow');
   const expected = published * members;
-  return { delivered, expected, lost: Math.max(0, expected - delivered), extra: Math.max(0, delivered - expected) };
+  const perMember = parts.every((p) => p.short !== undefined);
+  return {
+    delivered,
+    expected,
+    inWindow,
+    late: Math.max(0, delivered - inWindow),
+    lost: perMember ? sum('short') : Math.max(0, expected - delivered),
+    extra: perMember ? sum('over') : Math.max(0, delivered - expected),
+  };
 }
 
 /** Rounds for tables. */

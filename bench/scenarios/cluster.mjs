@@ -11,15 +11,18 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { ask, closeLoad, openMembers, spawnLoad, waitMsg } from '../lib/load.mjs';
 import { measureWindow, openPublisher } from '../lib/measure.mjs';
-import { freePort, log, sleep, startInfra } from '../lib/procs.mjs';
+import { startInfra } from '../lib/infra.mjs';
+import { freePort, log, sleep, unowned } from '../lib/procs.mjs';
+import { runVariant } from '../lib/scenario.mjs';
 import { round } from '../lib/stats.mjs';
 import { memAfterGc, ROOT, startSystem } from '../lib/systems.mjs';
 import { SB_BENCH_FLAGS } from './single.mjs';
 
 let infra = null;
-async function getInfra(o) {
+/** The run's nats-server, redis-server and PostgreSQL, started once, owned by the run (not by one scenario). */
+export async function getInfra(o) {
   if (infra === null) {
-    infra = await startInfra();
+    infra = await unowned(() => startInfra());
     o.infraVersions = infra.versions;
   }
   return infra;
@@ -82,7 +85,7 @@ async function crossVariant(o, variant) {
     for (let i = 0; i < 3; i++) pubs.push(await openPublisher({ ...common, port: nodes[i].port, user: `pub${i}`, userPrefix: `pub${i}-`, mode: 'flat', window: o.crossWindow }));
     await sleep(1000);
     const flat = await measureWindow({ gens, publishers: pubs, members: o.crossMembers, durationMs: o.crossSeconds * 1000, serverPids, drainQuietMs: 3000 });
-    log(`cross ${variant} flat: ${flat.deliveriesPerSec}/s, lost ${flat.lost}`);
+    log(`cross ${variant} flat: ${flat.deliveriesPerSec}/s, late ${flat.late}, lost ${flat.lost}`);
     await closeLoad(pubs.splice(0));
     for (let i = 0; i < 3; i++) pubs.push(await openPublisher({ ...common, port: nodes[i].port, userPrefix: `pubr${i}-`, mode: 'rate', rate: o.crossRate / 3 }));
     const rate = await measureWindow({ gens, publishers: pubs, members: o.crossMembers, durationMs: o.crossSeconds * 1000, serverPids, drainQuietMs: 3000 });
@@ -97,15 +100,7 @@ async function crossVariant(o, variant) {
 export async function crossNode(o) {
   const out = { members: o.crossMembers, note: 'servers on core 0, load generators on core 1, nats/redis/postgres unpinned' };
   const variants = ['nats', 'redis', ...(o.systems.includes('socketio') ? ['socketio'] : [])];
-  for (const v of variants) {
-    try {
-      out[v] = await crossVariant(o, v);
-    } catch (err) {
-      log(`cross ${v} failed: ${err?.stack ?? err}`);
-      out[v] = null;
-      out[`${v}Error`] = String(err?.message ?? err);
-    }
-  }
+  for (const v of variants) await runVariant(out, v, `cross ${v}`, () => crossVariant(o, v));
   return out;
 }
 
@@ -314,14 +309,11 @@ export async function storm(o) {
     runs: {},
   };
   for (const jitter of [true, false]) {
-    try {
-      out.runs[jitter ? 'on' : 'off'] = await stormRun(o, jitter);
-    } catch (err) {
-      log(`storm jitter ${jitter} failed: ${err?.stack ?? err}`);
-      out.runs[jitter ? 'on' : 'off'] = null;
-      out[`error${jitter ? 'On' : 'Off'}`] = String(err?.message ?? err);
-    }
+    const key = jitter ? 'on' : 'off';
+    await runVariant(out.runs, key, `storm jitter ${key}`, () => stormRun(o, jitter));
   }
+  out.failed = out.runs.failed;
+  delete out.runs.failed;
   return out;
 }
 
