@@ -6,4 +6,5 @@ bash scripts/install-system-deps.sh
 [ -d node_modules ] || npm ci
 npm run build --silent
 npm run typecheck --silent
+npm run lint --silent
 npx vitest run "$@"

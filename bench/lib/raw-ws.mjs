@@ -114,7 +114,7 @@ export class RawWs {
     }
     const n = buf.length;
     let off = 0;
-    let need = 0;
+    let need;
     for (;;) {
       const avail = n - off;
       if (avail < 2) {
