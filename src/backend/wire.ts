@@ -1,5 +1,5 @@
 /**
- * The NATS contract between gateways and backend services (shared by src/gateway/services.ts and the
+ * The NATS contract between gateways and backend services (shared by src/services/services.ts and the
  * backend SDK; docs/backend.md describes it for services written without the SDK).
  *
  *   svc.<service>.<name>     core NATS, queue group `svc.<service>`: fire-and-forget sends and RPC.

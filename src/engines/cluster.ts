@@ -30,6 +30,7 @@ import { openPostgresStore } from './messagestore/postgres.js';
 import { openRedisPresence } from './presence/redis.js';
 import { openRedisRoomLog } from './roomlog/redis.js';
 import type { RoomPosition, RoomRef } from './types.js';
+import { EngineError } from './errors.js';
 
 export function isClustered(c: Config): boolean {
   return c.nats !== undefined || c.redis !== undefined || c.database !== undefined;
@@ -59,7 +60,7 @@ export async function openClusterDurableLog(c: Config, name: string): Promise<Je
   try {
     nc = await openNats(natsOptions(c, name));
   } catch (err) {
-    throw new Error(`NATS unreachable at ${describeServers(c.nats!)}: ${(err as Error).message}`, { cause: err });
+    throw new EngineError('connection', 'unavailable', `NATS unreachable at ${describeServers(c.nats!)}: ${(err as Error).message}`, { cause: err });
   }
   try {
     return await openJetStreamDurableLog(nc, {
@@ -72,7 +73,7 @@ export async function openClusterDurableLog(c: Config, name: string): Promise<Je
     });
   } catch (err) {
     await nc.close().catch(() => undefined);
-    throw new Error(`jetstream unavailable at ${c.nats!}: ${(err as Error).message}`, { cause: err });
+    throw new EngineError('connection', 'unavailable', `jetstream unavailable at ${c.nats!}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -13,7 +13,7 @@ export interface RoomStat {
   rate: number;
 }
 
-/** What a node announces about itself every interval (gateway/node-stats.ts builds it). */
+/** What a node announces about itself every interval (node/node-stats.ts builds it). */
 export interface NodeInfo {
   node: string;
   startedAt: number;

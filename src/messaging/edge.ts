@@ -155,9 +155,28 @@ export class Edge {
 
   /** As `refused`, for a caller that counts the code itself through `counted` when it answers. */
   asError(err: unknown, context: Record<string, unknown> = {}): SwitchboardError {
-    if (err instanceof SwitchboardError) return err;
-    this.deps.log.error({ err, ...context }, 'request failed');
-    return new SwitchboardError('internal', 'internal error', { cause: err });
+    if (!(err instanceof SwitchboardError)) {
+      this.deps.log.error({ err, ...context }, 'request failed');
+      return new SwitchboardError('internal', 'internal error', { cause: err });
+    }
+    // A backing service failed: the caller is told `unavailable`, the operator sees why (once a second).
+    if (err.code === 'unavailable' && err.cause !== undefined) this.warnSampled(err.message, err.cause);
+    return err;
+  }
+
+  private readonly lastWarn = new Map<string, { at: number; suppressed: number }>();
+
+  /** Logs a backing-service failure at warn, at most once a second per kind, with how many were suppressed. */
+  private warnSampled(message: string, cause: unknown): void {
+    const now = Date.now();
+    const last = this.lastWarn.get(message);
+    if (last !== undefined && now - last.at < 1_000) {
+      last.suppressed++;
+      return;
+    }
+    this.deps.log.warn({ err: cause, suppressed: last?.suppressed ?? 0 }, message);
+    if (this.lastWarn.size > 100) this.lastWarn.clear();
+    this.lastWarn.set(message, { at: now, suppressed: 0 });
   }
 
   /** Counts an error code answered without an exception (a transport's own refusal). */

@@ -158,7 +158,7 @@ export function backplaneConformance(name: string, factory: () => Promise<Backpl
       const onC = await inbox(c!, s);
       await b!.close();
       expect(b!.health().ok).toBe(false);
-      await expect(b!.publish(s, enc.encode('x'))).rejects.toThrow();
+      await expect(b!.publish(s, enc.encode('x'))).rejects.toMatchObject({ name: 'EngineError', engine: 'backplane', code: 'closed' });
       await a!.publish(s, enc.encode('after-close'));
       await waitFor(() => onC.got.length === 1, 5_000, 'delivery to the open node');
       await sleep(SETTLE_MS);
@@ -180,7 +180,7 @@ export function backplaneConformance(name: string, factory: () => Promise<Backpl
       const health = a!.health();
       expect(typeof health.detail).toBe('string');
       expect(health.detail!.length).toBeGreaterThan(0);
-      await expect(a!.publish(s, enc.encode('lost'))).rejects.toThrow();
+      await expect(a!.publish(s, enc.encode('lost'))).rejects.toMatchObject({ name: 'EngineError', engine: 'backplane', code: 'unavailable' });
       await outage.end();
       await waitFor(() => a!.health().ok && b!.health().ok, 20_000, 'healthy after outage');
       await waitFor(

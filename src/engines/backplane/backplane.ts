@@ -12,8 +12,10 @@
  * - No durability: a subscriber that is not subscribed when a message is published never sees it.
  *   Durability is the DurableLog's job; ordering and gap repair are the gateway's (RoomLog fetch).
  * - Failures surface: `publish` rejects if the broker cannot take the message; `health()` reports it.
+ *   Rejections are EngineErrors (engines/errors.ts): `closed` after `close()`, `unavailable` while the
+ *   broker is unreachable (with the driver's error as `cause`).
  *
- * Subjects are dot-separated tokens of [A-Za-z0-9_-] (see protocol/subjects.ts); implementations may
+ * Subjects are dot-separated tokens of [A-Za-z0-9_-] (see messaging/subjects.ts); implementations may
  * map them to their broker's own naming.
  *
  * Node announcements (which nodes are in the cluster, with their load, for the admin page) are not a

@@ -15,6 +15,7 @@
  * - A failing publish (broker down) is reported to `onError`; announcing goes on at the next interval.
  */
 import type { Backplane, BackplaneSubscription } from './backplane.js';
+import { EngineError } from '../errors.js';
 
 /** The reserved subject of announcements (prefixed `sb.` like every Switchboard subject). */
 export const NODES_SUBJECT = 'sb.nodes';
@@ -112,10 +113,10 @@ export class NodeDirectory<T> {
     let msg: Wire<T>;
     try {
       msg = JSON.parse(new TextDecoder().decode(payload)) as Wire<T>;
-      if (msg === null || typeof msg !== 'object' || msg.v !== 1 || typeof msg.node !== 'string' || msg.node === '') throw new Error('not a node announcement');
-      if (msg.leaving !== true && (msg.info === null || typeof msg.info !== 'object')) throw new Error('announcement without info');
+      if (msg === null || typeof msg !== 'object' || msg.v !== 1 || typeof msg.node !== 'string' || msg.node === '') throw new EngineError('backplane', 'invalid', 'not a node announcement');
+      if (msg.leaving !== true && (msg.info === null || typeof msg.info !== 'object')) throw new EngineError('backplane', 'invalid', 'announcement without info');
     } catch (err) {
-      this.options.onError?.(new Error(`bad announcement on ${this.subject}: ${(err as Error).message}`, { cause: err }));
+      this.options.onError?.(new EngineError('backplane', 'invalid', `bad announcement on ${this.subject}: ${(err as Error).message}`, { cause: err }));
       return;
     }
     if (msg.node === this.nodeId) return; // our own copy: `own` is set when announcing

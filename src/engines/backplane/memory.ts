@@ -1,5 +1,6 @@
 import { fewAdd, fewDelete, fewEach, fewSize, type Few } from '../../util/few.js';
 import type { Backplane, BackplaneSubscription } from './backplane.js';
+import { EngineError } from '../errors.js';
 
 /** Called when a subscription handler throws; the bus keeps delivering to everyone else. */
 export type HandlerErrorListener = (error: unknown, subject: string) => void;
@@ -103,7 +104,7 @@ export class MemoryBus {
 
   /** Queues the payload for every active subscription of exactly this subject. */
   publish(subject: string, payload: Uint8Array): void {
-    if (this.outage !== undefined) throw new Error(`backplane publish failed: ${this.outage}`);
+    if (this.outage !== undefined) throw new EngineError('backplane', 'unavailable', `backplane publish failed: ${this.outage}`);
     fewEach(this.subjects.get(subject), (sub) => sub.enqueue(payload));
   }
 
@@ -138,13 +139,13 @@ export class MemoryBackplane implements Backplane {
   constructor(private readonly bus: MemoryBus = new MemoryBus()) {}
 
   async publish(subject: string, payload: Uint8Array): Promise<void> {
-    if (this.closed) throw new Error('backplane is closed');
+    if (this.closed) throw new EngineError('backplane', 'closed', 'backplane is closed');
     this.bus.publish(subject, payload);
   }
 
   async subscribe(subject: string, handler: (payload: Uint8Array) => void): Promise<BackplaneSubscription> {
-    if (this.closed) throw new Error('backplane is closed');
-    if (this.bus.down !== undefined) throw new Error(`backplane subscribe failed: ${this.bus.down}`);
+    if (this.closed) throw new EngineError('backplane', 'closed', 'backplane is closed');
+    if (this.bus.down !== undefined) throw new EngineError('backplane', 'unavailable', `backplane subscribe failed: ${this.bus.down}`);
     const sub = this.bus.add(subject, handler);
     sub.owner = this;
     this.subs.add(sub);

@@ -26,6 +26,7 @@
 import type { Msg, NatsConnection, Status, Subscription } from '@nats-io/transport-node';
 import { openNats, type NatsConnectOptions } from '../connections/nats.js';
 import type { Backplane, BackplaneSubscription } from './backplane.js';
+import { EngineError } from '../errors.js';
 
 /** A connection change or notable event of a cluster backplane, for the node to log or count. */
 export interface BackplaneStatusEvent {
@@ -114,7 +115,7 @@ export class NatsBackplane implements Backplane {
     try {
       this.nc.publish(subject, payload);
     } catch (err) {
-      throw new Error(`nats backplane publish to "${subject}" failed: ${(err as Error).message}`, { cause: err });
+      throw new EngineError('backplane', 'unavailable', `nats backplane publish to "${subject}" failed: ${(err as Error).message}`, { cause: err });
     }
     return this.confirm();
   }
@@ -129,7 +130,7 @@ export class NatsBackplane implements Backplane {
       queueMicrotask(() => {
         this.batch = undefined; // later publishes need a PING sent after them
         const fail = (why: string, cause?: unknown): void =>
-          reject(new Error(`nats backplane publish not confirmed by the server (${why}); it may not have been delivered`, { cause }));
+          reject(new EngineError('backplane', 'unavailable', `nats backplane publish not confirmed by the server (${why}); it may not have been delivered`, { cause }));
         const timer = setTimeout(() => fail(`no answer within ${this.confirmTimeoutMs} ms`), this.confirmTimeoutMs);
         this.nc.flush().then(
           () => {
@@ -166,7 +167,7 @@ export class NatsBackplane implements Backplane {
     try {
       sub = this.nc.subscribe(subject, { callback });
     } catch (err) {
-      throw new Error(`nats backplane subscribe to "${subject}" failed: ${(err as Error).message}`, { cause: err });
+      throw new EngineError('backplane', 'unavailable', `nats backplane subscribe to "${subject}" failed: ${(err as Error).message}`, { cause: err });
     }
     const drop = (): void => {
       active = false;
@@ -180,7 +181,7 @@ export class NatsBackplane implements Backplane {
       await this.nc.flush();
     } catch (err) {
       drop();
-      throw new Error(`nats backplane subscribe to "${subject}" was not confirmed by the server: ${(err as Error).message}`, {
+      throw new EngineError('backplane', 'unavailable', `nats backplane subscribe to "${subject}" was not confirmed by the server: ${(err as Error).message}`, {
         cause: err,
       });
     }
@@ -225,10 +226,10 @@ export class NatsBackplane implements Backplane {
   }
 
   private assertUsable(op: string): void {
-    if (this.closing || this.nc.isClosed()) throw new Error(`nats backplane ${op}: backplane is closed`);
-    if (this.nc.isDraining()) throw new Error(`nats backplane ${op}: connection is draining`);
+    if (this.closing || this.nc.isClosed()) throw new EngineError('backplane', 'closed', `nats backplane ${op}: backplane is closed`);
+    if (this.nc.isDraining()) throw new EngineError('backplane', 'unavailable', `nats backplane ${op}: connection is draining`);
     const s = this.state;
-    if (s.kind !== 'connected') throw new Error(`nats backplane ${op}: not connected to NATS (${s.detail})`);
+    if (s.kind !== 'connected') throw new EngineError('backplane', 'unavailable', `nats backplane ${op}: not connected to NATS (${s.detail})`);
   }
 
   private async watchStatus(): Promise<void> {
@@ -321,7 +322,7 @@ export async function openNatsBackplane(o: NatsConnectOptions & NatsBackplaneOpt
   try {
     nc = await openNats(o);
   } catch (err) {
-    throw new Error(`NATS unreachable at ${describeServers(o.url)}: ${(err as Error).message}`, { cause: err });
+    throw new EngineError('backplane', 'unavailable', `NATS unreachable at ${describeServers(o.url)}: ${(err as Error).message}`, { cause: err });
   }
   return new NatsBackplane(nc, o);
 }

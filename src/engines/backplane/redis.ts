@@ -29,6 +29,7 @@ import {
   type BackplaneStatusEvent,
   type BackplaneStatusListener,
 } from './nats.js';
+import { EngineError } from '../errors.js';
 
 export interface RedisBackplaneOptions {
   /** Prefix of every channel name (default "sb:", as for keys). */
@@ -95,20 +96,20 @@ export class RedisBackplane implements Backplane {
   }
 
   async publish(subject: string, payload: Uint8Array): Promise<void> {
-    if (this.closed) throw new Error('redis backplane publish: backplane is closed');
-    if (this.pub.status !== 'ready') throw new Error(`redis backplane publish: not connected to Redis (publisher ${this.pub.status})`);
+    if (this.closed) throw new EngineError('backplane', 'closed', 'redis backplane publish: backplane is closed');
+    if (this.pub.status !== 'ready') throw new EngineError('backplane', 'unavailable', `redis backplane publish: not connected to Redis (publisher ${this.pub.status})`);
     const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     try {
       await this.pub.publish(this.prefix + subject, bytes);
     } catch (err) {
-      throw new Error(`redis backplane publish to "${subject}" failed: ${(err as Error).message}`, { cause: err });
+      throw new EngineError('backplane', 'unavailable', `redis backplane publish to "${subject}" failed: ${(err as Error).message}`, { cause: err });
     }
   }
 
   async subscribe(subject: string, handler: (payload: Uint8Array) => void): Promise<BackplaneSubscription> {
-    if (this.closed) throw new Error('redis backplane subscribe: backplane is closed');
+    if (this.closed) throw new EngineError('backplane', 'closed', 'redis backplane subscribe: backplane is closed');
     if (this.sub.status !== 'ready') {
-      throw new Error(`redis backplane subscribe: not connected to Redis (subscriber ${this.sub.status})`);
+      throw new EngineError('backplane', 'unavailable', `redis backplane subscribe: not connected to Redis (subscriber ${this.sub.status})`);
     }
     let channel = this.channels.get(subject);
     if (channel === undefined) channel = this.openChannel(subject);
@@ -119,7 +120,7 @@ export class RedisBackplane implements Backplane {
     } catch (err) {
       local.active = false;
       channel.locals.delete(local);
-      throw new Error(`redis backplane subscribe to "${subject}" failed: ${(err as Error).message}`, { cause: err });
+      throw new EngineError('backplane', 'unavailable', `redis backplane subscribe to "${subject}" failed: ${(err as Error).message}`, { cause: err });
     }
     return { subject, unsubscribe: async () => this.leave(subject, channel, local) };
   }

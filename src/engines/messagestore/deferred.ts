@@ -12,6 +12,7 @@
  */
 import type { RoomMessage, RoomPosition, RoomRef } from '../types.js';
 import type { HistoryPage, HistoryQuery, MessageStore } from './messagestore.js';
+import { EngineError } from '../errors.js';
 
 export class StoreUnavailableError extends Error {
   constructor(detail: string) {
@@ -80,7 +81,7 @@ export class DeferredStore implements MessageStore {
   }
 
   private current(): MessageStore {
-    if (this.closed) throw new Error(`message store (${this.kind}) is closed`);
+    if (this.closed) throw new EngineError('messagestore', 'closed', `message store (${this.kind}) is closed`);
     if (this.store === undefined) throw new StoreUnavailableError(this.failure);
     return this.store;
   }

@@ -9,6 +9,7 @@
  * Migrations are append-only: never edit one that has shipped, add the next version instead.
  */
 import type { SqlDriver } from './sql.js';
+import { EngineError } from '../errors.js';
 
 export interface Migration {
   /** 1, 2, 3 …: applied in ascending order. */
@@ -57,7 +58,7 @@ export async function migrate(driver: SqlDriver, migrations: readonly Migration[
   const ordered = [...migrations].sort((a, b) => a.version - b.version);
   ordered.forEach((m, i) => {
     if (!Number.isInteger(m.version) || m.version < 1 || (i > 0 && ordered[i - 1]!.version === m.version)) {
-      throw new Error(`invalid migration version ${m.version} (${m.name})`);
+      throw new EngineError('messagestore', 'invalid', `invalid migration version ${m.version} (${m.name})`);
     }
   });
   const current = await appliedVersions(driver);

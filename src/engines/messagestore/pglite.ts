@@ -26,6 +26,7 @@ import { NodeFS } from '@electric-sql/pglite/nodefs';
 import { migrate } from './migrations.js';
 import type { SqlDriver, SqlExecutor, SqlParam } from './sql.js';
 import { SqlMessageStore, type SqlMessageStoreOptions } from './sql-store.js';
+import { EngineError } from '../errors.js';
 
 export interface PgliteStoreOptions extends SqlMessageStoreOptions {
   /** PostgreSQL shared_buffers, MB (PGlite's own default is 128). Default 16. */
@@ -127,7 +128,7 @@ class PgliteTransaction implements SqlExecutor {
 
 /** Takes the directory lock at `path` (see openPgliteStore) and returns its release function. */
 async function lockDataDir(path: string): Promise<() => Promise<void>> {
-  if (heldLocks.has(path)) throw new Error(`history store ${path} is already in use by this process`);
+  if (heldLocks.has(path)) throw new EngineError('messagestore', 'in_use', `history store ${path} is already in use by this process`);
   for (let attempt = 0; ; attempt++) {
     try {
       const file = await open(path, 'wx');
@@ -138,7 +139,7 @@ async function lockDataDir(path: string): Promise<() => Promise<void>> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
       const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
       if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
-        throw new Error(`history store ${path} is in use by process ${owner}`, { cause: error });
+        throw new EngineError('messagestore', 'in_use', `history store ${path} is in use by process ${owner}`, { cause: error });
       }
       await rm(path, { force: true }); // stale: its owner is gone (or was an earlier run with our pid)
     }

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { migrate } from './migrations.js';
 import type { SqlDriver, SqlExecutor, SqlParam } from './sql.js';
 import { SqlMessageStore, type SqlMessageStoreOptions } from './sql-store.js';
+import { EngineError } from '../errors.js';
 
 export interface PostgresStoreOptions extends Partial<SqlMessageStoreOptions> {
   /** Pool size (default 10). */
@@ -78,7 +79,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
         return '[unparsable URL]';
       }
     })();
-    throw new Error(`postgresql unreachable or not usable at ${where}: ${(err as Error).message}`, { cause: err });
+    throw new EngineError('messagestore', 'unavailable', `postgresql unreachable or not usable at ${where}: ${(err as Error).message}`, { cause: err });
   }
   return new SqlMessageStore(driver, options);
 }

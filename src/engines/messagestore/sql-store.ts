@@ -6,6 +6,7 @@ import { exceedsDepth } from '../../protocol/json-depth.js';
 import type { Json, RoomMessage, RoomPosition, RoomRef } from '../types.js';
 import type { HistoryPage, HistoryQuery, MessageStore } from './messagestore.js';
 import { MAX_BIND_PARAMS, type SqlDriver, type SqlParam } from './sql.js';
+import { EngineError } from '../errors.js';
 
 /** Largest `limit` a page may ask for (HistoryQuery). */
 export const MAX_PAGE_LIMIT = 1000;
@@ -96,7 +97,7 @@ export class SqlMessageStore implements MessageStore {
 
   async insert(batch: readonly RoomMessage[]): Promise<void> {
     if (batch.length === 0) {
-      if (this.closed) throw new Error(`message store (${this.kind}) is closed`);
+      if (this.closed) throw new EngineError('messagestore', 'closed', `message store (${this.kind}) is closed`);
       return;
     }
     await this.run('insert', 'write', async () => {
@@ -175,7 +176,7 @@ export class SqlMessageStore implements MessageStore {
 
   /** Runs one operation, recording its outcome for `health()`. */
   private async run<T>(operation: string, kind: 'write' | 'read', fn: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new Error(`message store (${this.kind}) is closed`);
+    if (this.closed) throw new EngineError('messagestore', 'closed', `message store (${this.kind}) is closed`);
     try {
       const result = await fn();
       this.lastFailure[kind] = undefined;
@@ -252,7 +253,7 @@ function toMessage(row: MessageRow): RoomMessage {
 
 function toInt(value: number | string | bigint, column: string): number {
   const n = Number(value);
-  if (!Number.isSafeInteger(n)) throw new Error(`messages.${column} value ${String(value)} is not a safe integer`);
+  if (!Number.isSafeInteger(n)) throw new EngineError('messagestore', 'invalid', `messages.${column} value ${String(value)} is not a safe integer`);
   return n;
 }
 

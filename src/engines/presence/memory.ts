@@ -8,6 +8,7 @@ import {
   type RoomMember,
   type UserPresence,
 } from './presence.js';
+import { EngineError } from '../errors.js';
 
 export interface MemoryPresenceOptions extends PresenceOptions {
   /** How often expired connections and stale recent leavers are swept, ms. Default ttlMs / 3, 10..5000. */
@@ -205,7 +206,7 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new Error('presence store is closed');
+    if (this.closed) throw new EngineError('presence', 'closed', 'presence store is closed');
   }
 
   private expired(state: ConnState, now: number): boolean {
@@ -327,6 +328,6 @@ export class MemoryPresenceStore implements PresenceStore {
 
 function checkTenant(ref: RoomRef, conn: PresenceConn): void {
   if (ref.tenant !== conn.tenant) {
-    throw new Error(`connection ${conn.connId} of tenant "${conn.tenant}" cannot use a room of tenant "${ref.tenant}"`);
+    throw new EngineError('presence', 'invalid', `connection ${conn.connId} of tenant "${conn.tenant}" cannot use a room of tenant "${ref.tenant}"`);
   }
 }

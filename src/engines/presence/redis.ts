@@ -10,6 +10,7 @@ import {
   type UserPresence,
 } from './presence.js';
 import { NODE_LUA, ROOM_LUA, USER_LUA } from './redis-lua.js';
+import { EngineError } from '../errors.js';
 
 type ScriptArg = string | number;
 
@@ -73,7 +74,7 @@ export class RedisPresenceStore implements PresenceStore {
     keyPrefix = 'sb:',
   ) {
     this.options = { ...defaultPresenceOptions, ...options };
-    if (/[{}]/.test(keyPrefix)) throw new Error(`redis key prefix "${keyPrefix}" must not contain { or }`);
+    if (/[{}]/.test(keyPrefix)) throw new EngineError('presence', 'invalid', `redis key prefix "${keyPrefix}" must not contain { or }`);
     this.prefix = keyPrefix;
     client.defineCommand(ROOM, { numberOfKeys: 3, lua: ROOM_LUA });
     client.defineCommand(USER, { numberOfKeys: 2, lua: USER_LUA });
@@ -303,7 +304,7 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new Error('presence store is closed');
+    if (this.closed) throw new EngineError('presence', 'closed', 'presence store is closed');
   }
 }
 
@@ -337,7 +338,7 @@ function queue(p: ChainableCommander, name: string, args: ScriptArg[]): void {
 /** Executes a pipeline; rejects with the first failed command's error. */
 async function run(p: ChainableCommander): Promise<unknown[]> {
   const results = await p.exec();
-  if (results === null) throw new Error('redis pipeline was discarded');
+  if (results === null) throw new EngineError('presence', 'unavailable', 'redis pipeline was discarded');
   return results.map(([err, value]) => {
     if (err !== null) throw err;
     return value;
@@ -346,7 +347,7 @@ async function run(p: ChainableCommander): Promise<unknown[]> {
 
 function checkTenant(ref: RoomRef, conn: PresenceConn): void {
   if (ref.tenant !== conn.tenant) {
-    throw new Error(`connection ${conn.connId} of tenant "${conn.tenant}" cannot use a room of tenant "${ref.tenant}"`);
+    throw new EngineError('presence', 'invalid', `connection ${conn.connId} of tenant "${conn.tenant}" cannot use a room of tenant "${ref.tenant}"`);
   }
 }
 

@@ -8,6 +8,7 @@ import {
   type RoomLog,
   type RoomLogOptions,
 } from './roomlog.js';
+import { EngineError } from '../errors.js';
 
 export interface MemoryRoomLogOptions extends RoomLogOptions {
   /** At most this many idempotency ids are remembered per room (oldest forgotten first). Default 10 × windowSize. */
@@ -141,7 +142,7 @@ export class MemoryRoomLog implements RoomLog {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new Error('room log is closed');
+    if (this.closed) throw new EngineError('roomlog', 'closed', 'room log is closed');
   }
 
   /** The room's state, with its window trimmed by age, for a read. */

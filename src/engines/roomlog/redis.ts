@@ -11,6 +11,7 @@ import {
   type RoomLog,
   type RoomLogOptions,
 } from './roomlog.js';
+import { EngineError } from '../errors.js';
 
 export interface RedisRoomLogOptions extends RoomLogOptions {
   /** At most this many idempotency ids are remembered per room (oldest forgotten first). Default 10 × windowSize. */
@@ -68,7 +69,7 @@ export class RedisRoomLog implements RoomLog {
   ) {
     const base = { ...defaultRoomLogOptions, ...options };
     this.options = { ...base, idemMax: options.idemMax ?? 10 * base.windowSize };
-    if (/[{}]/.test(keyPrefix)) throw new Error(`redis key prefix "${keyPrefix}" must not contain { or }`);
+    if (/[{}]/.test(keyPrefix)) throw new EngineError('roomlog', 'invalid', `redis key prefix "${keyPrefix}" must not contain { or }`);
     this.prefix = keyPrefix;
     client.defineCommand(APPEND, { numberOfKeys: 4, lua: APPEND_LUA });
     client.defineCommand(READ, { numberOfKeys: 4, lua: READ_LUA });
@@ -93,7 +94,7 @@ export class RedisRoomLog implements RoomLog {
       );
       const [code, json] = reply as [number, string?];
       if (code !== 2 && json !== undefined) return { message: JSON.parse(json) as RoomMessage, duplicate: code === 1 };
-      if (init !== undefined) throw new Error(`room log: unexpected reply from redis for ${ref.tenant}/${ref.room}`);
+      if (init !== undefined) throw new EngineError('roomlog', 'invalid', `room log: unexpected reply from redis for ${ref.tenant}/${ref.room}`);
       init = await this.seedPosition(ref);
     }
   }
@@ -127,7 +128,7 @@ export class RedisRoomLog implements RoomLog {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new Error('room log is closed');
+    if (this.closed) throw new EngineError('roomlog', 'closed', 'room log is closed');
   }
 
   private keys(ref: RoomRef): [string, string, string, string] {
@@ -159,7 +160,7 @@ export class RedisRoomLog implements RoomLog {
           messages: entries.map((e) => JSON.parse(e) as RoomMessage),
         };
       }
-      if (init !== undefined) throw new Error(`room log: unexpected reply from redis for ${ref.tenant}/${ref.room}`);
+      if (init !== undefined) throw new EngineError('roomlog', 'invalid', `room log: unexpected reply from redis for ${ref.tenant}/${ref.room}`);
       init = await this.seedPosition(ref);
     }
   }
@@ -187,7 +188,7 @@ function fresh(): RoomPosition {
 /** A command registered with `defineCommand`, bound to its client. */
 function scriptOf(client: Redis, name: string): ScriptFn {
   const fn: unknown = (client as unknown as Record<string, unknown>)[name];
-  if (typeof fn !== 'function') throw new Error(`redis script ${name} is not defined`);
+  if (typeof fn !== 'function') throw new EngineError('roomlog', 'invalid', `redis script ${name} is not defined`);
   return (...args: ScriptArg[]) => (fn as ScriptFn).apply(client, args);
 }
 
