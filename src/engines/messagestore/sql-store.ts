@@ -211,7 +211,7 @@ function insertStatement(rows: readonly RoomMessage[]): { text: string; params: 
 /**
  * PostgreSQL: the whole batch as one `INSERT … SELECT FROM unnest(8 arrays) ON CONFLICT DO NOTHING`.
  * Eight parameters instead of eight per row: no 65,535-parameter limit, one short statement text, and far
- * less per-value work in the client than a multi-row VALUES list (bench/durable-figures.mjs).
+ * less per-value work in the client than a multi-row VALUES list (measured by the bench's `engines` scenario: `npm run bench -- --only engines`).
  */
 function unnestInsert(rows: readonly RoomMessage[]): [string, SqlParam[]] {
   const cols: [string[], string[], number[], string[], string[], number[], string[], (string | null)[]] = [[], [], [], [], [], [], [], []];
