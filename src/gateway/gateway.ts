@@ -88,10 +88,10 @@ export class Gateway {
     ws.on('message', (data, isBinary) => this.session.onMessage(c, data as Buffer, isBinary));
     ws.on('close', (code) => this.closed(c, code));
     ws.on('error', (err: Error & { code?: string }) => {
-      // ws reports protocol violations (e.g. a frame over maxPayload) here and closes the socket itself.
-      const tooBig = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
-      this.ctx.metrics.error(tooBig ? 'frame_too_large' : 'bad_frame');
-      if (c.closeCode === 0) c.closeCode = tooBig ? CloseCodes.tooBig : CloseCodes.protocolError;
+      // ws reports protocol violations (e.g. a frame over maxPayload) here and has already sent its close.
+      const code = wsErrorCloseCode(err.code);
+      this.ctx.metrics.error(code === CloseCodes.tooBig ? 'frame_too_large' : 'bad_frame');
+      if (c.closeCode === 0) c.closeCode = code;
     });
   }
 
@@ -170,6 +170,24 @@ export class Gateway {
 }
 
 const KNOWN_CLOSE_CODES = new Set<number>([1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, ...Object.values(CloseCodes)]);
+
+/**
+ * The close code `ws` sends for a receive error (its `WS_ERR_*` code), so the disconnect is counted under
+ * the code the client actually got.
+ */
+function wsErrorCloseCode(code: string | undefined): number {
+  switch (code) {
+    case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
+    case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH':
+      return CloseCodes.tooBig;
+    case 'WS_ERR_INVALID_UTF8':
+      return CloseCodes.invalidPayload;
+    case 'WS_ERR_TOO_MANY_BUFFERED_PARTS':
+      return CloseCodes.policyViolation;
+    default:
+      return CloseCodes.protocolError;
+  }
+}
 
 /** Close codes as a metric label of bounded cardinality (a client may send any of ~2,000 codes). */
 function closeLabel(code: number): string {
