@@ -29,6 +29,8 @@ export interface NodeOptions {
   dataDir?: string;
   dev?: boolean;
   port?: number;
+  /** How long to wait for the `listening` line before killing the process (default 30 s). */
+  startTimeoutMs?: number;
 }
 
 export function tempDir(prefix = 'sb-test-'): string {
@@ -44,7 +46,12 @@ export async function startNodeProcess(options: NodeOptions = {}): Promise<NodeP
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`node did not start in 30 s; stderr: ${stderr}`)), 30_000);
+    const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+    const timer = setTimeout(() => {
+      // Not left running: nobody would stop a node whose start the test never saw.
+      child.kill('SIGKILL');
+      reject(new Error(`node did not start in ${startTimeoutMs} ms; stderr: ${stderr}`));
+    }, startTimeoutMs);
     child.stdout!.on('data', (chunk: Buffer) => {
       buf += chunk.toString('utf8');
       let nl: number;
