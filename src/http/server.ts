@@ -9,7 +9,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import { AdminApi, type AdminSource } from './admin.js';
 import { Api } from './api.js';
 import { WEB_DIR, webAsset } from './pages.js';
-import { HttpError, sendError, sendJson, toHttpError } from './respond.js';
+import { HttpError, RequestAbortedError, sendError, sendJson, toHttpError } from './respond.js';
 
 
 export interface Readiness {
@@ -22,6 +22,13 @@ export function createHttpServer(ctx: NodeContext, gateway: Gateway, readiness: 
   const admin = cluster !== undefined ? new AdminApi(cluster, (req) => api.authorize(req)) : null;
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
+      if (err instanceof RequestAbortedError) {
+        // A client event (anyone can do it at will): counted, logged at debug, never at error.
+        ctx.metrics.httpAborted.inc();
+        ctx.log.debug({ url: req.url }, 'http request aborted by the client');
+        res.destroy();
+        return;
+      }
       const httpErr = toHttpError(err);
       if (httpErr === null) ctx.log.error({ err, url: req.url }, 'http request failed');
       const e = httpErr ?? new HttpError(500, 'internal', 'internal error');
