@@ -3,11 +3,12 @@
  * subprotocol negotiation, the RFC 6455 close codes the WebSocket layer sends, frames pipelined behind a
  * failing connect, aborted HTTP bodies, and non-canonical JWT encodings.
  */
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { buildFrame, openRawWs } from '../helpers/raw-ws.js';
-import { API_KEY, JWT_SECRET } from '../helpers/tokens.js';
+import { API_KEY, JWT_SECRET, token } from '../helpers/tokens.js';
 import { waitFor } from '../helpers/wait.js';
 
 let node: NodeProcess;
@@ -19,8 +20,8 @@ async function metric(name: string, label = ''): Promise<number> {
 }
 
 beforeAll(async () => {
-  node = await startNodeProcess({ dev: false, args: ['--jwt-secret', JWT_SECRET, '--api-key', API_KEY, '--log-level', 'debug'] });
-});
+  node = await startNodeProcess({ dev: false, args: ['--jwt-secret', JWT_SECRET, '--api-key', API_KEY, '--log-level', 'debug'], startTimeoutMs: 100_000 });
+}, 120_000);
 
 afterAll(async () => {
   await node.stop();
@@ -105,5 +106,94 @@ describe('close codes sent by the WebSocket layer (RFC 6455)', () => {
     expect(ws.closeFrame()!.code).toBe(code);
     ws.socket.destroy();
     await waitFor(async () => (await metric('switchboard_disconnects_total', `code="${code}"`)) === before + 1, 10_000, `disconnect counted as ${code}`);
+  });
+});
+
+describe('frames pipelined behind a failing connect', () => {
+  const pipelined = [
+    { type: 'join', id: 1, room: 'lobby' },
+    { type: 'publish', id: 2, room: 'lobby', data: 'x' },
+    { type: 'history', id: 3, room: 'lobby' },
+    { type: 'presence', id: 'four', room: 'lobby' },
+  ];
+
+  it.each([
+    ['a token with the wrong signature', () => token('x', undefined, { secret: 'another-secret-0123456789-abc' }), 'unauthorized', 4500],
+    ['an expired token', () => token('x', undefined, { expiresIn: Math.floor(Date.now() / 1000) - 10 }), 'token_expired', 4005],
+  ])('%s: the connect error first, then every held frame in order, then the close', async (_name, makeToken, code, closeCode) => {
+    const ws = await openRawWs(node.port, '/ws', { keepText: true });
+    // One TCP write: the node reads them together, and holds the others while the connect authenticates.
+    ws.sendTexts([JSON.stringify({ type: 'connect', id: 'c', token: await makeToken() }), ...pipelined.map((f) => JSON.stringify(f))]);
+    await waitFor(() => ws.closeFrame() !== null, 10_000, 'the close frame');
+    const replies = ws.texts.map((t) => JSON.parse(t) as Record<string, unknown>);
+    expect(replies.map((r) => [r.type, r.code, r.id])).toEqual([
+      ['error', code, 'c'],
+      ...pipelined.map((f) => ['error', 'not_connected', f.id]),
+    ]);
+    expect(replies[1]).toMatchObject({ room: 'lobby' });
+    expect(ws.closeFrame()!.code).toBe(closeCode);
+    ws.socket.destroy();
+  });
+});
+
+describe('an HTTP request aborted mid-body', () => {
+  it('is counted and logged as a client event (debug), not as an error', async () => {
+    const before = await metric('switchboard_http_aborted_total');
+    const logsBefore = node.logs.length;
+    const socket = connect(node.port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.write(
+      `POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${API_KEY}\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n',
+    );
+    // 100 Continue: the node has parsed the head and runs the request, which now reads the body.
+    await waitFor(() => answer.startsWith('HTTP/1.1 100'), 10_000, '100 Continue');
+    socket.write('{"room":"lobby","data":"x');
+    socket.destroy();
+    await waitFor(async () => (await metric('switchboard_http_aborted_total')) === before + 1, 10_000, 'the aborted request counted');
+    await waitFor(() => node.logs.slice(logsBefore).some((l) => l.msg === 'http request aborted by the client' && l.level === 20), 5_000, 'the debug line');
+    expect(node.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
+    // the API still answers
+    const res = await fetch(`${node.url}/api/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ room: 'lobby', data: 'after' }),
+    });
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('JWT encoding', () => {
+  /** The same signature bytes, encoded another way: its last character's unused low bits set. */
+  const strayBits = (jwt: string): string => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(jwt.at(-1)!);
+    return jwt.slice(0, -1) + alphabet[last | 1];
+  };
+
+  it('a valid token connects (the encodings below differ from it only in how the same bytes are written)', async () => {
+    const c = await openRawWs(node.port, '/ws', { keepText: true });
+    c.sendText(JSON.stringify({ type: 'connect', id: 'c', token: await token('canon') }));
+    await waitFor(() => c.texts.length > 0, 10_000, 'connect reply');
+    expect(JSON.parse(c.texts[0]!)).toMatchObject({ type: 'connected', user: 'canon' });
+    c.socket.destroy();
+  });
+
+  it.each([
+    ['= padding appended to the signature', (jwt: string) => `${jwt}=`],
+    ['== padding appended to the signature', (jwt: string) => `${jwt}==`],
+    ['stray trailing bits in the signature', strayBits],
+  ])('%s → unauthorized and close 4500', async (_name, mangle) => {
+    const jwt = await token('padded');
+    // HS256: 32 signature bytes are 43 characters, whose last one carries 2 unused bits.
+    expect(jwt.split('.')[2]).toHaveLength(43);
+    const c = await openRawWs(node.port, '/ws', { keepText: true });
+    c.sendText(JSON.stringify({ type: 'connect', id: 'c', token: mangle(jwt) }));
+    await waitFor(() => c.closeFrame() !== null, 10_000, 'the close frame');
+    expect(JSON.parse(c.texts[0]!)).toMatchObject({ type: 'error', code: 'unauthorized', id: 'c' });
+    expect(c.closeFrame()!.code).toBe(4500);
+    c.socket.destroy();
   });
 });
