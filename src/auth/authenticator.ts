@@ -72,6 +72,10 @@ export class Authenticator {
       // Dev mode without keys: tokens are not verifiable, so they are rejected rather than trusted.
       throw new SwitchboardError('unauthorized', 'this node has no JWT key configured; connect without a token in dev mode');
     }
+    if (!isCanonicalCompactJws(token)) {
+      // jose decodes leniently (padding, stray trailing bits): one signature must have one encoding.
+      throw new SwitchboardError('unauthorized', 'invalid token: not a compact JWS of three canonical base64url segments (RFC 7515 §2: no padding)');
+    }
     let payload: JWTPayload;
     try {
       const key = await this.key;
@@ -97,6 +101,20 @@ export class Authenticator {
       ...(payload.exp !== undefined ? { expiresAt: payload.exp * 1000 } : {}),
     };
   }
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/**
+ * A compact JWS (`header.payload.signature`) whose every segment is canonical base64url (RFC 7515 §2,
+ * RFC 4648 §5): only the URL-safe alphabet, no `=` padding, no impossible length, and zero unused
+ * trailing bits, i.e. the only encoding of its bytes. A segment that decodes and re-encodes to itself
+ * is exactly that.
+ */
+export function isCanonicalCompactJws(token: string): boolean {
+  const segments = token.split('.');
+  if (segments.length !== 3) return false;
+  return segments.every((s) => s.length > 0 && BASE64URL.test(s) && Buffer.from(s, 'base64url').toString('base64url') === s);
 }
 
 function devIdentity(user: string | undefined): Identity {

@@ -13,11 +13,15 @@ import type { OutboxSink } from './outbox.js';
 import type { Membership, RoomMember } from '../rooms/room.js';
 import type { ConnectionDeps } from './deps.js';
 
+/** How long a cut (slow) connection has to read up to its close frame before it is terminated. */
+export const CUT_GRACE_MS = 5_000;
+
 export class Connection implements OutboxSink, RoomMember {
   queue: Buffer[] | null = null;
   queuedBytes = 0;
   dead = false;
   overSince = 0;
+  blocked = false;
   identity: Identity | null = null;
   authenticating = false;
   /** Room name → membership (the tenant is the identity's). */
@@ -70,7 +74,7 @@ export class Connection implements OutboxSink, RoomMember {
   close(code: number, reason: string): void {
     if (this.closeCode !== 0) return;
     this.closeCode = code;
-    this.ctx.outbox.flushSink(this);
+    this.ctx.outbox.flushSink(this, true);
     this.dead = true;
     try {
       this.ws.close(code, reason.slice(0, 120));
@@ -81,7 +85,11 @@ export class Connection implements OutboxSink, RoomMember {
     setTimeout(() => this.ws.terminate(), 2_000).unref();
   }
 
-  /** Cuts the connection without flushing (slow consumer: its buffer is already over the bound). */
+  /**
+   * Cuts the connection without flushing (slow consumer: its queue was dropped). The close frame goes
+   * out behind at most the socket's share of the output (outbox.ts, SOCKET_HIGH_WATER), so a client that
+   * reads again within CUT_GRACE_MS gets it and learns why; after that the socket is terminated.
+   */
   cut(code: number, reason: string): void {
     if (this.closeCode !== 0) return;
     this.closeCode = code;
@@ -91,7 +99,7 @@ export class Connection implements OutboxSink, RoomMember {
     } catch {
       /* socket already gone */
     }
-    setTimeout(() => this.ws.terminate(), 1_000).unref();
+    setTimeout(() => this.ws.terminate(), CUT_GRACE_MS).unref();
   }
 
   static readonly codes = CloseCodes;

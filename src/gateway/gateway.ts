@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCodes } from '../protocol/close-codes.js';
 import { wireFrame } from '../protocol/encode.js';
+import { SUBPROTOCOL } from '../protocol/frames.js';
 import type { Admission } from './admission.js';
 import { Connection } from './connection.js';
 import type { GatewayDeps } from './deps.js';
@@ -34,6 +35,9 @@ export class Gateway {
       perMessageDeflate: false,
       // Hard cap: frames up to maxFrameBytes get a typed error, anything over 4x is cut by ws with 1009.
       maxPayload: ctx.config.maxFrameBytes * 4,
+      // Select our subprotocol when offered and nothing else (ws would otherwise select the first one
+      // offered, so a client asking for `mqtt` would be told it got `mqtt`). Other offers never get here.
+      handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
     ctx.metrics.connectionsMax.set(ctx.config.maxConnections);
     const sweepMs = Math.max(50, Math.min(1000, Math.floor(Math.min(ctx.config.pingTimeoutMs, ctx.config.slowConsumerMs) / 4)));
@@ -48,6 +52,13 @@ export class Gateway {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/ws') {
       rejectUpgrade(socket, 404, 'Not Found', 'WebSocket endpoint is /ws');
+      return;
+    }
+    const offered = req.headers['sec-websocket-protocol'];
+    if (offered !== undefined && !offersSubprotocol(offered)) {
+      // Checked before admission: a request this node cannot serve costs no admission token.
+      this.ctx.edge.counted('bad_request');
+      rejectUpgrade(socket, 400, 'Bad Request', `unsupported WebSocket subprotocol; offer ${SUBPROTOCOL} or none`);
       return;
     }
     const result = this.admission.tryAdmit(this.conns.size);
@@ -77,10 +88,10 @@ export class Gateway {
     ws.on('message', (data, isBinary) => this.session.onMessage(c, data as Buffer, isBinary));
     ws.on('close', (code) => this.closed(c, code));
     ws.on('error', (err: Error & { code?: string }) => {
-      // ws reports protocol violations (e.g. a frame over maxPayload) here and closes the socket itself.
-      const tooBig = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
-      this.ctx.edge.counted(tooBig ? 'frame_too_large' : 'bad_frame');
-      if (c.closeCode === 0) c.closeCode = tooBig ? CloseCodes.tooBig : CloseCodes.protocolError;
+      // ws reports protocol violations (e.g. a frame over maxPayload) here and has already sent its close.
+      const code = wsErrorCloseCode(err.code);
+      this.ctx.edge.counted(code === CloseCodes.tooBig ? 'frame_too_large' : 'bad_frame');
+      if (c.closeCode === 0) c.closeCode = code;
     });
   }
 
@@ -160,9 +171,32 @@ export class Gateway {
 
 const KNOWN_CLOSE_CODES = new Set<number>([1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, ...Object.values(CloseCodes)]);
 
+/**
+ * The close code `ws` sends for a receive error (its `WS_ERR_*` code), so the disconnect is counted under
+ * the code the client actually got.
+ */
+function wsErrorCloseCode(code: string | undefined): number {
+  switch (code) {
+    case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
+    case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH':
+      return CloseCodes.tooBig;
+    case 'WS_ERR_INVALID_UTF8':
+      return CloseCodes.invalidPayload;
+    case 'WS_ERR_TOO_MANY_BUFFERED_PARTS':
+      return CloseCodes.policyViolation;
+    default:
+      return CloseCodes.protocolError;
+  }
+}
+
 /** Close codes as a metric label of bounded cardinality (a client may send any of ~2,000 codes). */
 function closeLabel(code: number): string {
   return KNOWN_CLOSE_CODES.has(code) ? String(code) : 'other';
+}
+
+/** Whether a `Sec-WebSocket-Protocol` header (a comma-separated list) offers protocol v1's name. */
+function offersSubprotocol(header: string): boolean {
+  return header.split(',').some((name) => name.trim() === SUBPROTOCOL);
 }
 
 function rejectUpgrade(socket: Duplex, status: number, text: string, body: string, retryAfterS?: number): void {

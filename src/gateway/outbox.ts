@@ -11,8 +11,17 @@
  *   by `checkSlow`, called from the heartbeat sweep) is reported slow: it reads slower than it is sent
  *   to, while a healthy reader that got a burst drains in milliseconds and is left alone.
  * A slow sink's queue is dropped; its owner must close it.
+ *
+ * What is handed to the socket cannot be taken back (Node buffers it, then the kernel), so the outbox
+ * hands a socket at most about `SOCKET_HIGH_WATER` bytes beyond what the kernel took, and keeps the rest
+ * in the sink's queue until the socket drains. A slow consumer's backlog therefore sits in the queue,
+ * where cutting it off drops it, and its close frame (4003) waits behind at most that much, not behind
+ * megabytes: a client that reads again gets the close and learns why.
  */
 import type { Socket } from 'node:net';
+
+/** Unsent bytes a socket may hold in Node's buffer before the outbox waits for 'drain'. */
+export const SOCKET_HIGH_WATER = 64 * 1024;
 
 export interface OutboxSink {
   readonly socket: Socket;
@@ -23,6 +32,8 @@ export interface OutboxSink {
   dead: boolean;
   /** When its unsent bytes went over the soft bound (0 while under it). */
   overSince: number;
+  /** Waiting for the socket's 'drain': its queue is flushed then, not on the next tick. */
+  blocked: boolean;
   onSlow(): void;
 }
 
@@ -41,11 +52,7 @@ export class Outbox {
     if (sink.dead) return;
     if (sink.queue === null) {
       sink.queue = [frame];
-      this.dirty.push(sink);
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flushBound);
-      }
+      if (!sink.blocked) this.markDirty(sink);
     } else {
       sink.queue.push(frame);
     }
@@ -60,33 +67,98 @@ export class Outbox {
     sink.onSlow();
   }
 
-  /** Soft bound: reports the sink slow when its socket has stayed over `slow.bytes` for `slow.graceMs`. */
+  private markDirty(sink: OutboxSink): void {
+    this.dirty.push(sink);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushBound);
+    }
+  }
+
+  /**
+   * Soft bound, from the sweep: reports the sink slow when its unsent bytes (queued + the socket's) have
+   * stayed over `slow.bytes` for `slow.graceMs`.
+   */
   checkSlow(sink: OutboxSink, now: number): void {
-    if (sink.overSince === 0 || sink.dead) return;
-    if (sink.socket.writableLength <= this.slow.bytes) sink.overSince = 0;
+    if (sink.dead) return;
+    // Safety net: a drained socket whose 'drain' was not seen must not hold its queue forever.
+    if (sink.blocked && sink.socket.writableLength === 0 && !sink.socket.writableNeedDrain) this.unblock(sink);
+    const unsent = sink.queuedBytes + sink.socket.writableLength;
+    if (unsent <= this.slow.bytes) sink.overSince = 0;
+    else if (sink.overSince === 0) sink.overSince = now;
     else if (now - sink.overSince >= this.slow.graceMs) this.markSlow(sink);
   }
 
-  /** Writes one sink's queue now (used before closing it, so a close frame follows its data). */
-  flushSink(sink: OutboxSink): boolean {
+  /**
+   * Writes one sink's queue: up to about `SOCKET_HIGH_WATER` unsent bytes in the socket, the rest stays
+   * queued until 'drain'. `all` writes the whole queue (before a close, so the close frame follows it).
+   * Returns whether anything was written.
+   */
+  flushSink(sink: OutboxSink, all = false): boolean {
     const queue = sink.queue;
     if (queue === null) return false;
-    sink.queue = null;
-    sink.queuedBytes = 0;
-    if (sink.dead || sink.socket.destroyed) return false;
-    if (queue.length === 1) {
-      sink.socket.write(queue[0]!);
-    } else {
-      sink.socket.cork();
-      for (const frame of queue) sink.socket.write(frame);
-      sink.socket.uncork();
+    const socket = sink.socket;
+    if (sink.dead || socket.destroyed) {
+      sink.queue = null;
+      sink.queuedBytes = 0;
+      return false;
     }
-    if (sink.socket.writableLength > this.slow.bytes) {
+    if (sink.blocked && !all) return false;
+    // Batches of about SOCKET_HIGH_WATER bytes while the kernel takes them as fast as they come (a
+    // healthy reader gets everything in this flush); whatever the socket cannot take now stays queued.
+    let n = 0;
+    let bytes = 0;
+    while (n < queue.length) {
+      let room = all ? Infinity : SOCKET_HIGH_WATER - socket.writableLength;
+      if (room <= 0) break;
+      const start = n;
+      while (n < queue.length && room > 0) {
+        room -= queue[n]!.length;
+        bytes += queue[n]!.length;
+        n++;
+      }
+      if (n - start === 1) {
+        socket.write(queue[start]!);
+      } else {
+        socket.cork();
+        for (let i = start; i < n; i++) socket.write(queue[i]!);
+        socket.uncork();
+      }
+    }
+    if (n === 0) {
+      this.block(sink);
+      return false;
+    }
+    if (n === queue.length) {
+      sink.queue = null;
+      sink.queuedBytes = 0;
+    } else {
+      sink.queue = queue.slice(n);
+      sink.queuedBytes -= bytes;
+      this.block(sink);
+    }
+    if (sink.queuedBytes + socket.writableLength > this.slow.bytes) {
       if (sink.overSince === 0) sink.overSince = Date.now();
     } else {
       sink.overSince = 0;
     }
     return true;
+  }
+
+  /**
+   * Waits for the socket's 'drain'. Its buffer holds at least SOCKET_HIGH_WATER (≥ the socket's
+   * highWaterMark) bytes, so a write has returned false and 'drain' follows once the kernel took them.
+   */
+  private block(sink: OutboxSink): void {
+    if (sink.blocked) return;
+    sink.blocked = true;
+    sink.socket.once('drain', () => this.unblock(sink));
+  }
+
+  private unblock(sink: OutboxSink): void {
+    if (!sink.blocked) return;
+    sink.blocked = false;
+    if (!sink.dead && sink.queue !== null) this.markDirty(sink);
   }
 
   flush(): void {

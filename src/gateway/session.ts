@@ -150,13 +150,40 @@ export class Session {
       return;
     }
     c.authenticating = true;
+    let failure: { err: unknown } | null = null;
     try {
       await this.authenticateAndRegister(c, f);
-    } finally {
-      c.authenticating = false;
-      const early = c.early.splice(0);
-      if (!c.dead) for (const frame of early) this.run(c, frame);
+    } catch (err) {
+      failure = { err };
     }
+    c.authenticating = false;
+    const held = c.early.splice(0);
+    if (failure !== null) return this.refuseConnect(c, failure.err, f.id, held);
+    if (!c.dead) for (const frame of held) this.run(c, frame);
+  }
+
+  /**
+   * A failed connect: its own error first, then every frame held behind it (pipelined), in order, each
+   * answered `not_connected`; then the close, if the failure is terminal for this socket (nothing may
+   * follow a close frame, RFC 6455 §5.5.1, so frames that arrive after it get no reply).
+   */
+  private refuseConnect(c: Connection, err: unknown, id: RequestId | undefined, held: ClientFrame[]): void {
+    if (c.dead) return;
+    let error: SwitchboardError;
+    if (err instanceof SwitchboardError) {
+      error = err;
+    } else {
+      this.ctx.log.error({ err, conn: c.id }, 'request failed');
+      error = new SwitchboardError('internal', 'internal error');
+    }
+    c.sendError(error.code, error.message, id);
+    for (const frame of held) {
+      c.sendError('not_connected', `not run: the connect before it failed (${error.code})`, 'id' in frame ? frame.id : undefined, 'room' in frame ? frame.room : undefined);
+    }
+    if (error.code === 'unauthorized') c.close(CloseCodes.unauthorized, 'unauthorized');
+    else if (error.code === 'token_expired') c.close(CloseCodes.tokenExpired, 'token expired');
+    // Half-registered connections are not kept: the client reconnects (4000 is in the reconnect range).
+    else if (error.code === 'unavailable') c.close(CloseCodes.internal, 'connect failed');
   }
 
   private async authenticateAndRegister(c: Connection, f: Frame<'connect'>): Promise<void> {
@@ -167,11 +194,8 @@ export class Session {
     try {
       await Promise.all([this.ctx.engines.presence.connect(pc), this.ctx.users.add(identity.tenant, identity.user, c)]);
     } catch (err) {
-      // Half-registered connections are not kept: the client reconnects (4000 is in the reconnect range).
       this.ctx.log.error({ err, conn: c.id }, 'connect registration failed');
-      c.sendError('unavailable', 'presence or backplane unavailable; reconnect', f.id);
-      c.close(CloseCodes.internal, 'connect failed');
-      return;
+      throw new SwitchboardError('unavailable', 'presence or backplane unavailable; reconnect', { cause: err });
     }
     const { config } = this.ctx;
     c.sendFrame({

@@ -12,6 +12,17 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * The client went away before its request was read in full (it disconnected mid-body). A client event,
+ * not a server fault: there is nobody left to answer.
+ */
+export class RequestAbortedError extends Error {
+  override readonly name = 'RequestAbortedError';
+  constructor(options?: { cause?: unknown }) {
+    super('the client aborted the request before its body was read', options);
+  }
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
@@ -35,10 +46,16 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, 'frame_too_large', `body exceeds ${limit} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new HttpError(413, 'frame_too_large', `body exceeds ${limit} bytes`);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw new HttpError(413, 'frame_too_large', `body exceeds ${limit} bytes`);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    // Node ends the body with an error ('aborted', ECONNRESET) when the client disconnects mid-body.
+    if (!(err instanceof HttpError) && (req.destroyed || req.socket.destroyed)) throw new RequestAbortedError({ cause: err });
+    throw err;
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));

@@ -11,7 +11,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { AdminApi, type AdminSource } from './admin.js';
 import { Api, type ApiDeps } from './api.js';
 import { WEB_DIR, webAsset } from './pages.js';
-import { HttpError, httpErrorOf, sendError, sendJson } from './respond.js';
+import { HttpError, httpErrorOf, RequestAbortedError, sendError, sendJson } from './respond.js';
 
 export interface Readiness {
   ready: boolean;
@@ -21,7 +21,7 @@ export interface Readiness {
 /** What the HTTP server needs from its node. WebSocket upgrades are handed to `upgrade` (the gateway). */
 export interface HttpDeps extends ApiDeps {
   readonly nodeId: string;
-  readonly metrics: Pick<Metrics, 'registry' | 'httpRequests'>;
+  readonly metrics: Pick<Metrics, 'registry' | 'httpRequests' | 'httpAborted'>;
   readonly log: Logger;
   readonly edge: Edge;
   readonly readiness: () => Readiness;
@@ -34,6 +34,13 @@ export function createHttpServer(deps: HttpDeps): Server {
   const admin = deps.cluster !== undefined ? new AdminApi(deps.cluster, (req) => api.authorize(req)) : null;
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
+      if (err instanceof RequestAbortedError) {
+        // A client event (anyone can do it at will): counted, logged at debug, never at error.
+        deps.metrics.httpAborted.inc();
+        deps.log.debug({ url: req.url }, 'http request aborted by the client');
+        res.destroy();
+        return;
+      }
       // HttpErrors are this layer's own refusals (404, 405, 413, 415…); everything else is the edge's.
       const e = err instanceof HttpError ? err : httpErrorOf(deps.edge.refused(err, { url: req.url }));
       if (err instanceof HttpError) deps.edge.counted(e.code);

@@ -173,11 +173,14 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     const checks = {
       backplane: engines.backplane.health(),
       durableLog: engines.durableLog.health(),
+      // Every publish takes its seq from the RoomLog and every connect registers presence (Redis in a cluster).
+      roomLog: engines.roomLog.health(),
+      presence: engines.presence.health(),
       history: engines.store.health(),
       accepting: admission.draining ? { ok: false, detail: 'draining' } : { ok: true },
     };
     // History being degraded does not stop live traffic: the node stays ready, /readyz shows the detail.
-    const ready = checks.backplane.ok && checks.durableLog.ok && checks.accepting.ok;
+    const ready = checks.backplane.ok && checks.durableLog.ok && checks.roomLog.ok && checks.presence.ok && checks.accepting.ok;
     return { ready, checks };
   };
 

@@ -29,6 +29,7 @@ export class Metrics {
   readonly recoveries = new Counter({ name: 'switchboard_recoveries_total', help: 'Joins with a since position, by outcome.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly gapFetches = new Counter({ name: 'switchboard_gap_fetches_total', help: 'Times a room stream waited for a missing seq and fetched it from the RoomLog.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly backplaneErrors = new Counter({ name: 'switchboard_backplane_errors_total', help: 'Backplane publish or subscribe failures.', registers: [this.registry] });
+  readonly httpAborted = new Counter({ name: 'switchboard_http_aborted_total', help: 'HTTP requests the client abandoned before its body was read (disconnected mid-body).', registers: [this.registry] });
   readonly httpRequests = new Counter({ name: 'switchboard_http_requests_total', help: 'HTTP API requests by route and status class.', labelNames: ['route', 'status'] as const, registers: [this.registry] });
   readonly historyLagMessages = new Gauge({ name: 'switchboard_history_lag_messages', help: 'Messages in the durable log not yet in the message store.', registers: [this.registry] });
   readonly historyLagSeconds = new Gauge({ name: 'switchboard_history_lag_seconds', help: 'Age of the oldest message not yet in the message store.', registers: [this.registry] });

@@ -6,6 +6,12 @@ import { z } from 'zod';
 import type { Json } from '../engines/types.js';
 
 export const PROTOCOL_VERSION = 1;
+/**
+ * The one WebSocket subprotocol name of protocol v1 (JSON text frames). An upgrade that offers no
+ * subprotocol is accepted as v1 (back-compat); one that offers a list must include this name, which the
+ * node then selects; any other list is refused with HTTP 400 before the handshake.
+ */
+export const SUBPROTOCOL = 'switchboard.v1.json';
 
 const requestId = z.union([z.number().int().min(0).max(2 ** 53 - 1), z.string().min(1).max(64)]);
 const roomField = z.string().max(256);

@@ -31,6 +31,8 @@ export interface NodeOptions {
   dataDir?: string;
   dev?: boolean;
   port?: number;
+  /** How long to wait for the `listening` line before killing the process (default 30 s). */
+  startTimeoutMs?: number;
 }
 
 export function tempDir(prefix = 'sb-test-'): string {
@@ -46,11 +48,12 @@ export async function startNodeProcess(options: NodeOptions = {}): Promise<NodeP
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';
-    // A node that does not come up is killed: a failed start must not leave a process behind.
+    const startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
     const timer = setTimeout(() => {
+      // Not left running: nobody would stop a node whose start the test never saw.
       child.kill('SIGKILL');
-      reject(new Error(`node did not start in ${START_TIMEOUT_MS / 1000} s; stderr: ${stderr}`));
-    }, START_TIMEOUT_MS);
+      reject(new Error(`node did not start in ${startTimeoutMs} ms; stderr: ${stderr}`));
+    }, startTimeoutMs);
     child.stdout!.on('data', (chunk: Buffer) => {
       buf += chunk.toString('utf8');
       let nl: number;

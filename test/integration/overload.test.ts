@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { openRawWs } from '../helpers/raw-ws.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { TestClient } from '../helpers/ws-client.js';
 
 const started: NodeProcess[] = [];
@@ -59,6 +59,43 @@ describe('slow consumers', () => {
     expect(fast.closed).toBeNull();
     fast.close();
   }, 60_000);
+});
+
+describe('slow consumers learn why', () => {
+  it('a client that stops reading, is cut, and reads again later gets its close frame: 4003, not 1006', async () => {
+    const n = await startNodeProcess({ args: ['--slow-consumer-bytes', '262144', '--slow-consumer-ms', '500'], startTimeoutMs: 100_000 });
+    started.push(n);
+    const slow = await openRawWs(n.port);
+    slow.sendText(JSON.stringify({ type: 'connect', user: 'slow' }));
+    slow.sendText(JSON.stringify({ type: 'join', id: 1, room: 'flood' }));
+    const fast = await TestClient.connect(n.wsUrl, { user: 'fast' });
+    await fast.request({ type: 'join', room: 'flood' });
+    await waitFor(async () => {
+      const list = await fast.request({ type: 'presence', room: 'flood' });
+      return (list.members as { user: string; online: boolean }[]).some((m) => m.user === 'slow' && m.online);
+    }, 10_000, 'slow client joined');
+    slow.pause();
+    const payload = 'x'.repeat(16_000);
+    // Publish until the node cuts the slow client: megabytes queued for it by then.
+    let published = 0;
+    await waitFor(async () => {
+      if ((await metric(n, 'switchboard_slow_consumer_disconnects_total')) === 1) return true;
+      await Promise.all(Array.from({ length: 50 }, () => fast.request({ type: 'publish', room: 'flood', data: payload })));
+      published += 50;
+      return false;
+    }, 60_000, 'slow consumer cut', 0);
+    expect(published * 16_000).toBeGreaterThan(4 << 20);
+    // The client reads again well after the node's old 1 s cut-off (a lower bound, not a wait for a state).
+    await sleep(1_500);
+    slow.resume();
+    await Promise.race([waitFor(() => slow.closeFrame() !== null, 20_000, 'the close frame'), slow.closed]);
+    expect(slow.closeFrame()).toMatchObject({ code: 4003, reason: 'slow consumer' });
+    // what it read before the close is old data from its socket buffers, far less than was published
+    expect(slow.received()).toBeLessThan(published * 16_000);
+    await waitFor(async () => (await metric(n, 'switchboard_disconnects_total', 'code="4003"')) === 1, 10_000, 'disconnect counted as 4003');
+    expect(fast.closed).toBeNull();
+    fast.close();
+  }, 120_000);
 });
 
 describe('admission control', () => {

@@ -2,7 +2,7 @@
 import { once } from 'node:events';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Outbox, type OutboxSink } from '../../src/gateway/outbox.js';
+import { Outbox, SOCKET_HIGH_WATER, type OutboxSink } from '../../src/gateway/outbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 let server: Server;
@@ -88,6 +88,7 @@ function sink(socket: Socket): OutboxSink & { slow: number } {
     queuedBytes: 0,
     dead: false,
     overSince: 0,
+    blocked: false,
     slow: 0,
     onSlow: () => {
       s.slow += 1;
@@ -308,5 +309,32 @@ describe('Outbox soft bound (slow.bytes for slow.graceMs)', () => {
     outbox.checkSlow(s, since + 60);
     expect(s.slow).toBe(0);
     expect(s.overSince).toBe(0);
+  });
+});
+
+describe('Outbox backpressure', () => {
+  it('hands a socket whose peer does not read at most about SOCKET_HIGH_WATER unsent bytes; the rest stays queued, then all arrives in order', async () => {
+    const p = await pair();
+    const peer = accepted.find((a) => a.remotePort === p.socket.localPort)!;
+    peer.pause();
+    const outbox = new Outbox(64 << 20, () => undefined);
+    const s = sink(p.socket);
+    const frame = (i: number): Buffer => Buffer.alloc(16_384, i % 251);
+    const total = 1200; // ~19 MiB: far more than the loopback socket buffers take
+    for (let i = 0; i < total; i++) {
+      outbox.enqueue(s, frame(i));
+      if (i % 50 === 49) await nextTick();
+    }
+    await nextTick();
+    // the kernel buffers are full; Node's buffer holds at most one batch beyond the high-water mark
+    expect(p.socket.writableLength).toBeLessThanOrEqual(SOCKET_HIGH_WATER + 16_384);
+    expect(s.queuedBytes).toBeGreaterThan(0);
+    expect(s.blocked).toBe(true);
+    peer.resume();
+    await waitFor(() => p.received().length === total * 16_384, 20_000, 'everything delivered after the peer reads again');
+    const got = p.received();
+    for (const i of [0, 1, 599, total - 1]) expect(got[i * 16_384]).toBe(i % 251);
+    expect(s.queue).toBeNull();
+    expect(s.blocked).toBe(false);
   });
 });

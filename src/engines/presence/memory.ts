@@ -172,6 +172,11 @@ export class MemoryPresenceStore implements PresenceStore {
     }
   }
 
+  /** In-process: healthy until closed. */
+  health(): { ok: boolean; detail?: string } {
+    return this.closed ? { ok: false, detail: 'closed' } : { ok: true };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);

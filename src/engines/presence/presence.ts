@@ -55,6 +55,8 @@ export interface PresenceStore {
   members(ref: RoomRef): Promise<RoomMember[]>;
   user(tenant: string, user: string): Promise<UserPresence>;
   removeNode(nodeId: string): Promise<void>;
+  /** Whether the store can be written now (connected), for readiness: every `connect` registers here. */
+  health(): { ok: boolean; detail?: string };
   close(): Promise<void>;
 }
 

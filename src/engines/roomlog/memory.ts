@@ -119,6 +119,11 @@ export class MemoryRoomLog implements RoomLog {
     return { seq: state.seq, epoch: state.epoch };
   }
 
+  /** In-process: healthy until closed. */
+  health(): { ok: boolean; detail?: string } {
+    return this.closed ? { ok: false, detail: 'closed' } : { ok: true };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);

@@ -47,6 +47,8 @@ export interface RoomLog {
   /** Messages with seq in [from, to] still in the window (for gap repair), in order. */
   range(ref: RoomRef, from: number, to: number): Promise<RoomMessage[]>;
   position(ref: RoomRef): Promise<RoomPosition>;
+  /** Whether appends can succeed now (connected), for readiness: every publish needs the sequencer. */
+  health(): { ok: boolean; detail?: string };
   close(): Promise<void>;
 }
 
