@@ -4,6 +4,7 @@
  * repeating the operation later can succeed.
  */
 import { ErrorCodes, isErrorCode, type ErrorCode } from '../protocol/errors.js';
+import type { ErrorFrame } from '../protocol/wire.js';
 
 /** Codes raised by the SDK itself (no server frame behind them). */
 export const ClientErrorCodes = {
@@ -62,7 +63,7 @@ function defaultRetryable(code: SwitchboardErrorCode): boolean {
 }
 
 /** A server `error` frame as a typed error (unknown codes, from a newer server, become `internal`). */
-export function fromErrorFrame(f: { code: string; message: string; retryable: boolean; room?: string }): SwitchboardClientError {
+export function fromErrorFrame(f: ErrorFrame): SwitchboardClientError {
   const code: SwitchboardErrorCode = isErrorCode(f.code) ? f.code : 'internal';
   return new SwitchboardClientError(code, f.message, { retryable: f.retryable, ...(f.room !== undefined ? { room: f.room } : {}) });
 }
