@@ -20,7 +20,7 @@ export const ClientErrorCodes = {
   invalid_argument: { retryable: false, text: 'invalid argument' },
   /** `getToken()` threw or returned something that is not a non-empty string. */
   token_unavailable: { retryable: false, text: 'getToken() failed' },
-  /** The server closed the connection with a terminal close code (4500–4999, 1009). */
+  /** The server closed the connection with a terminal close code (protocol/close-codes.ts: 4500–4999, 1002, 1003, 1007–1009). */
   terminal_close: { retryable: false, text: 'the server closed the connection for good' },
 } as const;
 
