@@ -1,5 +1,5 @@
 /**
- * The backend SDK (`switchboard/backend`): one instance of a named service on NATS.
+ * The backend SDK (`@switchboard/backend`): one instance of a named service on NATS.
  *
  *   const svc = await service('orders', { nats: 'nats://127.0.0.1:4222', durable: true });
  *   svc.handle('create', async (msg) => ({ orderId: await createOrder(msg.user, msg.data) }));
