@@ -199,9 +199,9 @@ export class Connection implements RoomHost {
   }
 
   private onData(data: unknown): void {
+    this.armWatchdog(); // anything that arrives shows the connection is alive
     const f = parseServerFrame(typeof data === 'string' ? data : String(data));
     if (f === null) return; // not a protocol v1 server frame: not ours to act on
-    this.armWatchdog();
     switch (f.type) {
       case 'ping':
         this.send({ type: 'pong' });
