@@ -10,7 +10,9 @@
 //   {"type":"send","id":1,"topic":"orders.create","data":{"sku":"A-1","qty":2},"idem":"o-1"}
 //   {"type":"rpc","id":2,"topic":"orders.quote","data":{"sku":"A-1","qty":2}}
 // Each send is handled by exactly one running instance; every room member of `orders-feed` sees the order.
-import { service } from '../dist/backend/index.js';
+// In this repository `@switchboard/backend` is the workspace package packages/backend (built by `npm run build`);
+// in a service: `npm install @switchboard/backend`.
+import { service } from '@switchboard/backend';
 
 const nats = process.argv[2] ?? 'nats://127.0.0.1:4222';
 const prices = { 'A-1': 1250, 'B-2': 399 };

@@ -3,9 +3,11 @@
 //   npm run build && npm start            # a dev node on ws://localhost:8080/ws
 //   node examples/client-node.mjs [ws://localhost:8080/ws]
 //
+// In this repository `@switchboard/client` is the workspace package packages/client (built by `npm run build`);
+// in an app: `npm install @switchboard/client ws`.
 // Node 20 has no global WebSocket, so the `ws` package's constructor is passed in (browsers need nothing).
 import WebSocket from 'ws';
-import { connect, SwitchboardClientError } from '../dist/client/index.js';
+import { connect, SwitchboardClientError } from '@switchboard/client';
 
 const url = process.argv[2] ?? 'ws://localhost:8080/ws';
 const log = (...args) => console.log(new Date().toISOString().slice(11, 23), ...args);

@@ -13,5 +13,5 @@ export type { DurableLog, DurableConsumer, ConsumeOptions } from './engines/dura
 export type { MessageStore, HistoryQuery, HistoryPage } from './engines/messagestore/messagestore.js';
 export type { Json, RoomMessage, RoomPosition, RoomRef } from './engines/types.js';
 export { ErrorCodes, SwitchboardError, type ErrorCode } from './protocol/errors.js';
-export { CloseCodes, isReconnectCode } from './protocol/close-codes.js';
+export { CloseCodes, isReconnectCode, isTerminalCloseCode } from './protocol/close-codes.js';
 export { PROTOCOL_VERSION, type ClientFrame, type ServerFrame, type WireMessage } from './protocol/frames.js';

@@ -1,5 +1,5 @@
 /**
- * `switchboard/backend`: the service SDK on NATS (docs/backend.md).
+ * `@switchboard/backend` (packages/backend): the service SDK on NATS (docs/backend.md).
  */
 export { service, BackendError } from './service.js';
 export type { Handler, PresenceResult, PublishOptions, RoomPublishResult, Service, ServiceMessage, ServiceOptions } from './service.js';

@@ -1,5 +1,5 @@
 /**
- * The backend SDK (`switchboard/backend`): one instance of a named service on NATS.
+ * The backend SDK (`@switchboard/backend`): one instance of a named service on NATS.
  *
  *   const svc = await service('orders', { nats: 'nats://127.0.0.1:4222', durable: true });
  *   svc.handle('create', async (msg) => ({ orderId: await createOrder(msg.user, msg.data) }));
@@ -11,7 +11,7 @@
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { Json } from '../engines/types.js';
+import type { Json } from '../protocol/wire.js';
 import { openNats } from '../engines/connections/nats.js';
 import { DurableWorker } from './durable.js';
 import { ensureConsumer, ensureServiceStream, type QueueLimits } from './streams.js';

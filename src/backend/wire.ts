@@ -13,7 +13,7 @@
  *   sb.api.publish / sb.api.presence   served by every gateway in queue group `sb.api`: the SDK's
  *                            publishToRoom / publishToUser / presence, answered like the HTTP API.
  */
-import type { Json } from '../engines/types.js';
+import type { Json } from '../protocol/wire.js';
 
 const SERVICE = /^[a-z0-9_-]{1,64}$/;
 const NAME = /^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,3}$/;

@@ -59,7 +59,7 @@ export class Client {
     return new Promise<SendResult>((resolve, reject) => {
       this.#c.request({ type: 'send', topic, data, idem }, {
         resend: true,
-        onReply: (f) => resolve({ topic, idem: String(f['idem'] ?? idem), durable: f['durable'] === true, duplicate: f['duplicate'] === true }),
+        onReply: (f) => resolve({ topic, idem: f.idem, durable: f.durable, duplicate: f.duplicate }),
         onError: reject,
       });
     });
@@ -71,10 +71,10 @@ export class Client {
    */
   rpc(topic: string, data: Json, options: { timeoutMs?: number } = {}): Promise<Json> {
     if (typeof topic !== 'string' || topic === '') return Promise.reject(invalidArgument('topic must be a non-empty string'));
-    const frame = { type: 'rpc', topic, data, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) };
+    const frame = { type: 'rpc' as const, topic, data, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) };
     return new Promise<Json>((resolve, reject) => {
       // The client's own deadline leaves the server's timeout room to answer first.
-      this.#c.request(frame, { onReply: (f) => resolve((f['data'] ?? null) as Json), onError: reject }, options.timeoutMs !== undefined ? options.timeoutMs + 5_000 : undefined);
+      this.#c.request(frame, { onReply: (f) => resolve(f.data), onError: reject }, options.timeoutMs !== undefined ? options.timeoutMs + 5_000 : undefined);
     });
   }
 

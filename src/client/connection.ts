@@ -7,16 +7,19 @@
  *   any state ──close() / terminal close code / auth refused for good──▶ closed
  *
  * A lost connection is retried after a full-jitter backoff delay (at least a `notice`'s `reconnectAfterMs`),
- * with a fresh token from `getToken` on each attempt. Close codes follow docs/protocol.md §6: 4500–4999 and
- * 1009 are terminal, everything else reconnects; 4005 (token expired) reconnects only with `getToken`.
+ * with a fresh token from `getToken` on each attempt. Close codes follow the one rule of
+ * protocol/close-codes.ts (docs/protocol.md §6); 4005 (token expired) reconnects only with `getToken`.
  */
+import { isTerminalCloseCode } from '../protocol/close-codes.js';
 import { isRoomName } from '../protocol/names.js';
+import { parseServerFrame } from '../protocol/parse.js';
+import type { ConnectedFrame, ErrorFrame } from '../protocol/wire.js';
 import { backoffDelay } from './backoff.js';
 import { Emitter } from './events.js';
 import { fromErrorFrame, invalidArgument, SwitchboardClientError } from './errors.js';
 import { OfflineQueue } from './offline-queue.js';
 import type { ResolvedOptions } from './options.js';
-import { Requests, type OutFrame, type ReplyFrame, type RequestHandlers } from './requests.js';
+import { Requests, type OutFrame, type OutRequest, type ReplyTo, type RequestHandlers, type RequestType } from './requests.js';
 import { Room, type RoomHost } from './room.js';
 import type { ClientEvents, ConnectionState, RoomOptions, StateChange, WebSocketLike } from './types.js';
 
@@ -25,19 +28,8 @@ type Timer = ReturnType<typeof setTimeout>;
 /** Id of the `connect` frame (string, so it never collides with request ids). */
 const CONNECT_ID = 'connect';
 
-export function isTerminalCloseCode(code: number): boolean {
-  return (code >= 4500 && code <= 4999) || code === 1009;
-}
-
-export interface ConnectedInfo {
-  connId: string;
-  node: string;
-  user: string;
-  tenant: string;
-  pingIntervalMs: number;
-  pingTimeoutMs: number;
-  maxFrameBytes: number;
-}
+/** What the server said in `connected`: who the connection is, where, and its limits. */
+export type ConnectedInfo = Pick<ConnectedFrame, 'connId' | 'node' | 'user' | 'tenant' | 'pingIntervalMs' | 'pingTimeoutMs' | 'maxFrameBytes'>;
 
 export class Connection implements RoomHost {
   readonly events = new Emitter<ClientEvents>();
@@ -123,7 +115,7 @@ export class Connection implements RoomHost {
 
   // ---- RoomHost --------------------------------------------------------------------------------------
 
-  request(frame: { type: string } & Record<string, unknown>, handlers: RequestHandlers, timeoutMs?: number): number {
+  request<R extends RequestType>(frame: OutRequest<R>, handlers: RequestHandlers<ReplyTo<R>>, timeoutMs?: number): number {
     if (this.closed) {
       handlers.onError(new SwitchboardClientError('closed', 'the client is closed'));
       return 0;
@@ -207,15 +199,9 @@ export class Connection implements RoomHost {
   }
 
   private onData(data: unknown): void {
-    let f: ReplyFrame;
-    try {
-      const parsed: unknown = JSON.parse(typeof data === 'string' ? data : String(data));
-      if (typeof parsed !== 'object' || parsed === null || typeof (parsed as ReplyFrame).type !== 'string') return;
-      f = parsed as ReplyFrame;
-    } catch {
-      return; // the server speaks JSON text frames only; anything else is not ours to act on
-    }
-    this.armWatchdog();
+    this.armWatchdog(); // anything that arrives shows the connection is alive
+    const f = parseServerFrame(typeof data === 'string' ? data : String(data));
+    if (f === null) return; // not a protocol v1 server frame: not ours to act on
     switch (f.type) {
       case 'ping':
         this.send({ type: 'pong' });
@@ -223,14 +209,16 @@ export class Connection implements RoomHost {
       case 'connected':
         return this.onConnected(f);
       case 'notice':
-        if (typeof f.reconnectAfterMs === 'number') this.noticeDelayMs = f.reconnectAfterMs;
+        this.noticeDelayMs = f.reconnectAfterMs;
         return;
       case 'message':
+        this.rooms.get(f.room)?.onMessage(f);
+        return;
       case 'presence.diff':
-        this.rooms.get(f.room as string)?.onFrame(f);
+        this.rooms.get(f.room)?.onPresence(f);
         return;
       case 'direct':
-        this.events.emit('direct', { from: f.from as string, ts: f.ts as number, data: f.data as never });
+        this.events.emit('direct', { from: f.from, ts: f.ts, data: f.data });
         return;
       case 'error':
         return this.onErrorFrame(f);
@@ -239,27 +227,27 @@ export class Connection implements RoomHost {
     }
   }
 
-  private onErrorFrame(f: ReplyFrame): void {
+  private onErrorFrame(f: ErrorFrame): void {
     if (this.requests.handle(f)) return;
-    const error = fromErrorFrame(f as unknown as { code: string; message: string; retryable: boolean; room?: string });
+    const error = fromErrorFrame(f);
     if (f.id === CONNECT_ID || error.code === 'unauthorized' || error.code === 'token_expired') {
       // The close that follows (4500, 4005) decides; a connect refused for another reason is retried.
       this.serverError = error;
       if (error.code !== 'unauthorized' && error.code !== 'token_expired') this.lost(error);
       return;
     }
-    const room = typeof f.room === 'string' ? this.rooms.get(f.room) : undefined;
+    const room = f.room !== undefined ? this.rooms.get(f.room) : undefined;
     if (room !== undefined) room.onError(error);
     else this.events.emit('error', error);
   }
 
-  private onConnected(f: ReplyFrame): void {
+  private onConnected(f: ConnectedFrame): void {
     if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.attempt = 0;
     this.info_ = {
-      connId: f.connId as string, node: f.node as string, user: f.user as string, tenant: f.tenant as string,
-      pingIntervalMs: f.pingIntervalMs as number, pingTimeoutMs: f.pingTimeoutMs as number, maxFrameBytes: f.maxFrameBytes as number,
+      connId: f.connId, node: f.node, user: f.user, tenant: f.tenant,
+      pingIntervalMs: f.pingIntervalMs, pingTimeoutMs: f.pingTimeoutMs, maxFrameBytes: f.maxFrameBytes,
     };
     if (this.o.token === undefined && this.o.getToken === undefined && this.o.user === undefined) this.anonUser = this.info_.user;
     this.setState('connected');

@@ -4,6 +4,7 @@
  * repeating the operation later can succeed.
  */
 import { ErrorCodes, isErrorCode, type ErrorCode } from '../protocol/errors.js';
+import type { ErrorFrame } from '../protocol/wire.js';
 
 /** Codes raised by the SDK itself (no server frame behind them). */
 export const ClientErrorCodes = {
@@ -19,7 +20,7 @@ export const ClientErrorCodes = {
   invalid_argument: { retryable: false, text: 'invalid argument' },
   /** `getToken()` threw or returned something that is not a non-empty string. */
   token_unavailable: { retryable: false, text: 'getToken() failed' },
-  /** The server closed the connection with a terminal close code (4500–4999, 1009). */
+  /** The server closed the connection with a terminal close code (protocol/close-codes.ts: 4500–4999, 1002, 1003, 1007–1009). */
   terminal_close: { retryable: false, text: 'the server closed the connection for good' },
 } as const;
 
@@ -62,7 +63,7 @@ function defaultRetryable(code: SwitchboardErrorCode): boolean {
 }
 
 /** A server `error` frame as a typed error (unknown codes, from a newer server, become `internal`). */
-export function fromErrorFrame(f: { code: string; message: string; retryable: boolean; room?: string }): SwitchboardClientError {
+export function fromErrorFrame(f: ErrorFrame): SwitchboardClientError {
   const code: SwitchboardErrorCode = isErrorCode(f.code) ? f.code : 'internal';
   return new SwitchboardClientError(code, f.message, { retryable: f.retryable, ...(f.room !== undefined ? { room: f.room } : {}) });
 }

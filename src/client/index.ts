@@ -1,5 +1,6 @@
 /**
- * Switchboard client SDK (browsers and Node): `connect(url, options)` → `Client`; `client.room(name)` → `Room`.
+ * `@switchboard/client` (packages/client), the Switchboard client SDK for browsers and Node:
+ * `connect(url, options)` → `Client`; `client.room(name)` → `Room`.
  * docs/client.md describes the API, the state machine, reconnects and the delivery guarantees.
  */
 export { connect, Client, type Room } from './client.js';

@@ -4,7 +4,7 @@
  * back (its connection dropped before the ack) is always taken back, in its original order, so the
  * bound never makes the SDK drop a message it accepted.
  */
-import type { Json } from '../engines/types.js';
+import type { Json } from '../protocol/wire.js';
 import type { SwitchboardClientError } from './errors.js';
 import type { PublishResult } from './types.js';
 

@@ -7,14 +7,25 @@
  * is sent again on the next connection; any other (join, leave, publish) fails with `disconnected` and its
  * owner decides what to do (rooms rejoin, publishes are requeued with their idem).
  */
+import { isFrame } from '../protocol/parse.js';
+import type { ServerFrame, ServerFrameOf } from '../protocol/wire.js';
 import { SwitchboardClientError, fromErrorFrame } from './errors.js';
 
-export type OutFrame = { type: string; id?: number } & Record<string, unknown>;
-export type ReplyFrame = { type: string; id?: unknown } & Record<string, unknown>;
+/** The reply frame type of each request the SDK sends (an `error` frame can answer any of them). */
+const REPLY_TYPES = {
+  join: 'joined', leave: 'left', publish: 'ack', history: 'history.page', presence: 'presence.list', send: 'sent', rpc: 'rpc.result',
+} as const;
 
-export interface RequestHandlers {
-  /** The reply (any frame with this id but `error`). Called synchronously from the frame handler. */
-  onReply(frame: ReplyFrame): void;
+export type RequestType = keyof typeof REPLY_TYPES;
+/** A request frame before its id is set. */
+export type OutRequest<R extends RequestType = RequestType> = { type: R } & Record<string, unknown>;
+/** The reply to a request of type R. */
+export type ReplyTo<R extends RequestType> = ServerFrameOf<(typeof REPLY_TYPES)[R]>;
+export type OutFrame = { type: string; id?: number } & Record<string, unknown>;
+
+export interface RequestHandlers<F = ServerFrame> {
+  /** The reply (the frame with this id, of the type that answers the request). Called synchronously from the frame handler. */
+  onReply(frame: F): void;
   onError(error: SwitchboardClientError): void;
   /** Send again on the next connection if this one drops (idempotent reads). */
   resend?: boolean;
@@ -22,9 +33,14 @@ export interface RequestHandlers {
   first?: boolean;
 }
 
-interface Pending extends RequestHandlers {
+interface Pending {
   readonly id: number;
   readonly frame: OutFrame;
+  /** Hands a reply that is not an `error` frame to the owner, checking its type. */
+  readonly reply: (frame: ServerFrame) => void;
+  readonly onError: (error: SwitchboardClientError) => void;
+  readonly resend: boolean;
+  readonly first: boolean;
   sent: boolean;
   timer: ReturnType<typeof setTimeout>;
 }
@@ -48,19 +64,26 @@ export class Requests {
   }
 
   /** Starts a request; returns its id. */
-  request(frame: Omit<OutFrame, 'id'>, handlers: RequestHandlers, timeoutMs = this.timeoutMs): number {
+  request<R extends RequestType>(frame: OutRequest<R>, handlers: RequestHandlers<ReplyTo<R>>, timeoutMs = this.timeoutMs): number {
     const id = this.nextId++;
+    const expected = REPLY_TYPES[frame.type];
     const p: Pending = {
-      ...handlers,
       id,
-      frame: { ...frame, id } as OutFrame,
+      frame: { ...frame, id },
+      reply: (f) => {
+        if (isFrame(f, expected)) handlers.onReply(f);
+        else handlers.onError(new SwitchboardClientError('internal', `the server answered ${frame.type} with ${f.type}`));
+      },
+      onError: handlers.onError,
+      resend: handlers.resend === true,
+      first: handlers.first === true,
       sent: false,
       timer: setTimeout(() => this.expire(id), timeoutMs),
     };
     this.open.set(id, p);
-    if (handlers.first === true) {
+    if (p.first) {
       let i = 0;
-      while (i < this.waiting.length && this.waiting[i]!.first === true) i++;
+      while (i < this.waiting.length && this.waiting[i]!.first) i++;
       this.waiting.splice(i, 0, p);
     } else this.waiting.push(p);
     this.pump();
@@ -81,7 +104,7 @@ export class Requests {
     const keep: Pending[] = [];
     for (const p of this.open.values()) {
       p.sent = false;
-      if (p.resend === true) keep.push(p);
+      if (p.resend) keep.push(p);
       else failed.push(p);
     }
     this.waiting = keep; // `open` iterates in creation order, so the line keeps its order
@@ -108,14 +131,13 @@ export class Requests {
   }
 
   /** Routes a frame that carries an id; false if it answers no open request. */
-  handle(frame: ReplyFrame): boolean {
-    if (typeof frame.id !== 'number') return false;
+  handle(frame: ServerFrame): boolean {
+    if (!('id' in frame) || typeof frame.id !== 'number') return false;
     const p = this.open.get(frame.id);
     if (p === undefined || !p.sent) return false;
     this.finish(p);
-    if (frame.type === 'error') {
-      p.onError(fromErrorFrame(frame as unknown as { code: string; message: string; retryable: boolean; room?: string }));
-    } else p.onReply(frame);
+    if (frame.type === 'error') p.onError(fromErrorFrame(frame));
+    else p.reply(frame);
     return true;
   }
 

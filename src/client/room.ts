@@ -4,14 +4,15 @@
  * disconnects (offline queue, idempotent retries), history and presence.
  */
 import { isIdemId } from '../protocol/names.js';
+import type { JoinedFrame, MessageFrame, PresenceDiffFrame } from '../protocol/wire.js';
 import { backoffDelay } from './backoff.js';
 import { Emitter, type Listener } from './events.js';
 import { invalidArgument, SwitchboardClientError } from './errors.js';
 import { newIdem, type OfflineQueue, type PendingPublish } from './offline-queue.js';
 import { RoomStream } from './stream.js';
-import type { ReplyFrame, RequestHandlers } from './requests.js';
+import type { OutRequest, ReplyTo, RequestHandlers, RequestType } from './requests.js';
 import type {
-  HistoryPage, HistoryQuery, Json, Message, Position, PresenceDiff, PresenceMember, PublishResult, RoomEvents,
+  HistoryPage, HistoryQuery, Json, Message, Position, PresenceMember, PublishResult, RoomEvents,
 } from './types.js';
 
 /** What a room needs from the client's connection. */
@@ -23,7 +24,7 @@ export interface RoomHost {
   readonly maxFrameBytes: number;
   readonly queue: OfflineQueue;
   readonly gapWaitMs: number;
-  request(frame: { type: string } & Record<string, unknown>, handlers: RequestHandlers): number;
+  request<R extends RequestType>(frame: OutRequest<R>, handlers: RequestHandlers<ReplyTo<R>>): number;
   /** Drops the connection and reconnects (a join that timed out: the connection is not trusted). */
   recycle(error: SwitchboardClientError): void;
   /** The room was left or failed: forget it. */
@@ -117,14 +118,12 @@ export class Room {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.read<HistoryPage>({ type: 'history', room: this.name, ...query }, (f) => ({
-      messages: f.messages as Message[], more: f.more === true,
-    }));
+    return this.read({ type: 'history', room: this.name, ...query }, (f) => ({ messages: f.messages, more: f.more }));
   }
 
   /** The room's members: online users, then those who left recently. */
   presence(): Promise<PresenceMember[]> {
-    return this.read<PresenceMember[]>({ type: 'presence', room: this.name }, (f) => f.members as PresenceMember[]);
+    return this.read({ type: 'presence', room: this.name }, (f) => f.members);
   }
 
   /**
@@ -179,16 +178,18 @@ export class Room {
     this.stream.stop();
   }
 
-  /** A `message` or `presence.diff` frame for this room. */
-  onFrame(f: ReplyFrame): void {
+  /** A `message` frame for this room. */
+  onMessage(f: MessageFrame): void {
     if (this.status !== 'joined') return;
-    if (f.type === 'message') {
-      const { type: _t, ...m } = f;
-      this.stream.accept(m as unknown as Message);
-    } else if (f.type === 'presence.diff') {
-      const { type: _t, ...diff } = f;
-      this.events.emit('presence', diff as unknown as PresenceDiff);
-    }
+    const { type: _t, ...m } = f;
+    this.stream.accept(m);
+  }
+
+  /** A `presence.diff` frame for this room. */
+  onPresence(f: PresenceDiffFrame): void {
+    if (this.status !== 'joined') return;
+    const { type: _t, ...diff } = f;
+    this.events.emit('presence', diff);
   }
 
   /** A server error frame naming this room but no open request. */
@@ -229,13 +230,12 @@ export class Room {
     });
   }
 
-  private onJoined(f: ReplyFrame): void {
-    const position: Position = { seq: f.seq as number, epoch: f.epoch as string };
-    const recovery = f.recovery as 'none' | 'recovered' | 'reset';
+  private onJoined(f: JoinedFrame): void {
+    const position: Position = { seq: f.seq, epoch: f.epoch };
     this.status = 'joined';
     this.joinFailures = 0;
-    this.stream.joined(position, recovery);
-    this.events.emit('joined', { room: this.name, position, recovery, missed: (f.missed as number | undefined) ?? 0 });
+    this.stream.joined(position, f.recovery);
+    this.events.emit('joined', { room: this.name, position, recovery: f.recovery, missed: f.missed });
     this.flush();
   }
 
@@ -279,7 +279,7 @@ export class Room {
 
   private sendPublish(p: PendingPublish): void {
     this.host.request({ type: 'publish', room: this.name, data: p.data, idem: p.idem }, {
-      onReply: (f) => p.resolve({ seq: f.seq as number, epoch: f.epoch as string, duplicate: f.duplicate === true }),
+      onReply: (f) => p.resolve({ seq: f.seq, epoch: f.epoch, duplicate: f.duplicate }),
       onError: (e) => this.publishFailed(p, e),
     });
   }
@@ -312,7 +312,7 @@ export class Room {
 
   // ---- helpers -----------------------------------------------------------------------------------------
 
-  private read<T>(frame: { type: string; room: string } & Record<string, unknown>, map: (f: ReplyFrame) => T): Promise<T> {
+  private read<R extends 'history' | 'presence', T>(frame: OutRequest<R>, map: (f: ReplyTo<R>) => T): Promise<T> {
     if (this.status === 'left' || this.host.closed) return Promise.reject(this.closedError());
     return new Promise<T>((resolve, reject) => {
       this.host.request(frame, { resend: true, onReply: (f) => resolve(map(f)), onError: reject });

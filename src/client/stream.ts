@@ -5,7 +5,7 @@
  */
 import type { SwitchboardClientError } from './errors.js';
 import { ReorderBuffer } from './reorder.js';
-import type { ReplyFrame, RequestHandlers } from './requests.js';
+import type { OutRequest, ReplyTo, RequestHandlers, RequestType } from './requests.js';
 import type { Message, Position, ResetEvent } from './types.js';
 
 /** Attempts at a gap (history errors, or history without the missing messages) before the room resets. */
@@ -13,7 +13,7 @@ export const MAX_GAP_ATTEMPTS = 3;
 
 export interface StreamHost {
   readonly gapWaitMs: number;
-  request(frame: { type: string } & Record<string, unknown>, handlers: RequestHandlers): number;
+  request<R extends RequestType>(frame: OutRequest<R>, handlers: RequestHandlers<ReplyTo<R>>): number;
 }
 
 export interface StreamSink {
@@ -126,11 +126,11 @@ export class RoomStream {
     this.fetching = true;
     const gen = this.gen;
     this.host.request({ type: 'history', room: this.room, after: miss.after, limit: Math.min(1000, miss.upTo - miss.after) }, {
-      onReply: (f: ReplyFrame) => {
+      onReply: (f) => {
         if (gen !== this.gen) return;
         this.fetching = false;
         const before = this.buffer.position?.seq ?? 0;
-        for (const m of f.messages as Message[]) {
+        for (const m of f.messages) {
           if (m.epoch !== pos.epoch) continue; // a history row of an older run of seqs
           this.deliver(this.buffer.offer(m).deliver);
           if (!this.live) return;

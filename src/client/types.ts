@@ -1,9 +1,8 @@
 /**
- * Public types of the client SDK: options, states, events, messages. The wire frames themselves are the
- * server's (src/protocol/frames.ts), imported as types only so the browser bundle carries no server code.
+ * Public types of the client SDK: options, states, events, messages. The wire types themselves are
+ * protocol/wire.ts (shared with the server, dependency-free, types only).
  */
-import type { Json } from '../engines/types.js';
-import type { WireMessage } from '../protocol/frames.js';
+import type { Json, JoinedFrame, PresenceDiffFrame, WirePresenceMember, WireMessage } from '../protocol/wire.js';
 import type { BackoffOptions } from './backoff.js';
 import type { SwitchboardClientError } from './errors.js';
 
@@ -100,24 +99,15 @@ export interface ResetEvent {
 export interface JoinedEvent {
   room: string;
   position: Position;
-  recovery: 'none' | 'recovered' | 'reset';
+  recovery: JoinedFrame['recovery'];
   missed: number;
 }
 
-export interface PresenceDiff {
-  room: string;
-  joined: { user: string; at: number }[];
-  left: { user: string; lastSeen: number }[];
-  /** Set when more than 50 users changed in one interval: the lists are empty; ask `presence()` again. */
-  truncated?: { joined: number; left: number };
-}
+/** A `presence.diff` frame without `type`. `truncated` is set when more than 50 users changed in one interval: the lists are empty; ask `presence()` again. */
+export type PresenceDiff = Omit<PresenceDiffFrame, 'type'>;
 
-export interface PresenceMember {
-  user: string;
-  online: boolean;
-  connections: number;
-  lastSeen: number;
-}
+/** One member in `presence()`: online users, then those who left recently. */
+export type PresenceMember = WirePresenceMember;
 
 export interface RoomEvents {
   message: Message;

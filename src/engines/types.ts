@@ -2,9 +2,10 @@
  * Types shared by every engine. A room is always addressed together with its tenant:
  * nothing in Switchboard crosses tenants, so no engine API takes a room without one.
  */
+import type { Json, WireMessage } from '../protocol/wire.js';
 
-/** A JSON value as carried in message payloads (`data`). */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+/** JSON values are a wire type (protocol/wire.ts); re-exported for the engines. */
+export type { Json };
 
 /** A room inside a tenant. Both parts are validated names (see protocol/names.ts). */
 export interface RoomRef {
@@ -12,19 +13,12 @@ export interface RoomRef {
   readonly room: string;
 }
 
-/** A room message as sequenced by the RoomLog and stored in history. */
-export interface RoomMessage {
+/**
+ * A room message as sequenced by the RoomLog and stored in history: the wire message (protocol/wire.ts:
+ * room, seq, epoch, from, ts, data) with the tenant and the publisher's idempotency id.
+ */
+export interface RoomMessage extends Readonly<WireMessage> {
   readonly tenant: string;
-  readonly room: string;
-  /** Contiguous per room and epoch, starting at 1. */
-  readonly seq: number;
-  /** Identifies one continuous run of `seq`; changes only if the sequence had to be restarted. */
-  readonly epoch: string;
-  /** User id of the publisher (`"server"` for HTTP/backend publishes unless they name one). */
-  readonly from: string;
-  /** Server timestamp (ms since the Unix epoch) assigned when the seq was assigned. */
-  readonly ts: number;
-  readonly data: Json;
   /** Client idempotency id, if the publisher gave one. */
   readonly idem?: string;
 }

@@ -1,12 +1,12 @@
 /**
- * WebSocket close codes used by the server. A contract with clients (docs/protocol.md §6):
- * - 1000, 1001, 1006 (abnormal closure, never sent, seen when the socket drops) and 4000–4499: the
- *   client should reconnect (with backoff; after a `notice` with
- *   `reconnectAfterMs`, not before that delay).
- * - 4500–4999: terminal: reconnecting with the same credentials will fail the same way.
- * - 1002, 1007, 1008, 1009: sent by the WebSocket layer (`ws`) for a frame that breaks RFC 6455 or a
- *   size/fragment limit. A client bug: the same client sends the same frame again, so these are not in
- *   the reconnect set (fix the client; do not resend that frame).
+ * WebSocket close codes used by the server, and the one rule for what a client does after a close (used by
+ * the client SDK, exported for other clients). A contract with clients (docs/protocol.md §6):
+ * - terminal (do not reconnect; the same client would fail the same way): 4500–4999, 1009 (a frame over the
+ *   hard size limit), 1002, 1003 and 1007 (the WebSocket layer refused what the client sent: a broken frame,
+ *   binary data, text that is not UTF-8), 1008 (policy violation).
+ * - everything else reconnects with backoff: 1000, 1001, 1006 (abnormal closure, never sent, seen when the
+ *   socket drops), 1011 (unexpected server error), 1012/1013, 4000–4499 (after a `notice` with
+ *   `reconnectAfterMs`, not before that delay; 4005 only with a fresh token), and codes not listed here.
  */
 export const CloseCodes = {
   normal: 1000,
@@ -43,6 +43,15 @@ export const CloseCodes = {
 
 export type CloseCodeName = keyof typeof CloseCodes;
 
+/** Codes from the WebSocket layer that mean the client sent something the server cannot accept. */
+const TERMINAL_WS_CODES: readonly number[] = [1002, 1003, 1007, 1008, 1009];
+
+/** True when a client must not reconnect after this close code (see the rule above). */
+export function isTerminalCloseCode(code: number): boolean {
+  return (code >= 4500 && code <= 4999) || TERMINAL_WS_CODES.includes(code);
+}
+
+/** True when a client should reconnect (with backoff) after this close code: every code that is not terminal. */
 export function isReconnectCode(code: number): boolean {
-  return code === 1000 || code === 1001 || code === 1006 || (code >= 4000 && code < 4500);
+  return !isTerminalCloseCode(code);
 }

@@ -1,5 +1,5 @@
 import type { RoomMessage } from '../engines/types.js';
-import type { ServerFrame, WireMessage } from './frames.js';
+import type { ServerFrame, WireMessage } from './wire.js';
 import { textFrame } from './wsframe.js';
 
 /** JSON text of a server frame. */

@@ -1,9 +1,12 @@
 /**
- * Protocol v1 frames (JSON text). Client frames are validated here with zod; server frames are
- * plain typed objects built in protocol/encode.ts. docs/protocol.md shows every frame with an example.
+ * Protocol v1 client frames (JSON text), validated by the server with zod. Server frames and the other wire
+ * types are in protocol/wire.ts (dependency-free, shared with the SDKs) and re-exported here.
+ * docs/protocol.md shows every frame with an example.
  */
 import { z } from 'zod';
-import type { Json } from '../engines/types.js';
+import type { Json } from './wire.js';
+
+export type { Json, RequestId, ServerFrame, ServerFrameOf, ServerFrameType, WireMessage } from './wire.js';
 
 export const PROTOCOL_VERSION = 1;
 /**
@@ -76,41 +79,6 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
 
 export type ClientFrame = z.infer<typeof clientFrameSchema>;
 export type ClientFrameType = ClientFrame['type'];
-export type RequestId = number | string;
 export const CLIENT_FRAME_TYPES: readonly string[] = [
   'connect', 'join', 'leave', 'publish', 'history', 'presence', 'send', 'rpc', 'ping', 'pong',
 ];
-
-/** A message as carried in `message` and `history.page` frames (tenant is implicit). */
-export interface WireMessage {
-  room: string;
-  seq: number;
-  epoch: string;
-  from: string;
-  ts: number;
-  data: Json;
-}
-
-export type ServerFrame =
-  | { type: 'connected'; id?: RequestId; connId: string; node: string; user: string; tenant: string;
-      protocol: number; pingIntervalMs: number; pingTimeoutMs: number; maxFrameBytes: number }
-  | { type: 'joined'; id: RequestId; room: string; seq: number; epoch: string;
-      recovery: 'none' | 'recovered' | 'reset'; missed: number }
-  | { type: 'left'; id: RequestId; room: string }
-  | { type: 'ack'; id: RequestId; room: string; seq: number; epoch: string; duplicate: boolean }
-  | ({ type: 'message' } & WireMessage)
-  | { type: 'history.page'; id: RequestId; room: string; messages: WireMessage[]; more: boolean }
-  | { type: 'presence.list'; id: RequestId; room: string;
-      members: { user: string; online: boolean; connections: number; lastSeen: number }[] }
-  | { type: 'presence.diff'; room: string; joined: { user: string; at: number }[];
-      left: { user: string; lastSeen: number }[];
-      /** Present when more than 50 users changed in one interval: lists are empty, counts given instead. */
-      truncated?: { joined: number; left: number } }
-  | { type: 'direct'; from: string; ts: number; data: Json }
-  /** A `send` was accepted: by a running instance (core) or by the service's durable queue (durable). */
-  | { type: 'sent'; id: RequestId; topic: string; idem: string; durable: boolean; duplicate: boolean }
-  | { type: 'rpc.result'; id: RequestId; topic: string; data: Json }
-  | { type: 'ping' }
-  | { type: 'pong'; id?: RequestId }
-  | { type: 'notice'; code: 'reconnect'; reason: string; reconnectAfterMs: number }
-  | { type: 'error'; id?: RequestId; code: string; message: string; retryable: boolean; room?: string };

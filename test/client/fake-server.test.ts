@@ -85,6 +85,29 @@ describe('connection and rooms', () => {
     expect(room.position).toEqual({ seq: 4, epoch: s.room('r').epoch });
   });
 
+  it('server frames are checked: a malformed frame is ignored, a reply of the wrong type fails the request', async () => {
+    const s = await server();
+    const { c } = client(s);
+    const room = c.room('r');
+    const got = collect(room);
+    await waitFor(() => room.joined, 5000, 'joined');
+    s.last.send({ ...msgFrame(s, 'r', 1), ts: 'yesterday', data: { bad: true } }); // ts must be a number
+    s.last.send(msgFrame(s, 'r', 1));
+    await waitFor(() => got.messages.length === 1, 5000, 'message');
+    expect(got.messages[0]!.data).toEqual({ n: 1 });
+    let answered = 0;
+    s.interceptor = (conn, f) => {
+      if (f.type !== 'publish' || answered++ > 0) return false;
+      conn.send({ type: 'left', id: f.id, room: 'r' }); // not an ack: the SDK treats it as a retryable failure
+      return true;
+    };
+    const ack = await room.publish('x');
+    expect(ack).toMatchObject({ seq: 1, duplicate: false }); // the fake server's own count (the messages above were sent around it)
+    const sent = s.last.sent('publish');
+    expect(sent).toHaveLength(2);
+    expect(sent[1]!.idem).toBe(sent[0]!.idem);
+  });
+
   it('fills a gap that does not fill by itself from history, then delivers what was held', async () => {
     const s = await server();
     const { c } = client(s);
@@ -232,6 +255,23 @@ describe('reconnect policy', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(s.conns).toHaveLength(1);
     expect(() => c.room('other')).toThrow(expect.objectContaining({ code: 'closed' }));
+  });
+
+  it('1002, 1003, 1007 and 1008 are terminal (terminal_close with the code); 1011 reconnects', async () => {
+    for (const code of [1002, 1003, 1007, 1008]) {
+      const s = await server();
+      const { c, states } = client(s);
+      await waitFor(() => c.state === 'connected', 5000, 'connected');
+      s.last.close(code, 'refused');
+      await waitFor(() => c.state === 'closed', 5000, `closed after ${code}`);
+      expect(states[states.length - 1]!.error).toMatchObject({ code: 'terminal_close', closeCode: code, retryable: false });
+    }
+    const s = await server();
+    const { c, states } = client(s);
+    await waitFor(() => c.state === 'connected', 5000, 'connected');
+    s.last.close(1011, 'unexpected condition');
+    await waitFor(() => s.conns.length === 2 && c.state === 'connected', 5000, 'reconnected after 1011');
+    expect(states.find((e) => e.to === 'reconnecting')).toMatchObject({ attempt: 1, error: { code: 'disconnected', closeCode: 1011 } });
   });
 
   it('unauthorized + 4500 is terminal with the server error', async () => {
