@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 export const LAYERS = [
   ['util'],
   ['protocol'],
-  ['config', 'observability', 'auth'],
+  ['config', 'observability', 'auth', 'connections'],
   ['engines', 'client', 'backend'],
   ['messaging'],
   ['rooms', 'services'],

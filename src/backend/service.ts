@@ -12,7 +12,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Json } from '../protocol/wire.js';
-import { openNats } from '../engines/connections/nats.js';
+import { openNats } from '../connections/nats.js';
 import { DurableWorker } from './durable.js';
 import { ensureConsumer, ensureServiceStream, type QueueLimits } from './streams.js';
 import {

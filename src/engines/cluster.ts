@@ -18,8 +18,8 @@ import type { Config } from '../config/schema.js';
 import { describeServers, openNatsBackplane } from './backplane/nats.js';
 import { openRedisBackplane } from './backplane/redis.js';
 import type { Backplane } from './backplane/backplane.js';
-import { openNats, type NatsConnectOptions } from './connections/nats.js';
-import type { RedisConnectOptions } from './connections/redis.js';
+import { openNats, type NatsConnectOptions } from '../connections/nats.js';
+import type { RedisConnectOptions } from '../connections/redis.js';
 import type { DurableLog } from './durablelog/durablelog.js';
 import { openJetStreamDurableLog, type JetStreamDurableLog } from './durablelog/jetstream.js';
 import { MemoryDurableLog } from './durablelog/memory.js';
@@ -30,7 +30,7 @@ import { openPostgresStore } from './messagestore/postgres.js';
 import { openRedisPresence } from './presence/redis.js';
 import { openRedisRoomLog } from './roomlog/redis.js';
 import type { RoomPosition, RoomRef } from './types.js';
-import { EngineError } from './errors.js';
+import { ConnectionError } from '../connections/errors.js';
 
 export function isClustered(c: Config): boolean {
   return c.nats !== undefined || c.redis !== undefined || c.database !== undefined;
@@ -60,7 +60,7 @@ export async function openClusterDurableLog(c: Config, name: string): Promise<Je
   try {
     nc = await openNats(natsOptions(c, name));
   } catch (err) {
-    throw new EngineError('connection', 'unavailable', `NATS unreachable at ${describeServers(c.nats!)}: ${(err as Error).message}`, { cause: err });
+    throw new ConnectionError('nats', 'unavailable', `NATS unreachable at ${describeServers(c.nats!)}: ${(err as Error).message}`, { cause: err });
   }
   try {
     return await openJetStreamDurableLog(nc, {
@@ -73,7 +73,7 @@ export async function openClusterDurableLog(c: Config, name: string): Promise<Je
     });
   } catch (err) {
     await nc.close().catch(() => undefined);
-    throw new EngineError('connection', 'unavailable', `jetstream unavailable at ${c.nats!}: ${(err as Error).message}`, { cause: err });
+    throw new ConnectionError('jetstream', 'unavailable', `jetstream unavailable at ${c.nats!}: ${(err as Error).message}`, { cause: err });
   }
 }
 

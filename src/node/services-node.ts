@@ -6,7 +6,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { durableServiceList, type Config } from '../config/schema.js';
 import { natsOptions } from '../engines/cluster.js';
-import { openNats } from '../engines/connections/nats.js';
+import { openNats } from '../connections/nats.js';
 import { BackendApi } from '../services/backend-api.js';
 import type { Edge } from '../messaging/edge.js';
 import type { Logger } from '../observability/logger.js';

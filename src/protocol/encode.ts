@@ -1,6 +1,11 @@
-import type { RoomMessage } from '../engines/types.js';
 import type { ServerFrame, WireMessage } from './wire.js';
 import { textFrame } from './wsframe.js';
+
+/**
+ * Encoding of server frames, once per frame: the JSON text, and the complete WebSocket frame that is written
+ * unchanged to every member. `toWire` takes any message with the wire fields (the server's RoomMessage has
+ * more: tenant, idempotency id) and keeps exactly the wire fields.
+ */
 
 /** JSON text of a server frame. */
 export function encodeFrame(frame: ServerFrame): string {
@@ -12,11 +17,11 @@ export function wireFrame(frame: ServerFrame): Buffer {
   return textFrame(encodeFrame(frame));
 }
 
-export function toWire(m: RoomMessage): WireMessage {
+export function toWire(m: Readonly<WireMessage>): WireMessage {
   return { room: m.room, seq: m.seq, epoch: m.epoch, from: m.from, ts: m.ts, data: m.data };
 }
 
 /** The `message` frame of a room message, encoded once and shared by every local member. */
-export function messageFrame(m: RoomMessage): Buffer {
+export function messageFrame(m: Readonly<WireMessage>): Buffer {
   return wireFrame({ type: 'message', ...toWire(m) });
 }

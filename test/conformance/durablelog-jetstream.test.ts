@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { openNats } from '../../src/engines/connections/nats.js';
+import { openNats } from '../../src/connections/nats.js';
 import { openJetStreamDurableLog } from '../../src/engines/durablelog/jetstream.js';
 import { PipelinedPublisher } from '../../src/engines/durablelog/jetstream-acks.js';
 import { startNatsServer, type TestServer } from '../helpers/servers.js';

@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openRedis, type RedisConnectOptions } from '../../src/engines/connections/redis.js';
+import { openRedis, type RedisConnectOptions } from '../../src/connections/redis.js';
 import { openRedisPresence, type RedisPresenceStore } from '../../src/engines/presence/redis.js';
 import { openRedisRoomLog, type RedisRoomLog } from '../../src/engines/roomlog/redis.js';
 import type { RoomLogOptions } from '../../src/engines/roomlog/roomlog.js';

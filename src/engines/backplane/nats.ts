@@ -24,7 +24,7 @@
  * - `close()` drains (pending messages are handled, buffered publishes sent), then closes.
  */
 import type { Msg, NatsConnection, Status, Subscription } from '@nats-io/transport-node';
-import { openNats, type NatsConnectOptions } from '../connections/nats.js';
+import { openNats, type NatsConnectOptions } from '../../connections/nats.js';
 import type { Backplane, BackplaneSubscription } from './backplane.js';
 import { EngineError } from '../errors.js';
 

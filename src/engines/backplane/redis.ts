@@ -21,7 +21,7 @@
  * - Logs nothing: connection changes go to the optional `onStatus` listener.
  */
 import type { Redis } from 'ioredis';
-import { openRedis, type RedisConnectOptions } from '../connections/redis.js';
+import { openRedis, type RedisConnectOptions } from '../../connections/redis.js';
 import type { Backplane, BackplaneSubscription } from './backplane.js';
 import {
   defaultHandlerErrorListener,

@@ -1,5 +1,5 @@
 import type { ChainableCommander, Redis } from 'ioredis';
-import { openRedis, type RedisConnectOptions } from '../connections/redis.js';
+import { openRedis, type RedisConnectOptions } from '../../connections/redis.js';
 import type { RoomRef } from '../types.js';
 import {
   defaultPresenceOptions,

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { openRedis, type RedisConnectOptions } from '../connections/redis.js';
+import { openRedis, type RedisConnectOptions } from '../../connections/redis.js';
 import type { RoomMessage, RoomPosition, RoomRef } from '../types.js';
 import { newEpoch } from './memory.js';
 import { APPEND_LUA, READ_LUA } from './redis-lua.js';

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { EngineError } from '../errors.js';
+import { ConnectionError } from './errors.js';
 
 export interface NatsConnectOptions {
   /** One or more servers, comma-separated: nats://user:pass@host:4222,nats://host2:4222 */
@@ -36,7 +36,7 @@ export async function openNats(o: NatsConnectOptions): Promise<NatsConnection> {
     }
     servers.push(`${u.protocol === 'tls:' ? 'tls' : 'nats'}://${u.hostname}:${u.port || '4222'}`);
   }
-  if (servers.length === 0) throw new EngineError('connection', 'invalid', 'nats: no server in URL');
+  if (servers.length === 0) throw new ConnectionError('nats', 'invalid', 'nats: no server in URL');
   const opts: NodeConnectionOptions = {
     servers,
     name: o.name,

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
-import { EngineError } from '../errors.js';
+import { ConnectionError } from './errors.js';
 
 export interface RedisConnectOptions {
   url: string;
@@ -45,7 +45,7 @@ export async function openRedis(o: RedisConnectOptions, role: string): Promise<R
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw new EngineError('connection', 'unavailable', `redis (${role}) unreachable at ${redactHost(o.url)}: ${(err as Error).message}`, { cause: err });
+    throw new ConnectionError('redis', 'unavailable', `redis (${role}) unreachable at ${redactHost(o.url)}: ${(err as Error).message}`, { cause: err });
   }
   return client;
 }
