@@ -3,6 +3,7 @@
  * connect / join / leave / publish / history / presence / ping. Every failure becomes a typed error frame
  * for this connection alone, counted by code.
  */
+import { nodeHoleFilling } from './history-fill.js';
 import { readHistory } from './history.js';
 import type { PresenceConn } from '../engines/presence/presence.js';
 import type { RoomRef } from '../engines/types.js';
@@ -243,7 +244,7 @@ export class Session {
       this.ctx.metrics.noteReconnect(c);
       let outcome;
       try {
-        outcome = await recover(this.ctx.engines.roomLog, this.ctx.engines.store, ref, f.since, this.ctx.config.recoveryMaxGap);
+        outcome = await recover(this.ctx.engines.roomLog, nodeHoleFilling(this.ctx), ref, f.since, this.ctx.config.recoveryMaxGap);
       } catch (err) {
         throw new SwitchboardError('unavailable', 'recovery failed: the recent window or history is unavailable; retry the join', { cause: err });
       }
@@ -350,7 +351,7 @@ export class Session {
     }
     const q = { limit, ...(f.before !== undefined ? { before: f.before } : {}), ...(f.after !== undefined ? { after: f.after } : {}) };
     try {
-      const page = await readHistory(this.ctx.engines.roomLog, this.ctx.engines.store, ref, q);
+      const page = await readHistory(this.ctx.engines.roomLog, nodeHoleFilling(this.ctx), ref, q);
       const { messages, trimmed } = fitPage(page.messages.map(toWire), this.ctx.config.maxBufferedBytes / 2, f.after !== undefined);
       c.sendFrame({ type: 'history.page', id: f.id, room: f.room, messages, more: page.more || trimmed });
     } catch (err) {

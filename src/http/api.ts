@@ -13,6 +13,7 @@ import { toWire } from '../protocol/encode.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import { isIdemId, isRoomName, isTenantName, isUserId, ROOM_NAME_RULE, TENANT_NAME_RULE, USER_ID_RULE } from '../protocol/names.js';
 import { HttpError, readJson, sendJson } from './respond.js';
+import { nodeHoleFilling } from '../gateway/history-fill.js';
 import { readHistory } from '../gateway/history.js';
 
 const json = z.json();
@@ -123,7 +124,7 @@ export class Api {
     if (before !== undefined && after !== undefined) throw new HttpError(400, 'bad_request', 'give before or after, not both');
     let page;
     try {
-      page = await readHistory(this.ctx.engines.roomLog, this.ctx.engines.store, ref, { limit, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
+      page = await readHistory(this.ctx.engines.roomLog, nodeHoleFilling(this.ctx), ref, { limit, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
     } catch {
       throw new HttpError(503, 'unavailable', 'history is unavailable');
     }

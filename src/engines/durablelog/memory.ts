@@ -1,4 +1,4 @@
-import type { RoomMessage } from '../types.js';
+import type { RoomMessage, RoomRef } from '../types.js';
 import type { ConsumeOptions, DurableConsumer, DurableLog } from './durablelog.js';
 
 export interface MemoryDurableLogOptions {
@@ -63,6 +63,7 @@ function keyOf(m: RoomMessage): string {
  *   stored once: the later `append` resolves with the first one's commit.
  * - At most `maxPending` messages wait; beyond that `append` rejects at once.
  * - One consumer at a time; `stop()` lets the in-flight handler call finish (and commit) first.
+ * - `uncommitted` looks the seqs up among the pending messages (an acked message is already committed).
  */
 export class MemoryDurableLog implements DurableLog {
   readonly kind = 'memory';
@@ -130,6 +131,17 @@ export class MemoryDurableLog implements DurableLog {
   lag(): { messages: number; oldestMs: number } {
     const oldest = this.queue[this.head];
     return { messages: this.pendingCount(), oldestMs: oldest === undefined ? 0 : Math.max(0, this.now() - oldest.at) };
+  }
+
+  /** The pending (appended, not yet committed) messages of the room with one of `seqs`. */
+  uncommitted(ref: RoomRef, seqs: readonly number[]): Promise<RoomMessage[]> {
+    if (this.closed) return Promise.reject(new Error('durable log is closed'));
+    const out: RoomMessage[] = [];
+    for (const seq of seqs) {
+      const entry = this.byKey.get(`${ref.tenant}/${ref.room}/${seq}`);
+      if (entry !== undefined) out.push(entry.message);
+    }
+    return Promise.resolve(out);
   }
 
   health(): { ok: boolean; detail?: string } {
