@@ -10,6 +10,8 @@
  * over HTTP from node 3, as `before` pages of --limit (so most pages are older than the recovery window):
  *   (a) pages served (200) with a hole: a seq acked before the read missing between the page's first and
  *       last message or between it and the page above it; and 503 answers (allowed: retryable);
+ *   (a') the reading node's switchboard_history_holes_total by result (reads that met a hole and were filled,
+ *       skipped never-acked seqs, or answered 503), when the build has it;
  *   (b) seconds from the kill until PostgreSQL holds every acked message again: the first poll (every 100 ms,
  *       from 4 s after the kill on: the killed writer's last pull request lives up to 2 s after it and keeps
  *       taking deliveries) at which every message acked at least 1 s before the poll is stored. A kill
@@ -168,6 +170,10 @@ try {
   publishing = false;
   await pub;
   await db.end();
+  // Reads that met a hole, by result, on the reading node (builds without the counter report none).
+  const metricsText = await fetch(`${nodes[3].url}/metrics`).then((r) => r.text());
+  const holeReads = {};
+  for (const [, result, v] of metricsText.matchAll(/^switchboard_history_holes_total\{[^}]*result="(\w+)"[^}]*\} (\d+)/gm)) holeReads[result] = Number(v);
   const ks = result.kills;
   result.figures = {
     kills: ks.length,
@@ -176,6 +182,7 @@ try {
     pagesServedWithAHole: ks.reduce((a, r) => a + r.holes, 0),
     killsWithAHolePage: ks.filter((r) => r.holes > 0).length,
     answers503: ks.reduce((a, r) => a + r.unavailable, 0),
+    holeReadsOnReadingNode: holeReads,
     secondsToStored: ks.map((r) => r.secondsToStored),
     published: acked.size,
     publishFailures,
