@@ -36,7 +36,7 @@ Object.assign(HELP, {
   jetstreamReplicas: 'JetStream durable log: stream replicas (default 1; 3 in production, see docs/scaling.md)',
   jetstreamMaxAgeMs: 'JetStream durable log: keep messages this long, ms (default 7 days)',
   jetstreamMaxBytes: 'JetStream durable log: keep at most this many bytes (default 10 GiB)',
-  jetstreamAckWaitMs: 'JetStream durable log: redeliver a message a killed history writer held after this long, ms (default 30000)',
+  jetstreamAckWaitMs: 'JetStream durable log: redeliver a message a killed history writer held after this long, ms (default 5000)',
   historyWriter: 'run the history writer (durable log → PostgreSQL) in this node: true (default) or false',
   historyBatch: 'most messages per history insert batch (default 5000)',
 });

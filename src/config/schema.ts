@@ -39,8 +39,8 @@ export const configSchema = z
     jetstreamReplicas: z.coerce.number().int().min(1).max(5).default(1),
     jetstreamMaxAgeMs: positiveInt.default(604_800_000),
     jetstreamMaxBytes: positiveInt.default(10_737_418_240),
-    /** A message delivered to a history writer that neither acked it nor kept it in progress (e.g. killed) is redelivered after this, ms. */
-    jetstreamAckWaitMs: positiveInt.default(30_000),
+    /** A message delivered to a history writer that neither acked it nor kept it in progress (e.g. killed) is redelivered after this, ms; live writers mark held messages in progress every quarter of it. */
+    jetstreamAckWaitMs: positiveInt.default(5_000),
     /** Run the history writer (durable log → PostgreSQL) inside this node; off when `switchboard history-writer` runs apart. */
     historyWriter: bool.default(true),
     /** Most messages the history writer inserts per batch (one multi-row INSERT … ON CONFLICT DO NOTHING). */

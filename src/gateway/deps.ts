@@ -6,6 +6,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { Config } from '../config/schema.js';
 import type { Engines } from '../engines/engines.js';
 import type { Edge } from '../messaging/edge.js';
+import type { HoleFilling } from '../messaging/history-fill.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RoomRegistry } from '../rooms/rooms.js';
@@ -33,8 +34,10 @@ export type GatewayConfig = Pick<
 export interface GatewayDeps {
   readonly nodeId: string;
   readonly config: GatewayConfig;
-  /** Presence (connect, join, leave, heartbeat), recovery reads, and the room subject for presence changes. */
-  readonly engines: Pick<Engines, 'presence' | 'roomLog' | 'store' | 'backplane'>;
+  /** Presence (connect, join, leave, heartbeat), the recent window for recovery, and the room subject for presence changes. */
+  readonly engines: Pick<Engines, 'presence' | 'roomLog' | 'backplane'>;
+  /** Recovery beyond the window reads the store, and fills the store's holes from the durable log. */
+  readonly holes: HoleFilling;
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly auth: Authenticator;

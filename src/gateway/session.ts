@@ -262,7 +262,7 @@ export class Session {
       this.ctx.metrics.noteReconnect(c);
       let outcome;
       try {
-        outcome = await recover(this.ctx.engines.roomLog, this.ctx.engines.store, ref, f.since, this.ctx.config.recoveryMaxGap);
+        outcome = await recover(this.ctx.engines.roomLog, this.ctx.holes, ref, f.since, this.ctx.config.recoveryMaxGap);
       } catch (err) {
         throw new SwitchboardError('unavailable', 'recovery failed: the recent window or history is unavailable; retry the join', { cause: err });
       }

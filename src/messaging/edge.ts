@@ -14,7 +14,6 @@
  */
 import { z } from 'zod';
 import type { HistoryPage } from '../engines/messagestore/messagestore.js';
-import type { MessageStore } from '../engines/messagestore/messagestore.js';
 import type { PresenceStore, RoomMember } from '../engines/presence/presence.js';
 import type { RoomLog } from '../engines/roomlog/roomlog.js';
 import type { Json, RoomRef } from '../engines/types.js';
@@ -23,6 +22,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { SwitchboardError, type ErrorCode } from '../protocol/errors.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import { IDEM_RULE, isIdemId, isRoomName, isTenantName, isUserId, ROOM_NAME_RULE, TENANT_NAME_RULE, USER_ID_RULE } from '../protocol/names.js';
+import type { HoleFilling } from './history-fill.js';
 import { readHistory } from './history.js';
 import type { Publisher } from './publisher.js';
 
@@ -50,7 +50,8 @@ export const HISTORY_DEFAULT_LIMIT = 50;
 export interface EdgeDeps {
   readonly publisher: Publisher;
   readonly roomLog: RoomLog;
-  readonly store: MessageStore;
+  /** History reads: the store, and the durable log for what the store lacks yet (history-fill.ts). */
+  readonly holes: HoleFilling;
   readonly presence: PresenceStore;
   readonly metrics: Pick<Metrics, 'published' | 'duplicates' | 'error'>;
   readonly log: Logger;
@@ -122,7 +123,7 @@ export class Edge {
       if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new SwitchboardError('bad_request', `${k} must be a non-negative integer`);
     }
     try {
-      return await readHistory(this.deps.roomLog, this.deps.store, ref, {
+      return await readHistory(this.deps.roomLog, this.deps.holes, ref, {
         limit,
         ...(q.before !== undefined ? { before: q.before } : {}),
         ...(q.after !== undefined ? { after: q.after } : {}),

@@ -1,56 +1,88 @@
 /**
- * History reads for the HTTP API and the protocol's `history` request: permanent history in the
- * MessageStore, with the RoomLog's recent window for the newest messages. With JetStream in front of the
- * store, the newest acked messages may not be in PostgreSQL yet (writer lag, or the database down); the
- * window has them, so a page is never missing the newest messages the room already delivered.
+ * History reads for the HTTP API and the protocol's `history` request (and so the SDK's `history` and
+ * `reloadFromHistory`): permanent history in the MessageStore, with the RoomLog's recent window for the
+ * newest messages. With JetStream in front of the store, PostgreSQL may lack acked messages for a while
+ * (writer lag, a killed writer's batch until its redelivery, batches committed out of order, the
+ * database down); a page is never served with a hole for all that:
  *
- * - Newest page / `before`: the wanted seqs are [hi-limit+1, hi] with hi = min(before-1, room position).
- *   The window's contiguous run ending at hi is used as is; the rest (older) comes from the store. A page
- *   the window covers whole is served even while the store is down; a page whose older part the store
- *   does not have yet (writer lag beyond the window) is refused `unavailable`, never served with a hole.
- * - `after`: the store's page merged with the window's messages in the same range, cut at the first seq
- *   neither has: the store may have holes for a while (history writers commit batches in parallel, and a
- *   killed writer's batch is redelivered only after the JetStream ack wait) that the window still covers.
- * Pages are ascending and contiguous where both sources agree; `more` is as for MessageStore.page.
+ * - Newest page / `before`: the wanted seqs end at hi = min(before-1, room position). The window's run
+ *   ending at hi is used as is; the older rest comes from the store. A page the window covers whole is
+ *   served even while the store is down.
+ * - `after`: the store's page merged with the window's messages, up to min(after+limit, position).
+ * - Every seq between the page's ends, between the page and its cursor (the page next to it) and, for a
+ *   page that says there is nothing beyond it, between it and the room's first seq or position, is
+ *   checked: what the store and the window lack is filled from the durable log, or the seq is shown to
+ *   have never been acked, or the read is refused `unavailable` / HTTP 503, retryable (history-fill.ts).
+ *   The store's highest seq below the RoomLog position is such a hole too, not the end of history.
+ * Pages are ascending; `more` is as for MessageStore.page.
  */
-import type { HistoryPage, HistoryQuery, MessageStore } from '../engines/messagestore/messagestore.js';
+import type { HistoryPage, HistoryQuery } from '../engines/messagestore/messagestore.js';
 import type { RoomLog } from '../engines/roomlog/roomlog.js';
 import type { RoomMessage, RoomRef } from '../engines/types.js';
-import { SwitchboardError } from '../protocol/errors.js';
+import { fillHoles, type HoleFilling } from './history-fill.js';
 
-export async function readHistory(roomLog: RoomLog, store: MessageStore, ref: RoomRef, q: HistoryQuery): Promise<HistoryPage> {
+export async function readHistory(roomLog: RoomLog, f: HoleFilling, ref: RoomRef, q: HistoryQuery): Promise<HistoryPage> {
   const position = await roomLog.position(ref).catch(() => null);
-  if (position === null || position.seq === 0) return store.page(ref, q);
-  if (q.after !== undefined) {
-    // Writers commit batches in parallel (and a killed writer's batch comes back only after the ack
-    // wait), so the store may have holes the window still covers: merge both, keep the run from after+1.
-    const page = await store.page(ref, q);
-    const top = Math.min(position.seq, q.after + q.limit);
-    if (top <= q.after) return page;
-    const bySeq = new Map<number, RoomMessage>();
-    for (const m of await roomLog.range(ref, q.after + 1, top).catch(() => [])) bySeq.set(m.seq, m);
-    for (const m of page.messages) bySeq.set(m.seq, m);
-    const messages: RoomMessage[] = [];
-    for (let seq = q.after + 1; seq <= top && bySeq.has(seq); seq++) messages.push(bySeq.get(seq)!);
-    if (messages.length < page.messages.length) return page; // the window is of another epoch: trust the store
-    const end = messages.length > 0 ? messages[messages.length - 1]!.seq : q.after;
-    return { messages, more: end < position.seq || page.more };
+  // A RoomLog that does not answer, or does not know the room: the store alone says where history ends.
+  const top = position !== null && position.seq > 0 ? position.seq : undefined;
+  return q.after !== undefined ? readAfter(roomLog, f, ref, q.after, q.limit, top) : readBefore(roomLog, f, ref, q.before, q.limit, top);
+}
+
+async function readBefore(roomLog: RoomLog, f: HoleFilling, ref: RoomRef, before: number | undefined, limit: number, top: number | undefined): Promise<HistoryPage> {
+  if (top === undefined) {
+    const page = await f.store.page(ref, before !== undefined ? { before, limit } : { limit });
+    const last = page.messages[page.messages.length - 1];
+    const hi = before !== undefined ? before - 1 : (last?.seq ?? 0);
+    return complete(f, ref, bySeq(page.messages), page.more, hi, limit);
   }
-  const hi = Math.min(q.before !== undefined ? q.before - 1 : position.seq, position.seq);
-  if (hi < 1) return store.page(ref, q);
-  const lo = Math.max(1, hi - q.limit + 1);
+  const hi = Math.min(before !== undefined ? before - 1 : top, top);
+  if (hi < 1) return { messages: [], more: false };
+  const lo = Math.max(1, hi - limit + 1);
   const tail = contiguousTo(await roomLog.range(ref, lo, hi).catch(() => []), hi);
   if (tail.length === hi - lo + 1) return { messages: tail, more: lo > 1 };
   const below = tail.length > 0 ? tail[0]!.seq : hi + 1;
-  const page = await store.page(ref, { before: below, limit: q.limit - tail.length });
-  // The store must reach up to the window's run: when the writer lags by more than the window holds
-  // (e.g. after a database outage), seqs in between are in neither yet, and a page that jumped over
-  // them would make the client page on past messages it never sees. Better a retryable error.
-  const newest = page.messages.length > 0 ? page.messages[page.messages.length - 1]!.seq : 0;
-  if (below > 1 && tail.length > 0 && newest !== below - 1) {
-    throw new SwitchboardError('unavailable', `history of ${ref.room} is catching up (seqs ${newest + 1}–${below - 1} are not stored yet); retry shortly`);
+  const page = await f.store.page(ref, { before: below, limit: below - lo });
+  const have = bySeq(page.messages);
+  for (const m of tail) have.set(m.seq, m);
+  return complete(f, ref, have, page.more, hi, limit);
+}
+
+/** Seqs under a page checked before it says nothing is older (`more: false`). */
+const BOTTOM_CHECK = 1_000;
+
+/**
+ * The newest `limit` seqs up to `hi`, once checked for holes. A page that would say nothing is older
+ * also checks the BOTTOM_CHECK seqs under it: a hole there (e.g. a room's first messages in a killed
+ * writer's batch) would otherwise end history early.
+ */
+async function complete(f: HoleFilling, ref: RoomRef, have: Map<number, RoomMessage>, storeMore: boolean, hi: number, limit: number): Promise<HistoryPage> {
+  if (hi < 1) return { messages: [], more: false };
+  const from = Math.max(1, hi - limit + 1);
+  const older = (): boolean => [...have.keys()].some((seq) => seq < from);
+  await fillHoles(f, ref, have, storeMore || older() ? from : Math.max(1, from - BOTTOM_CHECK), hi);
+  const messages = [...have.values()].filter((m) => m.seq >= from && m.seq <= hi).sort((a, b) => a.seq - b.seq);
+  return { messages, more: storeMore || older() };
+}
+
+async function readAfter(roomLog: RoomLog, f: HoleFilling, ref: RoomRef, after: number, limit: number, top: number | undefined): Promise<HistoryPage> {
+  const page = await f.store.page(ref, { after, limit });
+  const have = bySeq(page.messages);
+  let hi: number;
+  if (top !== undefined && top > after) {
+    hi = Math.min(top, after + limit);
+    for (const m of await roomLog.range(ref, after + 1, hi).catch(() => [])) have.set(m.seq, m);
+  } else {
+    // Nothing known beyond the store (or the RoomLog is behind it): check between the page's ends.
+    hi = Math.min(after + limit, page.messages[page.messages.length - 1]?.seq ?? after);
   }
-  return { messages: [...page.messages, ...tail], more: page.more };
+  await fillHoles(f, ref, have, after + 1, hi);
+  const messages = [...have.values()].filter((m) => m.seq > after && m.seq <= hi).sort((a, b) => a.seq - b.seq);
+  const beyond = page.messages.some((m) => m.seq > hi);
+  return { messages, more: beyond || page.more || (top !== undefined && hi < top) };
+}
+
+function bySeq(messages: readonly RoomMessage[]): Map<number, RoomMessage> {
+  return new Map(messages.map((m) => [m.seq, m]));
 }
 
 /** The run of `ms` (ascending) that ends at `hi` with no gap. */

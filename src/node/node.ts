@@ -22,6 +22,8 @@ import { Gateway } from '../gateway/gateway.js';
 import { NodeStats, type NodeInfo } from './node-stats.js';
 import { Outbox } from '../gateway/outbox.js';
 import { Edge } from '../messaging/edge.js';
+import { fillHoles, nodeHoleFilling } from '../messaging/history-fill.js';
+import type { RoomMessage } from '../engines/types.js';
 import { Publisher } from '../messaging/publisher.js';
 import { RoomRegistry } from '../rooms/rooms.js';
 import { openNodeServices } from './services-node.js';
@@ -75,16 +77,22 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     bytes: config.slowConsumerBytes,
     graceMs: config.slowConsumerMs,
   });
+  const holes = nodeHoleFilling({ store: engines.store, durableLog: engines.durableLog, publishTimeoutMs: config.publishTimeoutMs, metrics, log });
   const rooms = new RoomRegistry(
     engines.backplane,
     engines.roomLog,
     {
-      // Gap repair: the RoomLog window first; what it no longer holds (trimmed under load) from history.
+      // Gap repair: the RoomLog window first; what it no longer holds (trimmed under load) from history,
+      // and what the store lacks yet (a killed writer's batch) from the durable log, as history reads do.
       fetchRange: async (ref, from, to) => {
         const fromWindow = await engines.roomLog.range(ref, from, to);
         if (fromWindow.length > 0 && fromWindow[0]!.seq === from) return fromWindow;
-        const page = await engines.store.page(ref, { after: from - 1, limit: Math.min(1000, to - from + 1) });
-        return [...page.messages, ...fromWindow];
+        const hi = Math.min(to, from + 999);
+        const page = await engines.store.page(ref, { after: from - 1, limit: hi - from + 1 });
+        const have = new Map<number, RoomMessage>();
+        for (const m of [...page.messages, ...fromWindow]) have.set(m.seq, m);
+        await fillHoles(holes, ref, have, from, hi);
+        return [...have.values()].sort((a, b) => a.seq - b.seq);
       },
       onDelivered: (m, members) => {
         metrics.delivered.inc(members);
@@ -102,7 +110,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   const nodeServices = await openNodeServices(config, nodeId);
   const publisher = new Publisher(engines.roomLog, engines.durableLog, engines.backplane, onBackplaneError, config.publishTimeoutMs);
   // The one request edge behind the WebSocket frames, the HTTP API and the NATS API.
-  const edge = new Edge({ publisher, roomLog: engines.roomLog, store: engines.store, presence: engines.presence, metrics, log });
+  const edge = new Edge({ publisher, roomLog: engines.roomLog, holes, presence: engines.presence, metrics, log });
   const ctx: GatewayDeps = {
     nodeId,
     config,
@@ -114,6 +122,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     rooms,
     users: new UserRouter(engines.backplane, onBackplaneError),
     edge,
+    holes,
     services: nodeServices.services,
   };
   await nodeServices.serveApi(edge, log);

@@ -36,6 +36,12 @@ export class Metrics {
   readonly historyWritten = new Counter({ name: 'switchboard_history_written_total', help: 'Messages written to the message store by this node.', registers: [this.registry] });
   readonly serviceRequests = new Counter({ name: 'switchboard_service_requests_total', help: 'Client send/rpc frames to backend services by kind (send, send_durable, rpc) and result (ok or error code).', labelNames: ['kind', 'result'] as const, registers: [this.registry] });
   readonly historyFailures = new Counter({ name: 'switchboard_history_write_failures_total', help: 'Failed history batch writes (retried).', registers: [this.registry] });
+  readonly historyHoles = new Counter({
+    name: 'switchboard_history_holes_total',
+    help: 'History reads (pages, recoveries) that met seqs the message store lacked, by result: filled (from the durable log or a store re-read), skipped (never acked), unavailable (answered 503 / unavailable).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
 
   // Seed 004's dashboard figures not covered above (issue 7). Room sizes are histograms and bucketed
   // gauges, never per-room labels; the busiest rooms by name are on the admin API (top-N) instead.

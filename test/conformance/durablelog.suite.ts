@@ -241,13 +241,41 @@ export function durableLogConformance(name: string, factory: () => Promise<Durab
       expect(next.committed().map(keyOf)).toEqual(['acme/a/2']);
     });
 
+    it('uncommitted: the room\'s wanted seqs not committed yet, pending or in a handler; none once committed', async () => {
+      const log = await open();
+      const sent = [...[1, 2, 3, 4, 5].map((i) => msg('a', i)), msg('b', 2), msg('b', 4)];
+      const appends = Promise.all(sent.map((m) => log.append(m)));
+      appends.catch(() => undefined);
+      await waitFor(() => log.lag().messages === sent.length, 10_000, 'every message pending');
+      const seqsOf = (ms: RoomMessage[]): number[] => ms.map((m) => m.seq).sort((x, y) => x - y);
+      const a = { tenant: 'acme', room: 'a' };
+      const pending = await log.uncommitted(a, [2, 4, 9]);
+      expect(seqsOf(pending)).toEqual([2, 4]);
+      expect(pending.every((m) => m.room === 'a' && m.tenant === 'acme')).toBe(true);
+      expect(pending.find((m) => m.seq === 2)).toEqual(msg('a', 2));
+      expect(await log.uncommitted(a, [])).toEqual([]);
+      expect(await log.uncommitted({ tenant: 'other', room: 'a' }, [1, 2])).toEqual([]);
+      // Delivered to a handler that has not resolved (a writer killed mid-batch looks the same): still uncommitted.
+      const rec = recorder();
+      const release = rec.hold();
+      consumer = log.consume(rec.handler, { maxBatch: 3, maxWaitMs: 5, retryMs: 20 });
+      await waitFor(() => rec.calls.length === 1, 10_000, 'handler called');
+      expect(seqsOf(await log.uncommitted(a, [1, 2, 3, 4, 5]))).toEqual([1, 2, 3, 4, 5]);
+      release();
+      await appends;
+      await waitFor(() => rec.committed().length >= sent.length, 10_000, 'every message committed');
+      await waitFor(async () => (await log.uncommitted(a, [1, 2, 3, 4, 5])).length === 0, 10_000, 'nothing uncommitted once committed', 50);
+      await log.close();
+      await expect(log.uncommitted(a, [1])).rejects.toThrow();
+    });
+
     it('is healthy while open; after close, append rejects (never a false ack)', async () => {
       const log = await open();
       expect(log.health().ok).toBe(true);
       expect(typeof log.kind).toBe('string');
       await log.close();
       expect(log.health().ok).toBe(false);
-      await expect(log.append(msg('a', 1))).rejects.toThrow();
+      await expect(log.append(msg('a', 1))).rejects.toMatchObject({ name: 'EngineError', engine: 'durablelog', code: 'closed' });
     });
   });
 }

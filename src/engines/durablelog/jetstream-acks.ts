@@ -17,6 +17,7 @@
  *   caller retrying with the same msg id is deduplicated by the stream).
  */
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { EngineError } from '../errors.js';
 
 export interface PubAck {
   stream: string;
@@ -51,7 +52,7 @@ export class PipelinedPublisher {
 
   /** Publishes `payload` on `subject` with `Nats-Msg-Id` = `msgId`; resolves on the stream's ack. */
   publish(subject: string, payload: string, msgId: string): Promise<PubAck> {
-    if (this.closed) return Promise.reject(new Error('publisher is closed'));
+    if (this.closed) return Promise.reject(new EngineError('durablelog', 'closed', 'publisher is closed'));
     const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
       this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs });
@@ -61,7 +62,7 @@ export class PipelinedPublisher {
         this.nc.publish(subject, payload, { reply: `${this.prefix}.${token}`, headers: h });
       } catch (err) {
         this.pending.delete(token);
-        reject(err instanceof Error ? err : new Error(String(err)));
+        reject(err instanceof Error ? err : new EngineError('durablelog', 'unavailable', String(err)));
       }
     });
   }
@@ -77,7 +78,7 @@ export class PipelinedPublisher {
     this.closed = true;
     clearInterval(this.sweeper);
     this.sub.unsubscribe();
-    this.rejectAll(new Error('publisher closed before the stream acked'));
+    this.rejectAll(new EngineError('durablelog', 'unavailable', 'publisher closed before the stream acked'));
   }
 
   private rejectAll(err: Error): void {
@@ -90,7 +91,7 @@ export class PipelinedPublisher {
   private async watch(): Promise<void> {
     for await (const s of this.nc.status()) {
       if (this.closed) break;
-      if (s.type === 'disconnect') this.rejectAll(new Error('nats connection lost before the stream acked'));
+      if (s.type === 'disconnect') this.rejectAll(new EngineError('durablelog', 'unavailable', 'nats connection lost before the stream acked'));
     }
   }
 
@@ -101,22 +102,22 @@ export class PipelinedPublisher {
     this.pending.delete(token);
     if (msg.data.length === 0) {
       const code = msg.headers?.code ?? 0;
-      p.reject(new Error(code === 503 ? 'no responders: no stream captures the subject' : `empty answer (status ${code})`));
+      p.reject(new EngineError('durablelog', 'unavailable', code === 503 ? 'no responders: no stream captures the subject' : `empty answer (status ${code})`));
       return;
     }
     let body: { stream?: unknown; seq?: unknown; duplicate?: unknown; error?: { code?: number; description?: string } };
     try {
       body = msg.json();
     } catch {
-      p.reject(new Error('unparsable answer from the stream'));
+      p.reject(new EngineError('durablelog', 'invalid', 'unparsable answer from the stream'));
       return;
     }
     if (body.error !== undefined) {
-      p.reject(new Error(`jetstream error ${body.error.code ?? ''}: ${body.error.description ?? 'unknown'}`));
+      p.reject(new EngineError('durablelog', 'unavailable', `jetstream error ${body.error.code ?? ''}: ${body.error.description ?? 'unknown'}`));
       return;
     }
     if (typeof body.stream !== 'string' || typeof body.seq !== 'number') {
-      p.reject(new Error('answer is not a PubAck'));
+      p.reject(new EngineError('durablelog', 'invalid', 'answer is not a PubAck'));
       return;
     }
     p.resolve({ stream: body.stream, seq: body.seq, ...(body.duplicate === true ? { duplicate: true } : {}) });
@@ -127,7 +128,7 @@ export class PipelinedPublisher {
     for (const [token, p] of this.pending) {
       if (p.deadline > now) break;
       this.pending.delete(token);
-      p.reject(new Error(`no ack within ${this.timeoutMs} ms`));
+      p.reject(new EngineError('durablelog', 'timeout', `no ack within ${this.timeoutMs} ms`));
     }
   }
 }

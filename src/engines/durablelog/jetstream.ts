@@ -25,9 +25,12 @@
  *   before `consume`. Several processes calling `consume` on the same stream share it: each message goes
  *   to one of them. A batch is acked message by message only after its handler resolved; a failing
  *   batch is retried in-process (same batch, backoff from `retryMs` doubling to `maxRetryMs`) and nothing after
- *   it is handed over meanwhile; held messages are kept "in progress" so the server does not redeliver
- *   them elsewhere. A crash before the acks means redelivery: at least once, so the handler must be
- *   idempotent (the MessageStore insert is).
+ *   it is handed over meanwhile; held messages are kept "in progress" (`working()` once a quarter of
+ *   `ackWaitMs` passed since their delivery or last one) so the server does not redeliver them elsewhere.
+ *   A crash before the acks means redelivery, after the short ack wait (5 s by default, not 30 s): at
+ *   least once, so the handler must be idempotent (the MessageStore insert is).
+ * - `uncommitted` reads a room's messages above the consumer's ack floor from the stream
+ *   (jetstream-scan.ts), so history reads can fill what PostgreSQL lacks meanwhile.
  * - Pull requests expire after `pullExpiresMs` (idle heartbeats every half of it), and the consumer's API
  *   requests time out after it too. A pull lives on the consumer's leader: when that server dies, the
  *   client notices two missed heartbeats, asks for the consumer's info (again every `pullExpiresMs` while
@@ -42,7 +45,9 @@ import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { RoomMessage, RoomRef } from '../types.js';
 import type { ConsumeOptions, DurableConsumer, DurableLog } from './durablelog.js';
 import { PipelinedPublisher } from './jetstream-acks.js';
+import { scanUncommitted } from './jetstream-scan.js';
 import { defaultConsumeOptions, Signal } from './memory.js';
+import { EngineError } from '../errors.js';
 
 export interface JetStreamLogOptions {
   /** Stream name (default `SWITCHBOARD`). */
@@ -59,7 +64,11 @@ export interface JetStreamLogOptions {
   maxBytes: number;
   /** Nats-Msg-Id dedupe window, ms (default 2 minutes). */
   duplicateWindowMs: number;
-  /** Consumer ack wait, ms: an unacked delivery is redelivered after it (default 30 s). */
+  /**
+   * Consumer ack wait, ms: a delivery neither acked nor marked in progress for this long is redelivered
+   * (default 5 s). A live writer marks what it holds in progress every quarter of it, so this bounds how
+   * long a killed writer's messages stay away from PostgreSQL (plus the pull expiry).
+   */
   ackWaitMs: number;
   /** Most delivered-but-unacked messages on the consumer (default 100,000). */
   maxAckPending: number;
@@ -85,7 +94,7 @@ export const defaultJetStreamLogOptions: JetStreamLogOptions = {
   maxAgeMs: 7 * 24 * 3600 * 1000,
   maxBytes: 10 * 1024 ** 3,
   duplicateWindowMs: 120_000,
-  ackWaitMs: 30_000,
+  ackWaitMs: 5_000,
   maxAckPending: 100_000,
   lagPollMs: 1_000,
   publishTimeoutMs: 10_000,
@@ -113,7 +122,7 @@ export async function openJetStreamDurableLog(nc: NatsConnection, options: Parti
     await jsm.streams.info(o.stream);
     await jsm.streams.update(o.stream, config);
   } catch (err) {
-    if (!isNotFound(err)) throw new Error(`jetstream: cannot update stream ${o.stream}: ${(err as Error).message}`, { cause: err });
+    if (!isNotFound(err)) throw new EngineError('durablelog', 'invalid', `jetstream: cannot update stream ${o.stream}: ${(err as Error).message}`, { cause: err });
     await jsm.streams.add(config);
   }
   const consumerConfig = {
@@ -128,7 +137,7 @@ export async function openJetStreamDurableLog(nc: NatsConnection, options: Parti
     await jsm.consumers.info(o.stream, o.consumer);
     await jsm.consumers.update(o.stream, o.consumer, { ack_wait: consumerConfig.ack_wait, max_ack_pending: o.maxAckPending });
   } catch (err) {
-    if (!isNotFound(err)) throw new Error(`jetstream: cannot update consumer ${o.consumer}: ${(err as Error).message}`, { cause: err });
+    if (!isNotFound(err)) throw new EngineError('durablelog', 'invalid', `jetstream: cannot update consumer ${o.consumer}: ${(err as Error).message}`, { cause: err });
     await jsm.consumers.add(o.stream, consumerConfig);
   }
   // This client only serves the consumer (appends go through PipelinedPublisher): its requests are the
@@ -139,6 +148,11 @@ export async function openJetStreamDurableLog(nc: NatsConnection, options: Parti
 /** The pull expiry and consumer API timeout, ms (the client refuses expiries under 1 s). */
 function pullTimeout(o: JetStreamLogOptions): number {
   return Math.max(1_000, o.pullExpiresMs);
+}
+
+/** How often held messages are checked, and how long one goes untouched before its in-progress ack, ms. */
+function keepAlivePeriod(o: JetStreamLogOptions): number {
+  return Math.max(100, Math.floor(o.ackWaitMs / 4));
 }
 
 function isNotFound(err: unknown): boolean {
@@ -173,16 +187,16 @@ export class JetStreamDurableLog implements DurableLog {
   }
 
   async append(message: RoomMessage): Promise<void> {
-    if (this.closed) throw new Error('durable log is closed');
-    if (this.disconnected !== undefined) throw new Error(`jetstream unavailable (${this.disconnected}); not stored`);
+    if (this.closed) throw new EngineError('durablelog', 'closed', 'durable log is closed');
+    if (this.disconnected !== undefined) throw new EngineError('durablelog', 'unavailable', `jetstream unavailable (${this.disconnected}); not stored`);
     const id = `${message.tenant}/${message.room}/${message.seq}`;
     let ack;
     try {
       ack = await this.acks.publish(this.subject(message), JSON.stringify(message), id);
     } catch (err) {
-      throw new Error(`jetstream did not store ${id}: ${(err as Error).message}`, { cause: err });
+      throw new EngineError('durablelog', 'unavailable', `jetstream did not store ${id}: ${(err as Error).message}`, { cause: err });
     }
-    if (ack.stream !== this.options.stream) throw new Error(`jetstream stored ${id} in stream ${ack.stream}, not ${this.options.stream}`);
+    if (ack.stream !== this.options.stream) throw new EngineError('durablelog', 'conflict', `jetstream stored ${id} in stream ${ack.stream}, not ${this.options.stream}`);
     if (ack.duplicate === true) await this.checkDuplicate(message, id, ack.seq);
   }
 
@@ -197,11 +211,11 @@ export class JetStreamDurableLog implements DurableLog {
       const m = await this.jsm.streams.getMessage(this.options.stream, { seq: streamSeq });
       stored = m === null ? null : m.json<RoomMessage>();
     } catch (err) {
-      throw new Error(`jetstream: cannot check duplicate ${id}: ${(err as Error).message}`, { cause: err });
+      throw new EngineError('durablelog', 'unavailable', `jetstream: cannot check duplicate ${id}: ${(err as Error).message}`, { cause: err });
     }
     if (stored === null) return; // aged out of the stream since: it was stored, as the ack says
     if (stored.epoch !== message.epoch || stored.ts !== message.ts || stored.from !== message.from || stored.idem !== message.idem) {
-      throw new Error(`jetstream already holds another message as ${id} (sequence reused); not stored`);
+      throw new EngineError('durablelog', 'conflict', `jetstream already holds another message as ${id} (sequence reused); not stored`);
     }
   }
 
@@ -217,8 +231,8 @@ export class JetStreamDurableLog implements DurableLog {
   }
 
   consume(handler: (batch: RoomMessage[]) => Promise<void>, options: Partial<ConsumeOptions> = {}): DurableConsumer {
-    if (this.closed) throw new Error('durable log is closed');
-    if (this.consumer !== undefined) throw new Error('durable log already has a consumer');
+    if (this.closed) throw new EngineError('durablelog', 'closed', 'durable log is closed');
+    if (this.consumer !== undefined) throw new EngineError('durablelog', 'invalid', 'durable log already has a consumer');
     const consumer = new JetStreamConsumer(this.js, this.options, handler, { ...defaultConsumeOptions, ...options }, () => {
       if (this.consumer === consumer) this.consumer = undefined;
       void this.pollLag();
@@ -229,6 +243,18 @@ export class JetStreamDurableLog implements DurableLog {
 
   lag(): { messages: number; oldestMs: number } {
     return { ...this.lagValue };
+  }
+
+  /** The room's messages with one of `seqs` above the history writers' ack floor (jetstream-scan.ts). */
+  async uncommitted(ref: RoomRef, seqs: readonly number[]): Promise<RoomMessage[]> {
+    if (this.closed) throw new EngineError('durablelog', 'closed', 'durable log is closed');
+    if (this.disconnected !== undefined) throw new EngineError('durablelog', 'unavailable', `jetstream unavailable (${this.disconnected})`);
+    const target = { stream: this.options.stream, consumer: this.options.consumer, subject: this.subject(ref) };
+    try {
+      return await scanUncommitted(this.jsm, this.js, target, ref, seqs);
+    } catch (err) {
+      throw new EngineError('durablelog', 'unavailable', `jetstream: cannot read the uncommitted messages of ${ref.tenant}/${ref.room}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   health(): { ok: boolean; detail?: string } {
@@ -279,6 +305,8 @@ class JetStreamConsumer implements DurableConsumer {
   private stopped = false;
   private readonly buffer: JsMsg[] = [];
   private inFlight: JsMsg[] = [];
+  /** When each held message was delivered or last marked in progress. */
+  private readonly touched = new WeakMap<JsMsg, number>();
   private readonly arrived = new Signal();
   private readonly stopping = new Signal();
   private readonly keepAlive: NodeJS.Timeout;
@@ -291,11 +319,21 @@ class JetStreamConsumer implements DurableConsumer {
     private readonly options: ConsumeOptions,
     onStopped: () => void,
   ) {
-    // Held messages (in flight or buffered) are kept "in progress" so they are not redelivered elsewhere.
+    // Held messages (in flight or buffered) are kept "in progress" so they are not redelivered elsewhere
+    // while this writer lives: the ack wait can then be short, and a killed writer's messages come back
+    // soon. Only messages not touched for a period get one (a message is seldom held that long), so a
+    // message goes at most ~ackWait/2 without one.
+    const period = keepAlivePeriod(log);
     this.keepAlive = setInterval(() => {
-      for (const m of this.inFlight) m.working();
-      for (const m of this.buffer) m.working();
-    }, Math.max(100, Math.floor(log.ackWaitMs / 3)));
+      const now = Date.now();
+      for (const list of [this.inFlight, this.buffer]) {
+        for (const m of list) {
+          if (now - (this.touched.get(m) ?? 0) < period) continue;
+          m.working();
+          this.touched.set(m, now);
+        }
+      }
+    }, period);
     this.keepAlive.unref();
     this.done = this.run().catch((error: unknown) => this.log.onRetry?.(error, 0, 0)).finally(() => {
       clearInterval(this.keepAlive);
@@ -363,6 +401,7 @@ class JetStreamConsumer implements DurableConsumer {
           max_messages: Math.min(this.log.maxAckPending, Math.max(1024, this.options.maxBatch * 4)),
           expires: pullTimeout(this.log),
           callback: (m) => {
+            this.touched.set(m, Date.now());
             this.buffer.push(m);
             this.arrived.wake();
           },

@@ -1,5 +1,6 @@
-import type { RoomMessage } from '../types.js';
+import type { RoomMessage, RoomRef } from '../types.js';
 import type { ConsumeOptions, DurableConsumer, DurableLog } from './durablelog.js';
+import { EngineError } from '../errors.js';
 
 export interface MemoryDurableLogOptions {
   /** Most messages waiting for the consumer; `append` beyond it rejects ("durable log is full"). Default 100000. */
@@ -63,6 +64,7 @@ function keyOf(m: RoomMessage): string {
  *   stored once: the later `append` resolves with the first one's commit.
  * - At most `maxPending` messages wait; beyond that `append` rejects at once.
  * - One consumer at a time; `stop()` lets the in-flight handler call finish (and commit) first.
+ * - `uncommitted` looks the seqs up among the pending messages (an acked message is already committed).
  */
 export class MemoryDurableLog implements DurableLog {
   readonly kind = 'memory';
@@ -89,7 +91,7 @@ export class MemoryDurableLog implements DurableLog {
   }
 
   append(message: RoomMessage): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('durable log is closed'));
+    if (this.closed) return Promise.reject(new EngineError('durablelog', 'closed', 'durable log is closed'));
     const key = keyOf(message);
     this.pruneCommitted();
     if (this.committed.has(key)) return Promise.resolve();
@@ -100,7 +102,7 @@ export class MemoryDurableLog implements DurableLog {
         return;
       }
       if (this.pendingCount() >= this.options.maxPending) {
-        reject(new Error(`durable log is full (${this.options.maxPending} messages pending)`));
+        reject(new EngineError('durablelog', 'full', `durable log is full (${this.options.maxPending} messages pending)`));
         return;
       }
       const entry: Pending = { key, message, at: this.now(), waiters: [{ resolve, reject }] };
@@ -111,8 +113,8 @@ export class MemoryDurableLog implements DurableLog {
   }
 
   consume(handler: (batch: RoomMessage[]) => Promise<void>, options: Partial<ConsumeOptions> = {}): DurableConsumer {
-    if (this.closed) throw new Error('durable log is closed');
-    if (this.consumer !== undefined) throw new Error('durable log already has a consumer');
+    if (this.closed) throw new EngineError('durablelog', 'closed', 'durable log is closed');
+    if (this.consumer !== undefined) throw new EngineError('durablelog', 'invalid', 'durable log already has a consumer');
     const source: BatchSource = {
       pending: () => this.pendingCount(),
       peek: (max) => this.queue.slice(this.head, this.head + max).map((entry) => entry.message),
@@ -132,6 +134,17 @@ export class MemoryDurableLog implements DurableLog {
     return { messages: this.pendingCount(), oldestMs: oldest === undefined ? 0 : Math.max(0, this.now() - oldest.at) };
   }
 
+  /** The pending (appended, not yet committed) messages of the room with one of `seqs`. */
+  uncommitted(ref: RoomRef, seqs: readonly number[]): Promise<RoomMessage[]> {
+    if (this.closed) return Promise.reject(new EngineError('durablelog', 'closed', 'durable log is closed'));
+    const out: RoomMessage[] = [];
+    for (const seq of seqs) {
+      const entry = this.byKey.get(`${ref.tenant}/${ref.room}/${seq}`);
+      if (entry !== undefined) out.push(entry.message);
+    }
+    return Promise.resolve(out);
+  }
+
   health(): { ok: boolean; detail?: string } {
     return this.closed ? { ok: false, detail: 'closed' } : { ok: true };
   }
@@ -141,7 +154,7 @@ export class MemoryDurableLog implements DurableLog {
     if (this.closed) return;
     this.closed = true;
     await this.consumer?.stop();
-    const error = new Error('durable log closed before the message was committed');
+    const error = new EngineError('durablelog', 'unavailable', 'durable log closed before the message was committed');
     for (let i = this.head; i < this.queue.length; i++) {
       for (const waiter of this.queue[i]?.waiters ?? []) waiter.reject(error);
     }
