@@ -240,7 +240,7 @@ describe('operations endpoints', () => {
     expect(r.status).toBe(200);
     const body = (await r.json()) as { status: string; checks: Record<string, { ok: boolean }> };
     expect(body.status).toBe('ready');
-    expect(Object.keys(body.checks).sort()).toEqual(['accepting', 'backplane', 'durableLog', 'history']);
+    expect(Object.keys(body.checks).sort()).toEqual(['accepting', 'backplane', 'durableLog', 'history', 'presence', 'roomLog']);
     expect(Object.values(body.checks).every((c) => c.ok)).toBe(true);
   });
 
