@@ -216,9 +216,12 @@ describe('a 3-node cluster', () => {
     await redis.stop();
     const during = await a.request({ type: 'publish', room: 'redisfail', data: 'during' }, 20_000);
     expect(during).toMatchObject({ type: 'error', code: 'unavailable', retryable: true });
-    const ready = await fetch(`${nodes[0]!.url}/readyz`);
-    expect(ready.status).toBe(200); // live delivery over NATS still works; sequencing reports through errors
+    // Every publish needs the RoomLog and every connect presence: the node is not ready without Redis, and says which.
+    await waitFor(async () => (await fetch(`${nodes[0]!.url}/readyz`)).status === 503, 20_000, '/readyz 503 while Redis is down');
+    const checks = ((await (await fetch(`${nodes[0]!.url}/readyz`)).json()) as { checks: Record<string, { ok: boolean }> }).checks;
+    expect(checks.roomLog?.ok).toBe(false);
     await redis.restart();
+    await waitFor(async () => (await fetch(`${nodes[0]!.url}/readyz`)).status === 200, 30_000, '/readyz 200 after Redis returns');
     await waitFor(async () => (await a.request({ type: 'publish', room: 'redisfail', data: 'after' }, 20_000)).type === 'ack', 20_000, 'publish after redis returns');
     const msgs = await b.waitForMessages('redisfail', 2, 10_000);
     expect(msgs.map((m) => m.data)).toEqual(['before', 'after']);
