@@ -144,7 +144,7 @@ describe('SDK against a real node', () => {
     expect(history.map((m) => m.data)).toEqual(['live', ...Array.from({ length: 20 }, (_, i) => ({ queued: i }))]);
     await waitFor(() => s.messages.length === 21, 10_000, 'own messages delivered');
     expect(contiguous(s.messages)).toBe(true);
-  });
+  }, 60_000); // two node starts (embedded store) on a loaded 2-core machine
 
   it('a full offline queue rejects new publishes with a typed error; the queued ones still go out', async () => {
     const n = await node();
@@ -159,5 +159,5 @@ describe('SDK against a real node', () => {
     await n.start();
     expect((await Promise.all(queued)).map((a) => a.seq)).toEqual([1, 2, 3, 4, 5]);
     expect((await historyHttp(n.url, 'bounded')).map((m) => m.data)).toEqual([0, 1, 2, 3, 4]);
-  });
+  }, 60_000);
 });
