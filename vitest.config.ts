@@ -3,7 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    testTimeout: 30_000,
+    // Integration tests start real processes (an embedded node's first start initialises PGlite): generous on a
+    // loaded 2-core machine. Tests wait for conditions, so a pass takes no longer for it.
+    testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
     // Integration tests start real node processes; keep the 2-core machine from oversubscribing.

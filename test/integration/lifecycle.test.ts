@@ -99,7 +99,7 @@ describe('embedded store', () => {
     const msgs = await c2.waitForMessages('persist', 4);
     expect(seqs(msgs)).toEqual([3, 4, 5, 6]);
     c2.close();
-  });
+  }, 60_000); // two starts of an embedded node
 
   it('a publish retried with the same idem after a kill -9 and restart is stored once', async () => {
     const dataDir = tempDir();
@@ -118,7 +118,7 @@ describe('embedded store', () => {
     const res = (await (await fetch(`${b.url}/api/rooms/idem-restart/history`)).json()) as { messages: Frame[] };
     expect(res.messages.map((m) => m.data)).toEqual(['once', 'twice']);
     c2.close();
-  });
+  }, 60_000); // two starts of an embedded node
 
   it('every acked message survives kill -9', async () => {
     const dataDir = tempDir();
@@ -131,5 +131,5 @@ describe('embedded store', () => {
     const b = await node({ dataDir });
     const res = (await (await fetch(`${b.url}/api/rooms/crash/history?limit=1000`)).json()) as { messages: Frame[] };
     expect(seqs(res.messages)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
-  });
+  }, 60_000); // two starts of an embedded node (PGlite) on a loaded 2-core machine
 });
