@@ -6,7 +6,7 @@ export default defineConfig({
     // Integration tests start real processes (an embedded node's first start initialises PGlite): generous on a
     // loaded 2-core machine. Tests wait for conditions, so a pass takes no longer for it.
     testTimeout: 60_000,
-    hookTimeout: 60_000,
+    hookTimeout: 120_000,
     pool: 'forks',
     // Integration tests start real node processes; keep the 2-core machine from oversubscribing.
     maxWorkers: 2,
