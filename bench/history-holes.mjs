@@ -27,7 +27,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { alive, listening, log, sleep, start, startInfra, stop, stopAll, tmpDir } from './lib/procs.mjs';
+import { listening, log, sleep, start, startInfra, stop, stopAll, tmpDir } from './lib/procs.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opt = { cli: join(ROOT, 'dist/cli/main.js'), kills: 5, rate: 50, window: 10, settle: 4, watch: 45, every: 250, depth: 400, limit: 100, out: null };
