@@ -38,14 +38,43 @@ for (let i = 2; i < process.argv.length; i++) {
   opt[k] = k === 'cli' || k === 'out' ? resolve(v) : Number(v);
 }
 const ROOM = 'holes';
-const result = { setup: { cpus: os.cpus().length, load: os.loadavg().map((x) => x.toFixed(2)).join(' '), options: opt }, kills: [], figures: {} };
+const result = {
+  setup: {
+    cpus: os.cpus().length,
+    load: os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
+    options: opt,
+  },
+  kills: [],
+  figures: {},
+};
 
 let infra;
 const nodes = [];
 const startNode = async (i) => {
-  const child = start(`node-${i}`, process.execPath, [opt.cli, 'start', '--port', '0', '--host', '127.0.0.1', '--dev', '--data-dir', tmpDir('sb-holes-'),
-    '--node-id', `node-${i}`, '--nats', infra.natsUrl, '--redis', infra.redisUrl, '--database', infra.dbUrl,
-    '--recovery-window', String(opt.window)]);
+  const child = start(`node-${i}`, process.execPath, [
+    opt.cli,
+    'start',
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--dev',
+    '--data-dir',
+    tmpDir('sb-holes-'),
+    '--node-id',
+    `node-${i}`,
+    '--nats',
+    infra.natsUrl,
+    '--redis',
+    infra.redisUrl,
+    '--database',
+    infra.dbUrl,
+    '--recovery-window',
+    String(opt.window),
+  ]);
   const port = await listening(child);
   nodes[i] = { child, url: `http://127.0.0.1:${port}` };
 };
@@ -61,7 +90,11 @@ async function publisher() {
   const inFlight = new Set();
   while (publishing) {
     next += gap;
-    const p = fetch(`${nodes[3].url}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room: ROOM, data: { n: n++ } }) })
+    const p = fetch(`${nodes[3].url}/api/publish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ room: ROOM, data: { n: n++ } }),
+    })
       .then(async (r) => {
         const body = await r.json();
         if (r.status === 200) acked.set(body.seq, Date.now());
@@ -118,7 +151,10 @@ async function storedOf(client, seqs) {
 
 const finish = async (aborted) => {
   publishing = false;
-  result.setup.loadAfter = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  result.setup.loadAfter = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
   result.aborted = aborted;
   await stopAll();
   const text = JSON.stringify(result, null, 2);
@@ -147,7 +183,11 @@ try {
       const since = Date.now() - killedAt;
       if (since >= 4000 && round.secondsToStored === null) {
         const cut = Date.now() - 1000;
-        const due = [...acked].filter(([, at]) => at <= cut).map(([seq]) => seq).sort((a, b) => a - b).slice(-3000);
+        const due = [...acked]
+          .filter(([, at]) => at <= cut)
+          .map(([seq]) => seq)
+          .sort((a, b) => a - b)
+          .slice(-3000);
         const missing = due.length - (await storedOf(db, due));
         if (round.missingAt4s === null) round.missingAt4s = missing;
         if (missing === 0) round.secondsToStored = Number((since / 1000).toFixed(1));
@@ -163,7 +203,9 @@ try {
       }
       await sleep(50);
     }
-    log(`kill ${k + 1}: ${round.pages} pages, ${round.holes} with a hole, ${round.unavailable} × 503, missing at 4 s: ${round.missingAt4s}, all stored after ${round.secondsToStored} s`);
+    log(
+      `kill ${k + 1}: ${round.pages} pages, ${round.holes} with a hole, ${round.unavailable} × 503, missing at 4 s: ${round.missingAt4s}, all stored after ${round.secondsToStored} s`,
+    );
     result.kills.push(round);
     await startNode(victim);
   }

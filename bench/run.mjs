@@ -115,7 +115,8 @@ function parseArgs(argv) {
     if (v === undefined) throw new Error(`${a} needs a value`);
     if (key === 'only') {
       o.only = v.split(',');
-      for (const s of o.only) if (![...SCENARIOS, ...EXTRA].includes(s)) throw new Error(`unknown scenario ${s} (one of ${[...SCENARIOS, ...EXTRA].join(', ')})`);
+      for (const s of o.only)
+        if (![...SCENARIOS, ...EXTRA].includes(s)) throw new Error(`unknown scenario ${s} (one of ${[...SCENARIOS, ...EXTRA].join(', ')})`);
     } else if (key === 'systems') o.systems = v.split(',');
     else if (key === 'out') o.out = v;
     else if (typeof o[key] === 'number') o[key] = Number(v);
@@ -144,9 +145,21 @@ function setup(o) {
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     gitHead: sh('git', ['rev-parse', '--short', 'HEAD']),
     benchSbFlags: process.env.BENCH_SB_FLAGS || undefined,
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), openFiles: sh('sh', ['-c', 'ulimit -n']) },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memGB: Math.round(os.totalmem() / 2 ** 30),
+      kernel: os.release(),
+      openFiles: sh('sh', ['-c', 'ulimit -n']),
+    },
     loadBefore: os.loadavg().map((x) => Math.round(x * 100) / 100),
-    versions: { node: process.version, ws: pkg('ws'), 'socket.io': pkg('socket.io'), '@socket.io/redis-adapter': pkg('@socket.io/redis-adapter'), ioredis: pkg('ioredis') },
+    versions: {
+      node: process.version,
+      ws: pkg('ws'),
+      'socket.io': pkg('socket.io'),
+      '@socket.io/redis-adapter': pkg('@socket.io/redis-adapter'),
+      ioredis: pkg('ioredis'),
+    },
     pinning: 'single-process servers on core 0 (taskset -c 0); load generators and this orchestrator on core 1; cluster scenarios: see each scenario',
     options: o,
   };
@@ -155,7 +168,8 @@ function setup(o) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
-  if (statSync(join(ROOT, 'dist', 'cli', 'main.js')).mtimeMs < statSync(join(ROOT, 'src', 'cli', 'main.ts')).mtimeMs) log('warning: dist/ may be older than src/ (run npm run build)');
+  if (statSync(join(ROOT, 'dist', 'cli', 'main.js')).mtimeMs < statSync(join(ROOT, 'src', 'cli', 'main.ts')).mtimeMs)
+    log('warning: dist/ may be older than src/ (run npm run build)');
   const result = { setup: setup(o), scenarios: {}, failed: [], errors: [], warnings: [] };
   try {
     execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });

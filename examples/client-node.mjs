@@ -15,7 +15,8 @@ const log = (...args) => console.log(new Date().toISOString().slice(11, 23), ...
 function client(user) {
   const c = connect(url, { WebSocket, user }); // dev mode; with auth: { WebSocket, getToken: async () => fetchJwt() }
   c.on('state', ({ from, to, attempt, delayMs, error }) =>
-    log(`${user}: ${from} → ${to}${attempt ? ` (attempt ${attempt} in ${delayMs} ms)` : ''}${error ? `: ${error.code} ${error.message}` : ''}`));
+    log(`${user}: ${from} → ${to}${attempt ? ` (attempt ${attempt} in ${delayMs} ms)` : ''}${error ? `: ${error.code} ${error.message}` : ''}`),
+  );
   return c;
 }
 
@@ -25,7 +26,13 @@ const bob = client('bob');
 const aliceRoom = alice.room('lobby');
 const bobRoom = bob.room('lobby');
 bobRoom.on('message', (m) => log(`bob got #${m.seq} from ${m.from}:`, m.data));
-bobRoom.on('presence', (d) => log('bob sees presence:', d.joined.map((j) => `+${j.user}`), d.left.map((l) => `-${l.user}`)));
+bobRoom.on('presence', (d) =>
+  log(
+    'bob sees presence:',
+    d.joined.map((j) => `+${j.user}`),
+    d.left.map((l) => `-${l.user}`),
+  ),
+);
 bobRoom.on('reset', async (e) => {
   log(`bob: reset (${e.reason}); reloading up to #${e.position.seq}`);
   const page = await bobRoom.reloadFromHistory({ limit: 20 });

@@ -27,8 +27,10 @@ const code = result.outputFiles[0].contents;
 const gzipped = gzipSync(code, { level: 9 }).length;
 const foreign = Object.keys(result.metafile.inputs).filter((p) => p !== 'entry.js' && !p.startsWith('packages/client/dist/'));
 const fmt = (n) => n.toLocaleString('en-US');
-console.log(`@switchboard/client browser bundle (esbuild minify, esm, es2020): ${fmt(code.length)} B minified, ` +
-  `${fmt(gzipped)} B min+gzip (level 9); budget ${fmt(budget.gzipBytes)} B`);
+console.log(
+  `@switchboard/client browser bundle (esbuild minify, esm, es2020): ${fmt(code.length)} B minified, ` +
+    `${fmt(gzipped)} B min+gzip (level 9); budget ${fmt(budget.gzipBytes)} B`,
+);
 let failed = false;
 if (foreign.length > 0) {
   console.error(`the client bundle contains files from outside packages/client/dist: ${foreign.join(', ')}`);

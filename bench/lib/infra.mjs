@@ -17,11 +17,28 @@ export function preparePostgres(dir, port, extraArgs = []) {
   const asRoot = process.getuid?.() === 0;
   const opts = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : {};
   if (asRoot) chownSync(dir, opts.uid, opts.gid);
-  const version = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a)[0];
+  const version = readdirSync('/usr/lib/postgresql')
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => b - a)[0];
   const bin = (n) => join('/usr/lib/postgresql', version, 'bin', n);
   execFileSync(bin('initdb'), ['-D', join(dir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { ...opts, stdio: 'pipe' });
-  const args = ['-D', join(dir, 'data'), '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off', ...extraArgs];
+  const args = [
+    '-D',
+    join(dir, 'data'),
+    '-p',
+    String(port),
+    '-k',
+    dir,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'fsync=off',
+    '-c',
+    'full_page_writes=off',
+    '-c',
+    'synchronous_commit=off',
+    ...extraArgs,
+  ];
   return { cmd: bin('postgres'), args, opts, version };
 }
 
@@ -33,7 +50,18 @@ export async function startInfra() {
   const procs = {};
   try {
     procs.nats = start('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', tmpDir('sb-bench-js-')]);
-    procs.redis = start('redis-server', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpDir('sb-bench-redis-')]);
+    procs.redis = start('redis-server', 'redis-server', [
+      '--port',
+      String(redisPort),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      tmpDir('sb-bench-redis-'),
+    ]);
     const pgSetup = preparePostgres(tmpDir('sb-bench-pg-'), pgPort, ['-c', 'max_connections=300']);
     procs.pg = start('postgres', pgSetup.cmd, pgSetup.args, pgSetup.opts);
     await Promise.all([waitPort(natsPort, procs.nats), waitPort(redisPort, procs.redis), waitPort(pgPort, procs.pg)]);

@@ -79,7 +79,8 @@ function classify(c, buf, p, len) {
     if (b1 === 0x34) return 'error';
     return '?';
   }
-  if (b0 === 0x32) c.send('3'); // engine.io ping → pong
+  if (b0 === 0x32)
+    c.send('3'); // engine.io ping → pong
   else if (b0 === 0x30) c.send('40'); // engine.io open → connect to "/"
   return '?';
 }
@@ -201,7 +202,23 @@ function runMembers() {
         else over += counts[i] - expect;
       }
     }
-    return { ev: 'stats', n, joined, failures, refused, dropped, errors, total, inWindow, lastMsgAt, perMemberMin: min === Infinity ? 0 : min, short, over, seq: seqs.summary(), cpuUs: cpuUs() };
+    return {
+      ev: 'stats',
+      n,
+      joined,
+      failures,
+      refused,
+      dropped,
+      errors,
+      total,
+      inWindow,
+      lastMsgAt,
+      perMemberMin: min === Infinity ? 0 : min,
+      short,
+      over,
+      seq: seqs.summary(),
+      cpuUs: cpuUs(),
+    };
   };
   process.on('message', (m) => {
     if (m.cmd === 'window') {
@@ -295,8 +312,7 @@ function runPublisher() {
           id = f.id;
           if (t === 'ack' && (lastSeqByRoom[f.room] ?? 0) < f.seq) lastSeqByRoom[f.room] = f.seq;
           if (t === 'error' && errorSample === null) errorSample = f;
-        }
-        else id = readInt(buf, p + 2, p + len);
+        } else id = readInt(buf, p + 2, p + len);
         if (id === 1 || id === 2) {
           if (!conn.joined) {
             conn.joined = true;
@@ -329,28 +345,31 @@ function runPublisher() {
   process.on('message', (m) => {
     if (m.cmd !== 'go') return;
     endAt = m.endAt;
-    setTimeout(() => {
-      t0 = nowMs();
-      running = true;
-      if (cfg.mode === 'flat') fill();
-      else {
-        // Fixed rate: publish at evenly spaced instants from t0; catch up if the timer fires late.
-        let k = 0;
-        const tick = () => {
-          if (!running) return;
-          const now = nowMs();
-          if (now >= endAt) return stop();
-          const due = Math.floor(((now - t0) / 1000) * cfg.rate) + 1;
-          while (k < due) {
-            publishOne(now);
-            k++;
-          }
-          setTimeout(tick, Math.max(1, t0 + (k / cfg.rate) * 1000 - nowMs()));
-        };
-        tick();
-      }
-      setTimeout(() => (running ? (fill(), stop()) : undefined), Math.max(0, endAt - nowMs()) + 5);
-    }, Math.max(0, m.t0 - nowMs()));
+    setTimeout(
+      () => {
+        t0 = nowMs();
+        running = true;
+        if (cfg.mode === 'flat') fill();
+        else {
+          // Fixed rate: publish at evenly spaced instants from t0; catch up if the timer fires late.
+          let k = 0;
+          const tick = () => {
+            if (!running) return;
+            const now = nowMs();
+            if (now >= endAt) return stop();
+            const due = Math.floor(((now - t0) / 1000) * cfg.rate) + 1;
+            while (k < due) {
+              publishOne(now);
+              k++;
+            }
+            setTimeout(tick, Math.max(1, t0 + (k / cfg.rate) * 1000 - nowMs()));
+          };
+          tick();
+        }
+        setTimeout(() => (running ? (fill(), stop()) : undefined), Math.max(0, endAt - nowMs()) + 5);
+      },
+      Math.max(0, m.t0 - nowMs()),
+    );
   });
 }
 

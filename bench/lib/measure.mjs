@@ -19,7 +19,11 @@ export async function openPublisher(cfg) {
 async function scrapeWrites(port) {
   try {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    const sum = (name) => text.split('\n').filter((l) => l.startsWith(name) && (l[name.length] === ' ' || l[name.length] === '{')).reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    const sum = (name) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(name) && (l[name.length] === ' ' || l[name.length] === '{'))
+        .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
     return { delivered: sum('switchboard_messages_delivered_total'), writes: sum('switchboard_socket_writes_total') };
   } catch {
     return null;
@@ -93,7 +97,10 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
     ...totals,
     settled: drain.settled,
     drainS: round(drain.ms / 1000, 1),
-    seq: stats.reduce((acc, x) => ({ dupsOrReordered: acc.dupsOrReordered + x.seq.dupsOrReordered, gaps: acc.gaps + x.seq.gaps, gapSeqs: acc.gapSeqs + x.seq.gapSeqs }), { dupsOrReordered: 0, gaps: 0, gapSeqs: 0 }),
+    seq: stats.reduce(
+      (acc, x) => ({ dupsOrReordered: acc.dupsOrReordered + x.seq.dupsOrReordered, gaps: acc.gaps + x.seq.gaps, gapSeqs: acc.gapSeqs + x.seq.gapSeqs }),
+      { dupsOrReordered: 0, gaps: 0, gapSeqs: 0 },
+    ),
     droppedMembers: stats.reduce((s, x) => s + x.dropped, 0),
     latencyMs: Object.fromEntries(Object.entries(percentiles(lat, [50, 99])).map(([k, v]) => [k, k === 'n' ? v : round(v, 1)])),
     ackLatencyMs: pubs.map((p) => p.ackLatencyMs),
@@ -101,6 +108,7 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
     // The servers' RSS when the window opened (a store still holding its start-up memory shows here).
     serverRssMB: round(usage0.rss / 1048576, 0),
     // Messages per member per write: ~1 when every message goes out on its own, more when they coalesce.
-    deliveriesPerWrite: writes0 && writes1 && writes1.writes > writes0.writes ? round((writes1.delivered - writes0.delivered) / (writes1.writes - writes0.writes), 1) : null,
+    deliveriesPerWrite:
+      writes0 && writes1 && writes1.writes > writes0.writes ? round((writes1.delivered - writes0.delivered) / (writes1.writes - writes0.writes), 1) : null,
   };
 }

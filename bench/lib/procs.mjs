@@ -200,7 +200,9 @@ function statOf(pid) {
 /** A pid and (with `tree`) its descendants. */
 export function pidTree(pid) {
   const out = [pid];
-  const all = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  const all = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
   const parents = new Map(all.map((p) => [p, statOf(p)?.ppid]));
   for (let i = 0; i < out.length; i++) for (const [p, pp] of parents) if (pp === out[i] && !out.includes(p)) out.push(p);
   return out;
@@ -219,4 +221,3 @@ export function procUsage(pids) {
   }
   return { cpuS, rss };
 }
-

@@ -32,7 +32,10 @@ export function clientFrame(text) {
   }
   const m = (Math.random() * 0x100000000) >>> 0;
   f.writeUInt32BE(m, hl);
-  const k0 = f[hl], k1 = f[hl + 1], k2 = f[hl + 2], k3 = f[hl + 3];
+  const k0 = f[hl],
+    k1 = f[hl + 1],
+    k2 = f[hl + 2],
+    k3 = f[hl + 3];
   const o = hl + 4;
   for (let i = 0; i < len; i++) {
     const k = (i & 3) === 0 ? k0 : (i & 3) === 1 ? k1 : (i & 3) === 2 ? k2 : k3;

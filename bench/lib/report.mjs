@@ -13,11 +13,16 @@ export function markdown(r) {
   const o = r.setup.options;
   lines.push(`## Bench run ${r.setup.date} (${o.quick ? 'quick' : 'full'}), commit ${r.setup.gitHead}`);
   lines.push('');
-  lines.push(`Machine: ${r.setup.machine.cpus} cores (${r.setup.machine.cpuModel}), ${r.setup.machine.memGB} GB, Linux ${r.setup.machine.kernel}; Node ${r.setup.versions.node}, ws ${r.setup.versions.ws}, socket.io ${r.setup.versions['socket.io']}, @socket.io/redis-adapter ${r.setup.versions['@socket.io/redis-adapter']}${r.setup.infra ? `; ${r.setup.infra.nats}; ${r.setup.infra.redis}; ${r.setup.infra.postgres}` : ''}. Load average before ${r.setup.loadBefore.join(' / ')}, after ${r.setup.loadAfter?.join(' / ')}. Command: \`${r.setup.command}\`.`);
+  lines.push(
+    `Machine: ${r.setup.machine.cpus} cores (${r.setup.machine.cpuModel}), ${r.setup.machine.memGB} GB, Linux ${r.setup.machine.kernel}; Node ${r.setup.versions.node}, ws ${r.setup.versions.ws}, socket.io ${r.setup.versions['socket.io']}, @socket.io/redis-adapter ${r.setup.versions['@socket.io/redis-adapter']}${r.setup.infra ? `; ${r.setup.infra.nats}; ${r.setup.infra.redis}; ${r.setup.infra.postgres}` : ''}. Load average before ${r.setup.loadBefore.join(' / ')}, after ${r.setup.loadAfter?.join(' / ')}. Command: \`${r.setup.command}\`.`,
+  );
   lines.push('');
   for (const f of r.failed ?? []) {
     const who = f.variant ?? f.scenario;
-    const stopped = f.stopped.length > 0 ? `; its ${f.stopped.length} process(es) still running were stopped (${f.stopped.map((p) => `${p.name} ${p.pid}`).join(', ')})` : '; it left no process running';
+    const stopped =
+      f.stopped.length > 0
+        ? `; its ${f.stopped.length} process(es) still running were stopped (${f.stopped.map((p) => `${p.name} ${p.pid}`).join(', ')})`
+        : '; it left no process running';
     lines.push(`**FAILED: ${who}**: ${f.error.length > 400 ? `${f.error.slice(0, 400)}…` : f.error}${stopped}. Its figures are missing below.`);
     lines.push('');
   }
@@ -38,59 +43,97 @@ export function markdown(r) {
     const n = i.switchboard?.connections ?? i.floor?.connections;
     const rssR = ratio(i.switchboard?.rssPerConnKB, i.floor?.rssPerConnKB);
     const sioR = ratio(i.switchboard?.rssPerConnKB, i.socketio?.rssPerConnKB);
-    row(`1. idle, ${fmt(n)} conns (${fmt(o.idleRooms ?? 100)} rooms): RSS / conn after GC, KB`, (k) => i[k].rssPerConnKB, `≤ 1.25× floor (${fmt(rssR)}×), ≤ 0.4× Socket.IO (${fmt(sioR)}×)`, ok(rssR === null || sioR === null ? null : rssR <= 1.25 && sioR <= 0.4));
+    row(
+      `1. idle, ${fmt(n)} conns (${fmt(o.idleRooms ?? 100)} rooms): RSS / conn after GC, KB`,
+      (k) => i[k].rssPerConnKB,
+      `≤ 1.25× floor (${fmt(rssR)}×), ≤ 0.4× Socket.IO (${fmt(sioR)}×)`,
+      ok(rssR === null || sioR === null ? null : rssR <= 1.25 && sioR <= 0.4),
+    );
     row('1. idle: heap / conn after GC, KB', (k) => i[k].heapPerConnKB, `(${fmt(ratio(i.switchboard?.heapPerConnKB, i.floor?.heapPerConnKB))}× floor)`);
     row('1. idle: connect + join time, s', (k) => i[k].connectSeconds);
   }
   if (s.workers) {
     const w = s.workers;
-    lines.push(`| 2. \`--workers ${w.workers}\`, ${fmt(w.connections)} idle conns: total RSS; connect rate | ${fmt(w.totalRssMB, ' MB')}; ${fmt(w.connectPerSec, '/s')} | – | – | | |`);
+    lines.push(
+      `| 2. \`--workers ${w.workers}\`, ${fmt(w.connections)} idle conns: total RSS; connect rate | ${fmt(w.totalRssMB, ' MB')}; ${fmt(w.connectPerSec, '/s')} | – | – | | |`,
+    );
   }
   if (s.hot) {
     const h = s.hot;
     const m = h.switchboard?.members ?? h.floor?.members;
     const dR = ratio(h.switchboard?.flat.deliveriesPerSec, h.floor?.flat.deliveriesPerSec);
     const sR = ratio(h.switchboard?.flat.deliveriesPerSec, h.socketio?.flat.deliveriesPerSec);
-    row(`3a. hot room ${fmt(m)} members, flat out: deliveries/s`, (k) => h[k].flat.deliveriesPerSec, `≥ 0.8× floor (${fmt(dR)}×), ≥ 20× Socket.IO (${fmt(sR)}×)`, ok(dR === null || sR === null ? null : dR >= 0.8 && sR >= 20));
-    row('3a. server CPU %; late (arrived after the window) / lost (never arrived) / dup-or-reordered', (k) => `${h[k].flat.serverCpuPct} %; ${fmt(h[k].flat.late)} / ${fmt(h[k].flat.lost)} / ${h[k].flat.seq.dupsOrReordered}`);
+    row(
+      `3a. hot room ${fmt(m)} members, flat out: deliveries/s`,
+      (k) => h[k].flat.deliveriesPerSec,
+      `≥ 0.8× floor (${fmt(dR)}×), ≥ 20× Socket.IO (${fmt(sR)}×)`,
+      ok(dR === null || sR === null ? null : dR >= 0.8 && sR >= 20),
+    );
+    row(
+      '3a. server CPU %; late (arrived after the window) / lost (never arrived) / dup-or-reordered',
+      (k) => `${h[k].flat.serverCpuPct} %; ${fmt(h[k].flat.late)} / ${fmt(h[k].flat.lost)} / ${h[k].flat.seq.dupsOrReordered}`,
+    );
     row('3a. deliveries per socket write, window and drain (Switchboard /metrics)', (k) => h[k].flat.deliveriesPerWrite);
     const pR = ratio(h.switchboard?.rate.latencyMs.p99, h.floor?.rate.latencyMs.p99);
-    row(`3b. ${o.hotRate} msg/s: publish → receive p50 / p99, ms`, (k) => `${h[k].rate.latencyMs.p50} / ${h[k].rate.latencyMs.p99}`, `p99 ≤ 1.2× floor (${fmt(pR)}×)`, ok(pR === null ? null : pR <= 1.2));
+    row(
+      `3b. ${o.hotRate} msg/s: publish → receive p50 / p99, ms`,
+      (k) => `${h[k].rate.latencyMs.p50} / ${h[k].rate.latencyMs.p99}`,
+      `p99 ≤ 1.2× floor (${fmt(pR)}×)`,
+      ok(pR === null ? null : pR <= 1.2),
+    );
     row(`3b. server CPU %`, (k) => h[k].rate.serverCpuPct);
   }
   if (s.cross) {
     const c = s.cross;
-    const cell = (k) => (c[k] ? `${fmt(c[k].flat.deliveriesPerSec)}/s; ${c[k].rate.latencyMs.p50} / ${c[k].rate.latencyMs.p99} ms; late ${fmt(c[k].flat.late + c[k].rate.late)}, lost ${fmt(c[k].flat.lost + c[k].rate.lost)}` : '–');
+    const cell = (k) =>
+      c[k]
+        ? `${fmt(c[k].flat.deliveriesPerSec)}/s; ${c[k].rate.latencyMs.p50} / ${c[k].rate.latencyMs.p99} ms; late ${fmt(c[k].flat.late + c[k].rate.late)}, lost ${fmt(c[k].flat.lost + c[k].rate.lost)}`
+        : '–';
     const sbBest = Math.max(c.nats?.flat.deliveriesPerSec ?? 0, c.redis?.flat.deliveriesPerSec ?? 0);
     const xR = ratio(c.nats?.flat.deliveriesPerSec, c.socketio?.flat.deliveriesPerSec);
     const lR = ratio(c.nats?.rate.latencyMs.p99, c.redis?.rate.latencyMs.p99);
     void sbBest;
-    lines.push(`| 4. cross-node, 3 procs, ${fmt(c.members)} members: deliveries/s flat; p50 / p99 at ${o.crossRate} msg/s | NATS: ${cell('nats')}<br>Redis pub/sub: ${cell('redis')} | + redis-adapter: ${cell('socketio')} | – | NATS ≥ 10× Socket.IO (${fmt(xR)}×); NATS p99 ≤ 0.2× Redis (${fmt(lR)}×) | ${ok(xR === null || lR === null ? null : xR >= 10 && lR <= 0.2)} |`);
+    lines.push(
+      `| 4. cross-node, 3 procs, ${fmt(c.members)} members: deliveries/s flat; p50 / p99 at ${o.crossRate} msg/s | NATS: ${cell('nats')}<br>Redis pub/sub: ${cell('redis')} | + redis-adapter: ${cell('socketio')} | – | NATS ≥ 10× Socket.IO (${fmt(xR)}×); NATS p99 ≤ 0.2× Redis (${fmt(lR)}×) | ${ok(xR === null || lR === null ? null : xR >= 10 && lR <= 0.2)} |`,
+    );
   }
   if (s.durable) {
     const d = s.durable;
-    lines.push(`| 5. durable path (\`--nats --redis --database\`): acked publishes/s; persisted msgs/s; refused publishes | ${fmt(d.ackedPerSec)}; ${fmt(d.persistedPerSec)}; ${fmt(d.publishErrors)} | – | – | ≥ 50,000 each, none refused | ${ok(d.ackedPerSec >= 50000 && d.persistedPerSec >= 50000 && d.publishErrors === 0)} |`);
+    lines.push(
+      `| 5. durable path (\`--nats --redis --database\`): acked publishes/s; persisted msgs/s; refused publishes | ${fmt(d.ackedPerSec)}; ${fmt(d.persistedPerSec)}; ${fmt(d.publishErrors)} | – | – | ≥ 50,000 each, none refused | ${ok(d.ackedPerSec >= 50000 && d.persistedPerSec >= 50000 && d.publishErrors === 0)} |`,
+    );
   }
   if (s.storm) {
     for (const [mode, st] of Object.entries(s.storm.runs ?? {})) {
       if (st === null) continue;
       const adm = st.serverAdmission;
       const held = adm ? adm.worstExcess <= 0 : null;
-      lines.push(`| 6. storm, ${fmt(st.clients)} clients, jitter ${mode}: all rejoined; all recovered (s after kill); lost; peak handshakes/s seen by the clients (limit); server: most admitted beyond burst + rate × Δt between any two of its /metrics samples | ${fmt(st.reconnectedInS, ' s')}; ${fmt(st.recoveredInS, ' s')}; ${fmt(st.lost)}; ${fmt(st.peakHandshakesPerSec)} (${fmt(s.storm.admissionRate)}/s, burst ${fmt(s.storm.admissionBurst)}); ${adm ? `${fmt(adm.worstExcess)} (${fmt(adm.samples)} samples, median ${fmt(adm.medianIntervalMs)} ms apart)` : '–'} | – | – | all back, 0 lost, admitted within the bucket (excess ≤ 0) | ${ok(st.allBack && st.lost === 0 && held === true)} |`);
+      lines.push(
+        `| 6. storm, ${fmt(st.clients)} clients, jitter ${mode}: all rejoined; all recovered (s after kill); lost; peak handshakes/s seen by the clients (limit); server: most admitted beyond burst + rate × Δt between any two of its /metrics samples | ${fmt(st.reconnectedInS, ' s')}; ${fmt(st.recoveredInS, ' s')}; ${fmt(st.lost)}; ${fmt(st.peakHandshakesPerSec)} (${fmt(s.storm.admissionRate)}/s, burst ${fmt(s.storm.admissionBurst)}); ${adm ? `${fmt(adm.worstExcess)} (${fmt(adm.samples)} samples, median ${fmt(adm.medianIntervalMs)} ms apart)` : '–'} | – | – | all back, 0 lost, admitted within the bucket (excess ≤ 0) | ${ok(st.allBack && st.lost === 0 && held === true)} |`,
+      );
     }
   }
   const one = (name, cell) => lines.push(`| ${name} | ${cell} | – | – | | |`);
   if (s.connect) {
     const c = s.connect;
-    one(`connect: joins/s per ${fmt(c.slice)}-connection slice up to ${fmt(c.conns)} (${fmt(c.rooms)} rooms)`, `embedded ${c.embedded?.joinsPerSec.map((x) => fmt(x)).join(', ') ?? '–'}<br>cluster ${c.cluster?.joinsPerSec.map((x) => fmt(x)).join(', ') ?? '–'}`);
+    one(
+      `connect: joins/s per ${fmt(c.slice)}-connection slice up to ${fmt(c.conns)} (${fmt(c.rooms)} rooms)`,
+      `embedded ${c.embedded?.joinsPerSec.map((x) => fmt(x)).join(', ') ?? '–'}<br>cluster ${c.cluster?.joinsPerSec.map((x) => fmt(x)).join(', ') ?? '–'}`,
+    );
   }
   if (s.services) {
     const v = s.services;
-    one('services, 3 nodes → 3 instances: fire-and-forget / durable sends handled/s; RPC p50 / p99 ms', `${fmt(v.fireAndForget.handledPerSecInWindow)} / ${fmt(v.durable.handledPerSecInWindow)}; ${v.rpcMs.p50} / ${v.rpcMs.p99}`);
+    one(
+      'services, 3 nodes → 3 instances: fire-and-forget / durable sends handled/s; RPC p50 / p99 ms',
+      `${fmt(v.fireAndForget.handledPerSecInWindow)} / ${fmt(v.durable.handledPerSecInWindow)}; ${v.rpcMs.p50} / ${v.rpcMs.p99}`,
+    );
   }
   if (s.engines) {
     const e = s.engines;
-    one('engines alone: acked JetStream appends/s; rows persisted/s by one writer; outage: max lag, catch-up; pages p99 latest / before, ms', `${fmt(e.ackedAppendsPerSec)}; ${fmt(e.persistedPerSec)}; ${fmt(e.outage.maxLagMessages)} msgs over ${e.outage.outageS} s, ${e.outage.catchUpS} s; ${e.pages.latestMs.p99} / ${e.pages.beforeMs.p99} (${fmt(e.pages.rows)} rows)`);
+    one(
+      'engines alone: acked JetStream appends/s; rows persisted/s by one writer; outage: max lag, catch-up; pages p99 latest / before, ms',
+      `${fmt(e.ackedAppendsPerSec)}; ${fmt(e.persistedPerSec)}; ${fmt(e.outage.maxLagMessages)} msgs over ${e.outage.outageS} s, ${e.outage.catchUpS} s; ${e.pages.latestMs.p99} / ${e.pages.beforeMs.p99} (${fmt(e.pages.rows)} rows)`,
+    );
   }
   if (r.errors.length > 0) {
     lines.push('');

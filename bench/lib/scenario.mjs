@@ -8,7 +8,10 @@ import { log, owned } from './procs.mjs';
 
 const describe = (stopped) => stopped.map((p) => `${p.name} (pid ${p.pid})`).join(', ');
 /** An error as one line (a child's output inside it may span several). */
-const message = (err) => String(err?.message ?? err).replace(/\s+/g, ' ').trim();
+const message = (err) =>
+  String(err?.message ?? err)
+    .replace(/\s+/g, ' ')
+    .trim();
 
 /**
  * Runs variant `key` of a scenario that goes on when one variant fails: `out[key]` is its figures, or null
@@ -35,7 +38,8 @@ export async function runScenario(result, name, fn) {
   const r = await owned(name, fn);
   result.failed ??= [];
   result.warnings ??= [];
-  const stoppedText = r.stopped.length > 0 ? `; stopped ${r.stopped.length} process(es) it left running: ${describe(r.stopped)}` : '; every process it started had stopped';
+  const stoppedText =
+    r.stopped.length > 0 ? `; stopped ${r.stopped.length} process(es) it left running: ${describe(r.stopped)}` : '; every process it started had stopped';
   if (!r.ok) {
     log(`${name} FAILED: ${r.error?.stack ?? r.error}`);
     result.failed.push({ scenario: name, error: message(r.error), stopped: r.stopped });
@@ -44,7 +48,9 @@ export async function runScenario(result, name, fn) {
   }
   for (const f of r.value?.failed ?? []) {
     result.failed.push({ scenario: name, ...f });
-    result.errors.push(`${f.variant} FAILED: ${f.error}${f.stopped.length > 0 ? `; stopped ${f.stopped.length} process(es) it left running: ${describe(f.stopped)}` : ''}`);
+    result.errors.push(
+      `${f.variant} FAILED: ${f.error}${f.stopped.length > 0 ? `; stopped ${f.stopped.length} process(es) it left running: ${describe(f.stopped)}` : ''}`,
+    );
   }
   if (r.stopped.length > 0) {
     log(`${name}: stopped ${r.stopped.length} process(es) it left running: ${describe(r.stopped)}`);

@@ -53,7 +53,13 @@ export class SeqTracker {
   }
 
   summary(lastExpected) {
-    return { received: this.received, unique: this.seen.size, dups: this.dups, outOfOrder: this.outOfOrder, missing: lastExpected === undefined ? null : this.missing(lastExpected) };
+    return {
+      received: this.received,
+      unique: this.seen.size,
+      dups: this.dups,
+      outOfOrder: this.outOfOrder,
+      missing: lastExpected === undefined ? null : this.missing(lastExpected),
+    };
   }
 }
 

@@ -26,7 +26,19 @@ let template = null;
 async function embeddedTemplate() {
   if (template !== null) return template;
   const dir = tmpDir('sb-bench-template-');
-  const child = start('switchboard (template)', process.execPath, [CLI, 'start', '--dev', '--port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'info']);
+  const child = start('switchboard (template)', process.execPath, [
+    CLI,
+    'start',
+    '--dev',
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--data-dir',
+    dir,
+    '--log-level',
+    'info',
+  ]);
   await listening(child);
   await stop(child);
   rmSync(join(dir, 'history.lock'), { force: true });
@@ -39,7 +51,12 @@ async function embeddedTemplate() {
  * flags (Switchboard). Returns { kind, proto, port, child, pids(), stop(), kill() }.
  */
 export async function startSystem(kind, { port = 0, core = 0, cluster, extra = [], name = kind, dataDir } = {}) {
-  const node = ['--expose-gc', '--import', GC_HOOK, ...(process.env.BENCH_HEAPSNAP ? ['--heapsnapshot-signal=SIGUSR1', `--diagnostic-dir=${process.env.BENCH_HEAPSNAP}`] : [])];
+  const node = [
+    '--expose-gc',
+    '--import',
+    GC_HOOK,
+    ...(process.env.BENCH_HEAPSNAP ? ['--heapsnapshot-signal=SIGUSR1', `--diagnostic-dir=${process.env.BENCH_HEAPSNAP}`] : []),
+  ];
   // BENCH_CPUPROF=<dir>: each server writes a V8 CPU profile there when it exits (for `--only <scenario>` runs).
   if (process.env.BENCH_CPUPROF) node.push('--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPUPROF}`);
   let args;

@@ -33,14 +33,28 @@ export async function workers(o) {
   const inf = await getInfra(o);
   const port = await freePort();
   // Unpinned: N workers are meant to use every core; the load generators stay on core 1.
-  const sys = await startSystem('switchboard', { port, core: undefined, cluster: clusterOf(inf), extra: [...SB_BENCH_FLAGS, '--ping-interval-ms', '600000', '--workers', String(o.workers)] });
+  const sys = await startSystem('switchboard', {
+    port,
+    core: undefined,
+    cluster: clusterOf(inf),
+    extra: [...SB_BENCH_FLAGS, '--ping-interval-ms', '600000', '--workers', String(o.workers)],
+  });
   let gens = [];
   try {
     const deadline = Date.now() + 60000;
     while ((sys.child.out.match(/"msg":"listening"/g) ?? []).length < o.workers && Date.now() < deadline) await sleep(200);
     await sleep(o.settleMs);
     const before = (await memAfterGc(sys.pids())).rss;
-    const opened = await openMembers({ n: o.workersConns, procs: o.workersProcs, proto: 'sb', port, room: 'w', rooms: 1000, concurrency: 300, timeoutMs: 600000 });
+    const opened = await openMembers({
+      n: o.workersConns,
+      procs: o.workersProcs,
+      proto: 'sb',
+      port,
+      room: 'w',
+      rooms: 1000,
+      concurrency: 300,
+      timeoutMs: 600000,
+    });
     gens = opened.gens;
     log(`workers: ${opened.joined} joined in ${opened.seconds} s (failures ${opened.failures})`);
     await sleep(o.settleMs);
@@ -71,23 +85,37 @@ async function crossVariant(o, variant) {
   const pubs = [];
   try {
     for (let i = 0; i < 3; i++) {
-      nodes.push(await startSystem(kind, { name: `${variant}-${i}`, cluster: clusterOf(inf, { backplane: variant === 'redis' ? 'redis' : 'nats', nodeId: `bench-${variant}-${i}` }), extra: kind === 'switchboard' ? SB_BENCH_FLAGS : [] }));
+      nodes.push(
+        await startSystem(kind, {
+          name: `${variant}-${i}`,
+          cluster: clusterOf(inf, { backplane: variant === 'redis' ? 'redis' : 'nats', nodeId: `bench-${variant}-${i}` }),
+          extra: kind === 'switchboard' ? SB_BENCH_FLAGS : [],
+        }),
+      );
     }
     const room = `x-${variant}-${Date.now()}`;
     const proto = nodes[0].proto;
     const per = Math.ceil(o.crossMembers / 3);
     const common = { proto, room, concurrency: 200, sampleEvery: 10, seqCheck: kind === 'switchboard' };
     for (let i = 0; i < 3; i++) {
-      const opened = await openMembers({ n: Math.min(per, o.crossMembers - per * i), procs: 1, port: nodes[i].port, ...common, perProc: () => ({ userPrefix: `n${i}-` }) });
+      const opened = await openMembers({
+        n: Math.min(per, o.crossMembers - per * i),
+        procs: 1,
+        port: nodes[i].port,
+        ...common,
+        perProc: () => ({ userPrefix: `n${i}-` }),
+      });
       gens.push(...opened.gens);
     }
     const serverPids = () => nodes.flatMap((n) => n.pids());
-    for (let i = 0; i < 3; i++) pubs.push(await openPublisher({ ...common, port: nodes[i].port, user: `pub${i}`, userPrefix: `pub${i}-`, mode: 'flat', window: o.crossWindow }));
+    for (let i = 0; i < 3; i++)
+      pubs.push(await openPublisher({ ...common, port: nodes[i].port, user: `pub${i}`, userPrefix: `pub${i}-`, mode: 'flat', window: o.crossWindow }));
     await sleep(1000);
     const flat = await measureWindow({ gens, publishers: pubs, members: o.crossMembers, durationMs: o.crossSeconds * 1000, serverPids, drainQuietMs: 3000 });
     log(`cross ${variant} flat: ${flat.deliveriesPerSec}/s, late ${flat.late}, lost ${flat.lost}`);
     await closeLoad(pubs.splice(0));
-    for (let i = 0; i < 3; i++) pubs.push(await openPublisher({ ...common, port: nodes[i].port, userPrefix: `pubr${i}-`, mode: 'rate', rate: o.crossRate / 3 }));
+    for (let i = 0; i < 3; i++)
+      pubs.push(await openPublisher({ ...common, port: nodes[i].port, userPrefix: `pubr${i}-`, mode: 'rate', rate: o.crossRate / 3 }));
     const rate = await measureWindow({ gens, publishers: pubs, members: o.crossMembers, durationMs: o.crossSeconds * 1000, serverPids, drainQuietMs: 3000 });
     log(`cross ${variant} ${o.crossRate}/s: p50 ${rate.latencyMs.p50} p99 ${rate.latencyMs.p99} ms, lost ${rate.lost}`);
     return { flat, rate };
@@ -123,7 +151,8 @@ export async function durable(o) {
   const pubs = [];
   try {
     const stamp = Date.now();
-    for (let i = 0; i < o.durablePublishers; i++) pubs.push(await openPublisher({ proto: 'sb', port: sys.port, room: `d${stamp}-${i}`, userPrefix: `dp${i}-`, mode: 'flat', window: o.durableWindow }));
+    for (let i = 0; i < o.durablePublishers; i++)
+      pubs.push(await openPublisher({ proto: 'sb', port: sys.port, room: `d${stamp}-${i}`, userPrefix: `dp${i}-`, mode: 'flat', window: o.durableWindow }));
     const rows0 = await pgCount(inf.dbUrl);
     const samples = [];
     let sampling = true;
@@ -144,7 +173,8 @@ export async function durable(o) {
     const done = samples.find((s) => s.n >= persisted);
     const persistedPerSec = first && done && done.t > first.t ? round(persisted / ((done.t - first.t) / 1000), 0) : null;
     return {
-      durableLog: 'cluster mode: JetStream durable log (nats-server -js) + the node\'s PostgreSQL history writer; publishes over WebSocket through one gateway (RoomLog in Redis, JetStream append, backplane fan-out)',
+      durableLog:
+        "cluster mode: JetStream durable log (nats-server -js) + the node's PostgreSQL history writer; publishes over WebSocket through one gateway (RoomLog in Redis, JetStream append, backplane fan-out)",
       publishers: o.durablePublishers,
       windowPerPublisher: o.durableWindow,
       acked: w.acked,
@@ -215,7 +245,10 @@ function sampleAdmitted(port) {
           if (dt >= 1) peakPerSec = Math.max(peakPerSec, n / dt);
         }
       }
-      const gaps = samples.slice(1).map((x, k) => x[0] - samples[k][0]).sort((a, b) => a - b);
+      const gaps = samples
+        .slice(1)
+        .map((x, k) => x[0] - samples[k][0])
+        .sort((a, b) => a - b);
       return {
         samples: samples.length,
         medianIntervalMs: gaps.length > 0 ? round(gaps[gaps.length >> 1], 0) : null,
@@ -242,7 +275,20 @@ async function stormRun(o, jitter) {
     const rooms = Math.min(100, Math.max(1, Math.ceil(o.stormClients / 100))); // the publisher joins them all: at most maxRoomsPerConnection (100)
     const backoffModule = pathToFileURL(join(ROOT, 'dist', 'client', 'backoff.js')).href;
     for (let k = 0; k < o.stormProcs; k++) {
-      gens.push(spawnLoad({ role: 'storm', n: Math.min(per, o.stormClients - per * k), port, room, rooms, roomOffset: k * per, jitter, backoffModule, userPrefix: `s${k}-`, concurrency: 200 }));
+      gens.push(
+        spawnLoad({
+          role: 'storm',
+          n: Math.min(per, o.stormClients - per * k),
+          port,
+          room,
+          rooms,
+          roomOffset: k * per,
+          jitter,
+          backoffModule,
+          userPrefix: `s${k}-`,
+          concurrency: 200,
+        }),
+      );
     }
     await Promise.all(gens.map((g) => waitMsg(g, (m) => m.ev === 'ready', 300000, 'storm clients ready')));
     log(`storm jitter ${jitter}: ${o.stormClients} clients joined; publishing ${o.stormRate}/s through node b`);

@@ -22,7 +22,16 @@ async function rates(o, mode) {
   try {
     for (let done = 0; done < o.connectConns; done += o.connectSlice) {
       const n = Math.min(o.connectSlice, o.connectConns - done);
-      const opened = await openMembers({ n, procs: 2, proto: 'sb', port: sys.port, room: 'r', rooms: o.connectRooms, concurrency: 300, userPrefix: `s${done}-` });
+      const opened = await openMembers({
+        n,
+        procs: 2,
+        proto: 'sb',
+        port: sys.port,
+        room: 'r',
+        rooms: o.connectRooms,
+        concurrency: 300,
+        userPrefix: `s${done}-`,
+      });
       gens.push(...opened.gens);
       failures += opened.failures;
       joinsPerSec.push(round(opened.joined / opened.seconds, 0));

@@ -81,7 +81,13 @@ export async function engines(o) {
       const tick = 50;
       while (producing) {
         const batch = [];
-        for (let k = 0; k < Math.round((o.enginesRate * tick) / 1000); k++) batch.push(jlog.append(nextMessage()).then(() => outageAcked++, () => failed++));
+        for (let k = 0; k < Math.round((o.enginesRate * tick) / 1000); k++)
+          batch.push(
+            jlog.append(nextMessage()).then(
+              () => outageAcked++,
+              () => failed++,
+            ),
+          );
         await Promise.all([sleep(tick), ...batch]);
       }
     })();
@@ -124,7 +130,8 @@ export async function engines(o) {
         [o.enginesRows],
       );
       await c.query('ANALYZE messages');
-      const explain = async (sql, params) => (await c.query(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${sql}`, params)).rows.map((r) => r['QUERY PLAN']).join(' | ');
+      const explain = async (sql, params) =>
+        (await c.query(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${sql}`, params)).rows.map((r) => r['QUERY PLAN']).join(' | ');
       const select = 'SELECT tenant, room, seq, epoch, sender, ts, data, idem FROM messages WHERE tenant = $1 AND room = $2';
       out.pages = { rows: o.enginesRows };
       out.pages.explainLatest = await explain(`${select} ORDER BY seq DESC LIMIT 51`, ['bench', 'big']);

@@ -115,7 +115,14 @@ export async function services(o) {
   const nodes = [];
   for (let i = 0; i < 3; i++) {
     const cluster = { natsUrl: inf.natsUrl, redisUrl: inf.redisUrl, dbUrl: inf.dbUrl, nodeId: `svc-${i}` };
-    nodes.push(await startSystem('switchboard', { name: `services-node-${i}`, core: undefined, cluster, extra: [...SB_BENCH_FLAGS, '--durable-services', 'ledger', '--ping-interval-ms', '600000'] }));
+    nodes.push(
+      await startSystem('switchboard', {
+        name: `services-node-${i}`,
+        core: undefined,
+        cluster,
+        extra: [...SB_BENCH_FLAGS, '--durable-services', 'ledger', '--ping-interval-ms', '600000'],
+      }),
+    );
   }
   const instances = [];
   let clients = [];
@@ -143,7 +150,8 @@ export async function services(o) {
     const rpcMs = Object.fromEntries(Object.entries(percentiles(lat.slice(warm), [50, 90, 99])).map(([k, v]) => [k, k === 'n' ? v : round(v, 2)]));
     log(`services rpc: p50 ${rpcMs.p50} p99 ${rpcMs.p99} ms`);
     return {
-      layout: '3 gateway nodes (--durable-services ledger), 1 WebSocket client per node, 3 SDK instances per service whose handlers only count; nodes, instances and infrastructure on every core, clients on core 1',
+      layout:
+        '3 gateway nodes (--durable-services ledger), 1 WebSocket client per node, 3 SDK instances per service whose handlers only count; nodes, instances and infrastructure on every core, clients on core 1',
       window: o.servicesWindow,
       fireAndForget,
       durable,

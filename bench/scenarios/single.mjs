@@ -54,13 +54,29 @@ export async function hotRoom(kind, o) {
     pub = await openPublisher({ ...common, mode: 'flat', window: o.window });
     log(`hot ${kind}: ${opened.joined} members + publisher joined in ${opened.seconds} s`);
     await sleep(1000);
-    const flat = await measureWindow({ gens, publishers: [pub], members: opened.joined, durationMs: o.hotSeconds * 1000, serverPids: sys.pids, metricsPort: kind === 'switchboard' ? sys.port : undefined });
-    log(`hot ${kind} flat: ${flat.deliveriesPerSec}/s, cpu ${flat.serverCpuPct} %, late ${flat.late}, lost ${flat.lost}${flat.deliveriesPerWrite === null ? '' : `, ${flat.deliveriesPerWrite} deliveries per write`}`);
+    const flat = await measureWindow({
+      gens,
+      publishers: [pub],
+      members: opened.joined,
+      durationMs: o.hotSeconds * 1000,
+      serverPids: sys.pids,
+      metricsPort: kind === 'switchboard' ? sys.port : undefined,
+    });
+    log(
+      `hot ${kind} flat: ${flat.deliveriesPerSec}/s, cpu ${flat.serverCpuPct} %, late ${flat.late}, lost ${flat.lost}${flat.deliveriesPerWrite === null ? '' : `, ${flat.deliveriesPerWrite} deliveries per write`}`,
+    );
     await closeLoad([pub]);
     // Let work left from the flat phase (history writes, GC) finish, so it does not land in the latency window.
     await sleep(2000);
     pub = await openPublisher({ ...common, mode: 'rate', rate: o.hotRate });
-    const rate = await measureWindow({ gens, publishers: [pub], members: opened.joined, durationMs: o.hotRateSeconds * 1000, serverPids: sys.pids, metricsPort: kind === 'switchboard' ? sys.port : undefined });
+    const rate = await measureWindow({
+      gens,
+      publishers: [pub],
+      members: opened.joined,
+      durationMs: o.hotRateSeconds * 1000,
+      serverPids: sys.pids,
+      metricsPort: kind === 'switchboard' ? sys.port : undefined,
+    });
     log(`hot ${kind} ${o.hotRate}/s: p50 ${rate.latencyMs.p50} p99 ${rate.latencyMs.p99} ms, cpu ${rate.serverCpuPct} %`);
     return { members: opened.joined, flat, rate };
   } finally {

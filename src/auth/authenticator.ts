@@ -30,12 +30,8 @@ export interface AuthOptions {
 const claimsSchema = z.object({
   sub: z.string().refine(isUserId, 'sub must be a valid user id'),
   tenant: z.string().refine(isTenantName, 'tenant must be a valid tenant name').optional(),
-  rooms: z
-    .object({ join: z.array(z.string().max(256)).max(256).optional(), publish: z.array(z.string().max(256)).max(256).optional() })
-    .optional(),
-  services: z
-    .object({ send: z.array(z.string().max(256)).max(256).optional(), rpc: z.array(z.string().max(256)).max(256).optional() })
-    .optional(),
+  rooms: z.object({ join: z.array(z.string().max(256)).max(256).optional(), publish: z.array(z.string().max(256)).max(256).optional() }).optional(),
+  services: z.object({ send: z.array(z.string().max(256)).max(256).optional(), rpc: z.array(z.string().max(256)).max(256).optional() }).optional(),
 });
 
 const DEFAULT_TENANT = 'default';

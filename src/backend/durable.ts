@@ -42,9 +42,12 @@ export class DurableWorker {
 
   async start(): Promise<void> {
     const consumer = await this.js.consumers.get(streamName(this.o.service), DURABLE_CONSUMER);
-    this.keepAlive = setInterval(() => {
-      for (const m of this.held) m.working();
-    }, Math.max(100, this.o.ackWaitMs / 3));
+    this.keepAlive = setInterval(
+      () => {
+        for (const m of this.held) m.working();
+      },
+      Math.max(100, this.o.ackWaitMs / 3),
+    );
     this.keepAlive.unref();
     this.messages = await consumer.consume({
       max_messages: this.o.concurrency,

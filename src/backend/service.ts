@@ -16,8 +16,16 @@ import { openNats } from '../connections/nats.js';
 import { DurableWorker } from './durable.js';
 import { ensureConsumer, ensureServiceStream, type QueueLimits } from './streams.js';
 import {
-  API_PRESENCE, API_PUBLISH, decodeJson, encodeJson, isHandlerName, isServiceName, queueGroup, SERVICE_NAME_RULE,
-  type ServiceReply, type ServiceRequest,
+  API_PRESENCE,
+  API_PUBLISH,
+  decodeJson,
+  encodeJson,
+  isHandlerName,
+  isServiceName,
+  queueGroup,
+  SERVICE_NAME_RULE,
+  type ServiceReply,
+  type ServiceRequest,
 } from './wire.js';
 
 export interface ServiceOptions {

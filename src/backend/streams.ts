@@ -41,27 +41,31 @@ async function addIfMissing(info: () => Promise<unknown>, add: () => Promise<unk
 /** The work-queue stream `SB_SVC_<service>` on `sbq.<service>.>` and the dead-letter stream. */
 export async function ensureServiceStream(jsm: JetStreamManager, service: string, limits: QueueLimits = {}): Promise<void> {
   const name = streamName(service);
-  await addIfMissing(() => jsm.streams.info(name), () =>
-    jsm.streams.add({
-      name,
-      subjects: [`sbq.${service}.>`],
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-      discard: DiscardPolicy.New,
-      max_msgs: limits.maxMsgs ?? 100_000,
-      max_bytes: limits.maxBytes ?? 256 * 1024 * 1024,
-      duplicate_window: nanos(limits.duplicateWindowMs ?? 120_000),
-    }),
+  await addIfMissing(
+    () => jsm.streams.info(name),
+    () =>
+      jsm.streams.add({
+        name,
+        subjects: [`sbq.${service}.>`],
+        retention: RetentionPolicy.Workqueue,
+        storage: StorageType.File,
+        discard: DiscardPolicy.New,
+        max_msgs: limits.maxMsgs ?? 100_000,
+        max_bytes: limits.maxBytes ?? 256 * 1024 * 1024,
+        duplicate_window: nanos(limits.duplicateWindowMs ?? 120_000),
+      }),
   );
-  await addIfMissing(() => jsm.streams.info(DEAD_LETTER_STREAM), () =>
-    jsm.streams.add({
-      name: DEAD_LETTER_STREAM,
-      subjects: ['sbdlq.>'],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      max_msgs: 100_000,
-      max_age: nanos(7 * 24 * 3600 * 1000),
-    }),
+  await addIfMissing(
+    () => jsm.streams.info(DEAD_LETTER_STREAM),
+    () =>
+      jsm.streams.add({
+        name: DEAD_LETTER_STREAM,
+        subjects: ['sbdlq.>'],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        max_msgs: 100_000,
+        max_age: nanos(7 * 24 * 3600 * 1000),
+      }),
   );
 }
 
@@ -72,13 +76,15 @@ export async function ensureServiceStream(jsm: JetStreamManager, service: string
  */
 export async function ensureConsumer(jsm: JetStreamManager, service: string, ackWaitMs: number): Promise<void> {
   const stream = streamName(service);
-  await addIfMissing(() => jsm.consumers.info(stream, DURABLE_CONSUMER), () =>
-    jsm.consumers.add(stream, {
-      durable_name: DURABLE_CONSUMER,
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: nanos(ackWaitMs),
-      max_deliver: -1,
-      max_ack_pending: 10_000,
-    }),
+  await addIfMissing(
+    () => jsm.consumers.info(stream, DURABLE_CONSUMER),
+    () =>
+      jsm.consumers.add(stream, {
+        durable_name: DURABLE_CONSUMER,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: nanos(ackWaitMs),
+        max_deliver: -1,
+        max_ack_pending: 10_000,
+      }),
   );
 }

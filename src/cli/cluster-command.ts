@@ -25,7 +25,23 @@ export function runClusterCommand(o: ClusterCommandOptions, cliPath: string): vo
     process.stdout.write(`${JSON.stringify({ level: 30, time: new Date().toISOString(), cluster: true, msg: line })}\n`);
   };
   for (let i = 1; i <= o.nodes; i++) {
-    const args = [cliPath, 'start', '--port', String(o.port + i), '--host', o.host, '--node-id', `node-${i}`, '--nats', o.nats, '--redis', o.redis, '--database', o.database, ...o.extra];
+    const args = [
+      cliPath,
+      'start',
+      '--port',
+      String(o.port + i),
+      '--host',
+      o.host,
+      '--node-id',
+      `node-${i}`,
+      '--nats',
+      o.nats,
+      '--redis',
+      o.redis,
+      '--database',
+      o.database,
+      ...o.extra,
+    ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     children.push(child);
   }

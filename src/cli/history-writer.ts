@@ -19,7 +19,9 @@ export async function runHistoryWriter(config: Config, log: Logger): Promise<voi
   const id = config.nodeId ?? 'history-writer';
   const metrics = new Metrics({ node: id });
   const durableLog = await openClusterDurableLog(config, `switchboard ${id}`);
-  const store = openDeferredPostgres(config, (err, attempt) => log.warn({ err: { message: (err as Error).message }, attempt }, 'postgresql unreachable; retrying'));
+  const store = openDeferredPostgres(config, (err, attempt) =>
+    log.warn({ err: { message: (err as Error).message }, attempt }, 'postgresql unreachable; retrying'),
+  );
   const writer = new HistoryWriter(durableLog, store, {
     maxBatch: config.historyBatch,
     maxWaitMs: 20,

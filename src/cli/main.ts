@@ -117,7 +117,10 @@ start.action(async (opts: Record<string, unknown>) => {
   process.on('SIGINT', () => shutdown('SIGINT'));
 });
 
-const historyWriter = configCommand('history-writer', 'run only the history writer (JetStream → PostgreSQL); takes the same flags as start (needs --nats and --database)');
+const historyWriter = configCommand(
+  'history-writer',
+  'run only the history writer (JetStream → PostgreSQL); takes the same flags as start (needs --nats and --database)',
+);
 historyWriter.action(async (opts: Record<string, unknown>) => {
   const config = configOrExit(opts);
   const log = createLogger(config.logLevel, { node: config.nodeId ?? 'history-writer' });
@@ -150,10 +153,7 @@ program
       process.stderr.write('switchboard: --port must leave room for port+1..port+N\n');
       process.exit(2);
     }
-    runClusterCommand(
-      { nodes, port, host: opts.host!, nats: opts.nats!, redis: opts.redis!, database: opts.database!, extra: startFlags },
-      process.argv[1]!,
-    );
+    runClusterCommand({ nodes, port, host: opts.host!, nats: opts.nats!, redis: opts.redis!, database: opts.database!, extra: startFlags }, process.argv[1]!);
   });
 
 program.parseAsync().catch((err: unknown) => {

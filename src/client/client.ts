@@ -10,8 +10,7 @@ import { invalidArgument } from './errors.js';
 import type { ClientEvents, ClientOptions, ConnectionState, Json, RoomOptions, SendResult } from './types.js';
 
 /** What the app can do with a room (see room.ts for the semantics). */
-export type Room = Pick<RoomImpl,
-  'name' | 'on' | 'off' | 'position' | 'joined' | 'left' | 'publish' | 'history' | 'presence' | 'reloadFromHistory' | 'leave'>;
+export type Room = Pick<RoomImpl, 'name' | 'on' | 'off' | 'position' | 'joined' | 'left' | 'publish' | 'history' | 'presence' | 'reloadFromHistory' | 'leave'>;
 
 export class Client {
   readonly #c: Connection;
@@ -57,11 +56,14 @@ export class Client {
     if (typeof topic !== 'string' || topic === '') return Promise.reject(invalidArgument('topic must be a non-empty string'));
     const idem = options.idem ?? randomId();
     return new Promise<SendResult>((resolve, reject) => {
-      this.#c.request({ type: 'send', topic, data, idem }, {
-        resend: true,
-        onReply: (f) => resolve({ topic, idem: f.idem, durable: f.durable, duplicate: f.duplicate }),
-        onError: reject,
-      });
+      this.#c.request(
+        { type: 'send', topic, data, idem },
+        {
+          resend: true,
+          onReply: (f) => resolve({ topic, idem: f.idem, durable: f.durable, duplicate: f.duplicate }),
+          onError: reject,
+        },
+      );
     });
   }
 

@@ -96,8 +96,16 @@ export class Connection implements RoomHost {
     if (!isRoomName(name)) throw invalidArgument(`invalid room name ${JSON.stringify(name)}: 1–128 characters of A–Z a–z 0–9 _ - : @ ~`);
     if (typeof options !== 'object' || options === null) throw invalidArgument('room options must be an object');
     const since = options.since;
-    if (since !== undefined && (typeof since !== 'object' || since === null || !Number.isSafeInteger(since.seq) || since.seq < 0 ||
-      typeof since.epoch !== 'string' || since.epoch.length < 1 || since.epoch.length > 64)) {
+    if (
+      since !== undefined &&
+      (typeof since !== 'object' ||
+        since === null ||
+        !Number.isSafeInteger(since.seq) ||
+        since.seq < 0 ||
+        typeof since.epoch !== 'string' ||
+        since.epoch.length < 1 ||
+        since.epoch.length > 64)
+    ) {
       throw invalidArgument('since must be {seq: integer ≥ 0, epoch: string of 1–64 characters}');
     }
     if (this.closed) throw new SwitchboardClientError('closed', 'the client is closed');
@@ -246,8 +254,13 @@ export class Connection implements RoomHost {
     this.connectTimer = null;
     this.attempt = 0;
     this.info_ = {
-      connId: f.connId, node: f.node, user: f.user, tenant: f.tenant,
-      pingIntervalMs: f.pingIntervalMs, pingTimeoutMs: f.pingTimeoutMs, maxFrameBytes: f.maxFrameBytes,
+      connId: f.connId,
+      node: f.node,
+      user: f.user,
+      tenant: f.tenant,
+      pingIntervalMs: f.pingIntervalMs,
+      pingTimeoutMs: f.pingTimeoutMs,
+      maxFrameBytes: f.maxFrameBytes,
     };
     if (this.o.token === undefined && this.o.getToken === undefined && this.o.user === undefined) this.anonUser = this.info_.user;
     this.setState('connected');
@@ -260,13 +273,22 @@ export class Connection implements RoomHost {
   private onClose(code: number, reason: string, transportError: unknown): void {
     const server = this.serverError;
     if (isTerminalCloseCode(code) || server?.code === 'unauthorized') {
-      return this.terminate(server ?? new SwitchboardClientError('terminal_close', `the server closed the connection with ${code}${reason ? ` (${reason})` : ''}; not reconnecting`, { closeCode: code }));
+      return this.terminate(
+        server ??
+          new SwitchboardClientError('terminal_close', `the server closed the connection with ${code}${reason ? ` (${reason})` : ''}; not reconnecting`, {
+            closeCode: code,
+          }),
+      );
     }
     if ((code === 4005 || server?.code === 'token_expired') && this.o.getToken === undefined) {
-      return this.terminate(new SwitchboardClientError('token_expired', 'the token expired and there is no getToken() to get a fresh one', { closeCode: code, retryable: false }));
+      return this.terminate(
+        new SwitchboardClientError('token_expired', 'the token expired and there is no getToken() to get a fresh one', { closeCode: code, retryable: false }),
+      );
     }
     const message = `connection closed (${code}${reason ? `: ${reason}` : ''})`;
-    this.lost(server ?? new SwitchboardClientError('disconnected', message, { closeCode: code, ...(transportError !== undefined ? { cause: transportError } : {}) }));
+    this.lost(
+      server ?? new SwitchboardClientError('disconnected', message, { closeCode: code, ...(transportError !== undefined ? { cause: transportError } : {}) }),
+    );
   }
 
   /** The connection is gone (closed, silent, refused): tell rooms and requests, then reconnect. */
@@ -303,7 +325,11 @@ export class Connection implements RoomHost {
     this.unlistenNetwork?.();
     this.unlistenNetwork = null;
     this.setState('closed', error !== null ? { error } : {});
-    const closed = new SwitchboardClientError('closed', error === null ? 'the client is closed' : `the client is closed: ${error.message}`, error !== null ? { cause: error } : {});
+    const closed = new SwitchboardClientError(
+      'closed',
+      error === null ? 'the client is closed' : `the client is closed: ${error.message}`,
+      error !== null ? { cause: error } : {},
+    );
     this.requests.failAll(closed);
     for (const room of [...this.rooms.values()]) room.shutdown(closed);
     for (const p of this.queue.takeAll()) p.reject(closed);

@@ -8,6 +8,24 @@ export type { ConnectedInfo } from './connection.js';
 export { SwitchboardClientError, ClientErrorCodes, type ClientErrorCode, type SwitchboardErrorCode } from './errors.js';
 export { backoffDelay, backoffWindow, defaultBackoff, type BackoffOptions } from './backoff.js';
 export type {
-  ClientEvents, ClientOptions, ConnectionState, DirectMessage, HistoryPage, HistoryQuery, JoinedEvent, Json, Message, Position,
-  PresenceDiff, PresenceMember, PublishResult, SendResult, ResetEvent, RoomEvents, RoomOptions, StateChange, WebSocketConstructor, WebSocketLike,
+  ClientEvents,
+  ClientOptions,
+  ConnectionState,
+  DirectMessage,
+  HistoryPage,
+  HistoryQuery,
+  JoinedEvent,
+  Json,
+  Message,
+  Position,
+  PresenceDiff,
+  PresenceMember,
+  PublishResult,
+  SendResult,
+  ResetEvent,
+  RoomEvents,
+  RoomOptions,
+  StateChange,
+  WebSocketConstructor,
+  WebSocketLike,
 } from './types.js';

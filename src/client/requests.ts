@@ -13,7 +13,13 @@ import { SwitchboardClientError, fromErrorFrame } from './errors.js';
 
 /** The reply frame type of each request the SDK sends (an `error` frame can answer any of them). */
 const REPLY_TYPES = {
-  join: 'joined', leave: 'left', publish: 'ack', history: 'history.page', presence: 'presence.list', send: 'sent', rpc: 'rpc.result',
+  join: 'joined',
+  leave: 'left',
+  publish: 'ack',
+  history: 'history.page',
+  presence: 'presence.list',
+  send: 'sent',
+  rpc: 'rpc.result',
 } as const;
 
 export type RequestType = keyof typeof REPLY_TYPES;

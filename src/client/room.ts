@@ -11,9 +11,7 @@ import { invalidArgument, SwitchboardClientError } from './errors.js';
 import { newIdem, type OfflineQueue, type PendingPublish } from './offline-queue.js';
 import { RoomStream } from './stream.js';
 import type { OutRequest, ReplyTo, RequestHandlers, RequestType } from './requests.js';
-import type {
-  HistoryPage, HistoryQuery, Json, Message, Position, PresenceMember, PublishResult, RoomEvents,
-} from './types.js';
+import type { HistoryPage, HistoryQuery, Json, Message, Position, PresenceMember, PublishResult, RoomEvents } from './types.js';
 
 /** What a room needs from the client's connection. */
 export interface RoomHost {
@@ -55,11 +53,17 @@ export class Room {
     reorderBufferMax: number,
     since: Position | undefined,
   ) {
-    this.stream = new RoomStream(name, reorderBufferMax, host, {
-      message: (m) => this.events.emit('message', m),
-      reset: (e) => this.events.emit('reset', e),
-      error: (e) => this.events.emit('error', e),
-    }, since);
+    this.stream = new RoomStream(
+      name,
+      reorderBufferMax,
+      host,
+      {
+        message: (m) => this.events.emit('message', m),
+        reset: (e) => this.events.emit('reset', e),
+        error: (e) => this.events.emit('error', e),
+      },
+      since,
+    );
   }
 
   /** Adds a listener; returns a function that removes it. */
@@ -102,7 +106,13 @@ export class Room {
     if (this.status === 'left' || this.host.closed) return Promise.reject(this.closedError());
     return new Promise<PublishResult>((resolve, reject) => {
       const p: PendingPublish = {
-        order: this.host.nextOrder(), room: this.name, data: snapshot, idem: options.idem ?? newIdem(), failures: 0, resolve, reject,
+        order: this.host.nextOrder(),
+        room: this.name,
+        data: snapshot,
+        idem: options.idem ?? newIdem(),
+        failures: 0,
+        resolve,
+        reject,
       };
       if (this.status === 'joined' && this.host.connected) this.sendPublish(p);
       else if (!this.host.queue.add(p)) {
@@ -219,15 +229,18 @@ export class Room {
     this.status = 'joining';
     const since = this.stream.position;
     const gen = this.gen;
-    this.host.request({ type: 'join', room: this.name, ...(since !== null ? { since } : {}) }, {
-      first: true,
-      onReply: (f) => {
-        if (gen === this.gen && this.status === 'joining') this.onJoined(f);
+    this.host.request(
+      { type: 'join', room: this.name, ...(since !== null ? { since } : {}) },
+      {
+        first: true,
+        onReply: (f) => {
+          if (gen === this.gen && this.status === 'joining') this.onJoined(f);
+        },
+        onError: (e) => {
+          if (gen === this.gen && this.status === 'joining') this.joinFailed(e);
+        },
       },
-      onError: (e) => {
-        if (gen === this.gen && this.status === 'joining') this.joinFailed(e);
-      },
-    });
+    );
   }
 
   private onJoined(f: JoinedFrame): void {
@@ -246,10 +259,13 @@ export class Room {
     if (e.retryable) {
       this.joinFailures++;
       const gen = this.gen;
-      this.joinTimer = setTimeout(() => {
-        this.joinTimer = null;
-        if (gen === this.gen && this.host.connected) this.join();
-      }, Math.max(50, backoffDelay(this.joinFailures, RETRY_BACKOFF)));
+      this.joinTimer = setTimeout(
+        () => {
+          this.joinTimer = null;
+          if (gen === this.gen && this.host.connected) this.join();
+        },
+        Math.max(50, backoffDelay(this.joinFailures, RETRY_BACKOFF)),
+      );
       return;
     }
     // Refused for good (forbidden, bad_room, too_many_rooms…): the room is dead; tell the app.
@@ -272,16 +288,21 @@ export class Room {
     // The frame adds the envelope (type, id, room, idem): ~400 bytes at most.
     const bytes = text.length * 3 + 400 > this.host.maxFrameBytes ? new TextEncoder().encode(text).length + 400 : 0;
     if (bytes > this.host.maxFrameBytes) {
-      throw new SwitchboardClientError('frame_too_large', `data is ${bytes - 400} bytes; frames are limited to ${this.host.maxFrameBytes}`, { room: this.name });
+      throw new SwitchboardClientError('frame_too_large', `data is ${bytes - 400} bytes; frames are limited to ${this.host.maxFrameBytes}`, {
+        room: this.name,
+      });
     }
     return JSON.parse(text) as Json;
   }
 
   private sendPublish(p: PendingPublish): void {
-    this.host.request({ type: 'publish', room: this.name, data: p.data, idem: p.idem }, {
-      onReply: (f) => p.resolve({ seq: f.seq, epoch: f.epoch, duplicate: f.duplicate }),
-      onError: (e) => this.publishFailed(p, e),
-    });
+    this.host.request(
+      { type: 'publish', room: this.name, data: p.data, idem: p.idem },
+      {
+        onReply: (f) => p.resolve({ seq: f.seq, epoch: f.epoch, duplicate: f.duplicate }),
+        onError: (e) => this.publishFailed(p, e),
+      },
+    );
   }
 
   private publishFailed(p: PendingPublish, e: SwitchboardClientError): void {
@@ -293,11 +314,14 @@ export class Room {
     }
     if (e.retryable && e.code !== 'token_expired' && p.failures < MAX_PUBLISH_FAILURES) {
       p.failures++;
-      const timer = setTimeout(() => {
-        this.parked.delete(p);
-        this.host.queue.requeue(p);
-        this.flush();
-      }, Math.max(20, backoffDelay(p.failures, RETRY_BACKOFF)));
+      const timer = setTimeout(
+        () => {
+          this.parked.delete(p);
+          this.host.queue.requeue(p);
+          this.flush();
+        },
+        Math.max(20, backoffDelay(p.failures, RETRY_BACKOFF)),
+      );
       this.parked.set(p, timer);
       return;
     }

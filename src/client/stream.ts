@@ -54,8 +54,8 @@ export class RoomStream {
   joined(position: Position, recovery: 'none' | 'recovered' | 'reset'): void {
     this.live = true;
     const previous = this.buffer.position;
-    const continues = previous !== null && previous.epoch === position.epoch &&
-      (recovery === 'recovered' || (recovery === 'none' && previous.seq === position.seq));
+    const continues =
+      previous !== null && previous.epoch === position.epoch && (recovery === 'recovered' || (recovery === 'none' && previous.seq === position.seq));
     if (previous === null) this.buffer.setPosition(position);
     else if (!continues) {
       this.buffer.setPosition(position);
@@ -125,29 +125,32 @@ export class RoomStream {
     if (miss === null || pos === null || !this.live) return;
     this.fetching = true;
     const gen = this.gen;
-    this.host.request({ type: 'history', room: this.room, after: miss.after, limit: Math.min(1000, miss.upTo - miss.after) }, {
-      onReply: (f) => {
-        if (gen !== this.gen) return;
-        this.fetching = false;
-        const before = this.buffer.position?.seq ?? 0;
-        for (const m of f.messages) {
-          if (m.epoch !== pos.epoch) continue; // a history row of an older run of seqs
-          this.deliver(this.buffer.offer(m).deliver);
-          if (!this.live) return;
-        }
-        const progressed = (this.buffer.position?.seq ?? 0) > before;
-        if (this.buffer.missing() === null) this.gapAttempts = 0;
-        else if (progressed) {
-          this.gapAttempts = 0;
-          this.fetchGap();
-        } else this.gapStuck(null);
+    this.host.request(
+      { type: 'history', room: this.room, after: miss.after, limit: Math.min(1000, miss.upTo - miss.after) },
+      {
+        onReply: (f) => {
+          if (gen !== this.gen) return;
+          this.fetching = false;
+          const before = this.buffer.position?.seq ?? 0;
+          for (const m of f.messages) {
+            if (m.epoch !== pos.epoch) continue; // a history row of an older run of seqs
+            this.deliver(this.buffer.offer(m).deliver);
+            if (!this.live) return;
+          }
+          const progressed = (this.buffer.position?.seq ?? 0) > before;
+          if (this.buffer.missing() === null) this.gapAttempts = 0;
+          else if (progressed) {
+            this.gapAttempts = 0;
+            this.fetchGap();
+          } else this.gapStuck(null);
+        },
+        onError: (e) => {
+          if (gen !== this.gen) return;
+          this.fetching = false;
+          if (e.code !== 'disconnected') this.gapStuck(e);
+        },
       },
-      onError: (e) => {
-        if (gen !== this.gen) return;
-        this.fetching = false;
-        if (e.code !== 'disconnected') this.gapStuck(e);
-      },
-    });
+    );
   }
 
   /**

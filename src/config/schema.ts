@@ -14,7 +14,10 @@ export const configSchema = z
   .object({
     port: port.default(8080),
     host: z.string().default('0.0.0.0'),
-    nodeId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'node id: 1–64 of A–Z a–z 0–9 _ -').optional(),
+    nodeId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'node id: 1–64 of A–Z a–z 0–9 _ -')
+      .optional(),
     dataDir: z.string().default('./data'),
     dev: bool.default(false),
     /** Cluster engines (used by the cluster issue; embedded engines when absent). */
@@ -108,17 +111,24 @@ export const configSchema = z
     }
     if (c.durableLog === 'jetstream' && c.nats === undefined) ctx.addIssue({ code: 'custom', message: '--durable-log jetstream needs --nats' });
     if (c.workers !== 1 && c.nats === undefined && c.backplane !== 'redis') {
-      ctx.addIssue({ code: 'custom', message: '--workers needs a shared backplane: give --nats (and --redis, --database); embedded engines live inside one process' });
+      ctx.addIssue({
+        code: 'custom',
+        message: '--workers needs a shared backplane: give --nats (and --redis, --database); embedded engines live inside one process',
+      });
     }
     const durable = durableServiceList(c.durableServices);
-    if (durable.some((s) => !/^[a-z0-9_-]{1,64}$/.test(s))) ctx.addIssue({ code: 'custom', message: 'durable-services: comma-separated service names of 1–64 a–z 0–9 _ -' });
+    if (durable.some((s) => !/^[a-z0-9_-]{1,64}$/.test(s)))
+      ctx.addIssue({ code: 'custom', message: 'durable-services: comma-separated service names of 1–64 a–z 0–9 _ -' });
     if (durable.length > 0 && c.nats === undefined) ctx.addIssue({ code: 'custom', message: '--durable-services needs --nats (with JetStream)' });
     if (c.retryAfterMaxS < c.retryAfterMinS) ctx.addIssue({ code: 'custom', message: 'retry-after-max-s must be >= retry-after-min-s' });
   });
 
 /** The --durable-services list as names. */
 export function durableServiceList(value: string): string[] {
-  return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 export type Config = z.infer<typeof configSchema>;

@@ -26,7 +26,10 @@ export async function openNats(o: NatsConnectOptions): Promise<NatsConnection> {
   let user = o.user;
   let pass = o.pass;
   let token = o.token;
-  for (const raw of o.url.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  for (const raw of o.url
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
     const u = new URL(raw.includes('://') ? raw : `nats://${raw}`);
     if (u.username !== '' && u.password !== '') {
       user ??= decodeURIComponent(u.username);

@@ -178,7 +178,12 @@ export class Session {
     }
     c.sendError(error.code, error.message, id);
     for (const frame of held) {
-      c.sendError('not_connected', `not run: the connect before it failed (${error.code})`, 'id' in frame ? frame.id : undefined, 'room' in frame ? frame.room : undefined);
+      c.sendError(
+        'not_connected',
+        `not run: the connect before it failed (${error.code})`,
+        'id' in frame ? frame.id : undefined,
+        'room' in frame ? frame.room : undefined,
+      );
     }
     if (error.code === 'unauthorized') c.close(CloseCodes.unauthorized, 'unauthorized');
     else if (error.code === 'token_expired') c.close(CloseCodes.tokenExpired, 'token expired');
@@ -199,9 +204,16 @@ export class Session {
     }
     const { config } = this.ctx;
     c.sendFrame({
-      type: 'connected', ...(f.id !== undefined ? { id: f.id } : {}), connId: c.id, node: this.ctx.nodeId,
-      user: identity.user, tenant: identity.tenant, protocol: PROTOCOL_VERSION,
-      pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs, maxFrameBytes: config.maxFrameBytes,
+      type: 'connected',
+      ...(f.id !== undefined ? { id: f.id } : {}),
+      connId: c.id,
+      node: this.ctx.nodeId,
+      user: identity.user,
+      tenant: identity.tenant,
+      protocol: PROTOCOL_VERSION,
+      pingIntervalMs: config.pingIntervalMs,
+      pingTimeoutMs: config.pingTimeoutMs,
+      maxFrameBytes: config.maxFrameBytes,
     });
   }
 
@@ -343,7 +355,13 @@ export class Session {
       this.checkRoom(c, f.room, 'publish');
       if (!c.rooms.has(f.room)) throw new SwitchboardError('not_joined', `join room ${f.room} before publishing to it`);
       const id = c.identity!;
-      const reply = await this.ctx.edge.publish('ws', { tenant: id.tenant, room: f.room, from: id.user, data: f.data, ...(f.idem !== undefined ? { idem: f.idem } : {}) });
+      const reply = await this.ctx.edge.publish('ws', {
+        tenant: id.tenant,
+        room: f.room,
+        from: id.user,
+        data: f.data,
+        ...(f.idem !== undefined ? { idem: f.idem } : {}),
+      });
       if ('seq' in reply) c.sendFrame({ type: 'ack', id: f.id, room: f.room, seq: reply.seq, epoch: reply.epoch, duplicate: reply.duplicate });
     } catch (err) {
       this.fail(c, err, f.id, f.room);

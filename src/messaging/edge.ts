@@ -35,8 +35,7 @@ export type PublishRequest =
   | { readonly tenant: string; readonly user: string; readonly from: string; readonly data: Json };
 
 export type PublishReply =
-  | { tenant: string; room: string; seq: number; epoch: string; ts: number; duplicate: boolean }
-  | { tenant: string; user: string; status: 'sent' };
+  { tenant: string; room: string; seq: number; epoch: string; ts: number; duplicate: boolean } | { tenant: string; user: string; status: 'sent' };
 
 export interface HistoryRequest {
   readonly limit?: number;
@@ -116,7 +115,8 @@ export class Edge {
   async history(ref: RoomRef, q: HistoryRequest): Promise<HistoryPage> {
     checkRoomRef(ref.tenant, ref.room);
     const limit = q.limit ?? HISTORY_DEFAULT_LIMIT;
-    if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_MAX_LIMIT) throw new SwitchboardError('bad_request', `limit must be between 1 and ${HISTORY_MAX_LIMIT}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_MAX_LIMIT)
+      throw new SwitchboardError('bad_request', `limit must be between 1 and ${HISTORY_MAX_LIMIT}`);
     if (q.before !== undefined && q.after !== undefined) throw new SwitchboardError('bad_request', 'give before or after, not both');
     for (const k of ['before', 'after'] as const) {
       const v = q[k];

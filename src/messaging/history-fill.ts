@@ -71,7 +71,11 @@ export async function fillHoles(f: HoleFilling, ref: RoomRef, have: Map<number, 
   if (missing.length === 0) return;
   const refuse = (why: string, error?: unknown): never => {
     f.onHole?.(ref, 'unavailable', missing.length, error);
-    throw new SwitchboardError('unavailable', `history of ${ref.room} is catching up (${why}); retry shortly`, error !== undefined ? { cause: error } : undefined);
+    throw new SwitchboardError(
+      'unavailable',
+      `history of ${ref.room} is catching up (${why}); retry shortly`,
+      error !== undefined ? { cause: error } : undefined,
+    );
   };
   if (missing.length > MAX_MISSING) refuse(`more than ${MAX_MISSING} seqs are not stored yet`);
   let still: number[];

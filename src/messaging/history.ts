@@ -28,7 +28,14 @@ export async function readHistory(roomLog: RoomLog, f: HoleFilling, ref: RoomRef
   return q.after !== undefined ? readAfter(roomLog, f, ref, q.after, q.limit, top) : readBefore(roomLog, f, ref, q.before, q.limit, top);
 }
 
-async function readBefore(roomLog: RoomLog, f: HoleFilling, ref: RoomRef, before: number | undefined, limit: number, top: number | undefined): Promise<HistoryPage> {
+async function readBefore(
+  roomLog: RoomLog,
+  f: HoleFilling,
+  ref: RoomRef,
+  before: number | undefined,
+  limit: number,
+  top: number | undefined,
+): Promise<HistoryPage> {
   if (top === undefined) {
     const page = await f.store.page(ref, before !== undefined ? { before, limit } : { limit });
     const last = page.messages[page.messages.length - 1];

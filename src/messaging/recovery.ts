@@ -15,13 +15,7 @@ export type RecoveryOutcome =
 
 const PAGE = 1000;
 
-export async function recover(
-  roomLog: RoomLog,
-  f: HoleFilling,
-  ref: RoomRef,
-  since: RoomPosition,
-  maxGap: number,
-): Promise<RecoveryOutcome> {
+export async function recover(roomLog: RoomLog, f: HoleFilling, ref: RoomRef, since: RoomPosition, maxGap: number): Promise<RecoveryOutcome> {
   const fromWindow = await roomLog.since(ref, since.seq, since.epoch);
   const position = fromWindow.position;
   if (position.epoch !== since.epoch) return { kind: 'reset', position, reason: 'epoch' };

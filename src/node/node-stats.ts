@@ -16,7 +16,13 @@ export type { NodeInfo, RoomStat };
 /** How many rooms a node announces (its busiest by local members, then by message rate). */
 export const TOP_ROOMS = 10;
 const MAX_SAMPLES = 4096;
-const SIZE_BUCKETS: readonly [string, number][] = [['1', 1], ['2-10', 10], ['11-100', 100], ['101-1000', 1000], ['1001+', Infinity]];
+const SIZE_BUCKETS: readonly [string, number][] = [
+  ['1', 1],
+  ['2-10', 10],
+  ['11-100', 100],
+  ['101-1000', 1000],
+  ['1001+', Infinity],
+];
 
 export class NodeStats {
   private readonly startedAt = Date.now();

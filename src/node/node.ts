@@ -61,12 +61,12 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     (isClustered(config)
       ? await openClusterEngines(config, nodeId)
       : await openEmbeddedEngines({
-      dataDir: config.dataDir,
-      presenceTtlMs: config.presenceTtlMs,
-      recoveryWindow: config.recoveryWindow,
-      recoveryWindowMs: config.recoveryWindowMs,
-      idempotencyMs: config.idempotencyMs,
-    }));
+          dataDir: config.dataDir,
+          presenceTtlMs: config.presenceTtlMs,
+          recoveryWindow: config.recoveryWindow,
+          recoveryWindowMs: config.recoveryWindowMs,
+          idempotencyMs: config.idempotencyMs,
+        }));
   // Every backplane publish is timed (broker latency); the engines are otherwise as opened.
   const engines: Engines = { ...opened, backplane: new TimedBackplane(opened.backplane, (s) => metrics.brokerLatency.observe(s)) };
   const onBackplaneError = (err: unknown): void => {

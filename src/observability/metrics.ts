@@ -6,36 +6,128 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly connections = new Gauge({ name: 'switchboard_connections', help: 'Open WebSocket connections (connected or awaiting connect).', registers: [this.registry] });
+  readonly connections = new Gauge({
+    name: 'switchboard_connections',
+    help: 'Open WebSocket connections (connected or awaiting connect).',
+    registers: [this.registry],
+  });
   readonly connectionsMax = new Gauge({ name: 'switchboard_connections_max', help: 'Configured maximum of open connections.', registers: [this.registry] });
   readonly rooms = new Gauge({ name: 'switchboard_rooms', help: 'Rooms with at least one member on this node.', registers: [this.registry] });
-  readonly roomMemberships = new Gauge({ name: 'switchboard_room_memberships', help: 'Room memberships of connections on this node.', registers: [this.registry] });
-  readonly admission = new Counter({ name: 'switchboard_admission_total', help: 'WebSocket upgrade attempts by result.', labelNames: ['result'] as const, registers: [this.registry] });
-  readonly published = new Counter({ name: 'switchboard_messages_published_total', help: 'Room messages accepted on this node (new, not duplicates).', labelNames: ['source'] as const, registers: [this.registry] });
-  readonly duplicates = new Counter({ name: 'switchboard_publish_duplicates_total', help: 'Publishes answered from the idempotency record.', registers: [this.registry] });
+  readonly roomMemberships = new Gauge({
+    name: 'switchboard_room_memberships',
+    help: 'Room memberships of connections on this node.',
+    registers: [this.registry],
+  });
+  readonly admission = new Counter({
+    name: 'switchboard_admission_total',
+    help: 'WebSocket upgrade attempts by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly published = new Counter({
+    name: 'switchboard_messages_published_total',
+    help: 'Room messages accepted on this node (new, not duplicates).',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+  readonly duplicates = new Counter({
+    name: 'switchboard_publish_duplicates_total',
+    help: 'Publishes answered from the idempotency record.',
+    registers: [this.registry],
+  });
   readonly messagesIn = new Counter({ name: 'switchboard_frames_in_total', help: 'Frames received from clients.', registers: [this.registry] });
-  readonly delivered = new Counter({ name: 'switchboard_messages_delivered_total', help: 'Message frames queued to local members (one per member per message).', registers: [this.registry] });
-  readonly socketWrites = new Counter({ name: 'switchboard_socket_writes_total', help: 'Coalesced socket writes (one per connection per event-loop tick with output).', registers: [this.registry] });
+  readonly delivered = new Counter({
+    name: 'switchboard_messages_delivered_total',
+    help: 'Message frames queued to local members (one per member per message).',
+    registers: [this.registry],
+  });
+  readonly socketWrites = new Counter({
+    name: 'switchboard_socket_writes_total',
+    help: 'Coalesced socket writes (one per connection per event-loop tick with output).',
+    registers: [this.registry],
+  });
   readonly fanoutLatency = new Histogram({
     name: 'switchboard_publish_to_deliver_seconds',
     help: 'From seq assignment to the frame being queued to local members, per message per node.',
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
-  readonly slowConsumers = new Counter({ name: 'switchboard_slow_consumer_disconnects_total', help: 'Connections closed because their outbound buffer passed the bound.', registers: [this.registry] });
-  readonly heartbeatTimeouts = new Counter({ name: 'switchboard_heartbeat_timeouts_total', help: 'Connections closed for missing the pong deadline.', registers: [this.registry] });
-  readonly errors = new Counter({ name: 'switchboard_errors_total', help: 'Errors returned to clients and HTTP callers, by stable code.', labelNames: ['code'] as const, registers: [this.registry] });
-  readonly disconnects = new Counter({ name: 'switchboard_disconnects_total', help: 'Closed connections by close code.', labelNames: ['code'] as const, registers: [this.registry] });
-  readonly recoveries = new Counter({ name: 'switchboard_recoveries_total', help: 'Joins with a since position, by outcome.', labelNames: ['result'] as const, registers: [this.registry] });
-  readonly gapFetches = new Counter({ name: 'switchboard_gap_fetches_total', help: 'Times a room stream waited for a missing seq and fetched it from the RoomLog.', labelNames: ['result'] as const, registers: [this.registry] });
-  readonly backplaneErrors = new Counter({ name: 'switchboard_backplane_errors_total', help: 'Backplane publish or subscribe failures.', registers: [this.registry] });
-  readonly httpAborted = new Counter({ name: 'switchboard_http_aborted_total', help: 'HTTP requests the client abandoned before its body was read (disconnected mid-body).', registers: [this.registry] });
-  readonly httpRequests = new Counter({ name: 'switchboard_http_requests_total', help: 'HTTP API requests by route and status class.', labelNames: ['route', 'status'] as const, registers: [this.registry] });
-  readonly historyLagMessages = new Gauge({ name: 'switchboard_history_lag_messages', help: 'Messages in the durable log not yet in the message store.', registers: [this.registry] });
-  readonly historyLagSeconds = new Gauge({ name: 'switchboard_history_lag_seconds', help: 'Age of the oldest message not yet in the message store.', registers: [this.registry] });
-  readonly historyWritten = new Counter({ name: 'switchboard_history_written_total', help: 'Messages written to the message store by this node.', registers: [this.registry] });
-  readonly serviceRequests = new Counter({ name: 'switchboard_service_requests_total', help: 'Client send/rpc frames to backend services by kind (send, send_durable, rpc) and result (ok or error code).', labelNames: ['kind', 'result'] as const, registers: [this.registry] });
-  readonly historyFailures = new Counter({ name: 'switchboard_history_write_failures_total', help: 'Failed history batch writes (retried).', registers: [this.registry] });
+  readonly slowConsumers = new Counter({
+    name: 'switchboard_slow_consumer_disconnects_total',
+    help: 'Connections closed because their outbound buffer passed the bound.',
+    registers: [this.registry],
+  });
+  readonly heartbeatTimeouts = new Counter({
+    name: 'switchboard_heartbeat_timeouts_total',
+    help: 'Connections closed for missing the pong deadline.',
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'switchboard_errors_total',
+    help: 'Errors returned to clients and HTTP callers, by stable code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly disconnects = new Counter({
+    name: 'switchboard_disconnects_total',
+    help: 'Closed connections by close code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly recoveries = new Counter({
+    name: 'switchboard_recoveries_total',
+    help: 'Joins with a since position, by outcome.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly gapFetches = new Counter({
+    name: 'switchboard_gap_fetches_total',
+    help: 'Times a room stream waited for a missing seq and fetched it from the RoomLog.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly backplaneErrors = new Counter({
+    name: 'switchboard_backplane_errors_total',
+    help: 'Backplane publish or subscribe failures.',
+    registers: [this.registry],
+  });
+  readonly httpAborted = new Counter({
+    name: 'switchboard_http_aborted_total',
+    help: 'HTTP requests the client abandoned before its body was read (disconnected mid-body).',
+    registers: [this.registry],
+  });
+  readonly httpRequests = new Counter({
+    name: 'switchboard_http_requests_total',
+    help: 'HTTP API requests by route and status class.',
+    labelNames: ['route', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly historyLagMessages = new Gauge({
+    name: 'switchboard_history_lag_messages',
+    help: 'Messages in the durable log not yet in the message store.',
+    registers: [this.registry],
+  });
+  readonly historyLagSeconds = new Gauge({
+    name: 'switchboard_history_lag_seconds',
+    help: 'Age of the oldest message not yet in the message store.',
+    registers: [this.registry],
+  });
+  readonly historyWritten = new Counter({
+    name: 'switchboard_history_written_total',
+    help: 'Messages written to the message store by this node.',
+    registers: [this.registry],
+  });
+  readonly serviceRequests = new Counter({
+    name: 'switchboard_service_requests_total',
+    help: 'Client send/rpc frames to backend services by kind (send, send_durable, rpc) and result (ok or error code).',
+    labelNames: ['kind', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly historyFailures = new Counter({
+    name: 'switchboard_history_write_failures_total',
+    help: 'Failed history batch writes (retried).',
+    registers: [this.registry],
+  });
   readonly historyHoles = new Counter({
     name: 'switchboard_history_holes_total',
     help: 'History reads (pages, recoveries) that met seqs the message store lacked, by result: filled (from the durable log or a store re-read), skipped (never acked), unavailable (answered 503 / unavailable).',
@@ -45,15 +137,28 @@ export class Metrics {
 
   // Seed 004's dashboard figures not covered above (issue 7). Room sizes are histograms and bucketed
   // gauges, never per-room labels; the busiest rooms by name are on the admin API (top-N) instead.
-  readonly reconnects = new Counter({ name: 'switchboard_reconnects_total', help: 'Connections that resumed a room with a since position (a client coming back after a drop).', registers: [this.registry] });
+  readonly reconnects = new Counter({
+    name: 'switchboard_reconnects_total',
+    help: 'Connections that resumed a room with a since position (a client coming back after a drop).',
+    registers: [this.registry],
+  });
   readonly fanoutSize = new Histogram({
     name: 'switchboard_fanout_members',
     help: 'Local members a room message was queued to, per message per node.',
     buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
     registers: [this.registry],
   });
-  readonly roomsBySize = new Gauge({ name: 'switchboard_rooms_by_size', help: 'Rooms on this node by local member count bucket.', labelNames: ['size'] as const, registers: [this.registry] });
-  readonly largestRoom = new Gauge({ name: 'switchboard_largest_room_members', help: 'Local members of the largest room on this node.', registers: [this.registry] });
+  readonly roomsBySize = new Gauge({
+    name: 'switchboard_rooms_by_size',
+    help: 'Rooms on this node by local member count bucket.',
+    labelNames: ['size'] as const,
+    registers: [this.registry],
+  });
+  readonly largestRoom = new Gauge({
+    name: 'switchboard_largest_room_members',
+    help: 'Local members of the largest room on this node.',
+    registers: [this.registry],
+  });
   readonly brokerLatency = new Histogram({
     name: 'switchboard_backplane_publish_seconds',
     help: 'Backplane publish until the broker confirmed it (NATS flush / Redis PUBLISH reply).',
@@ -61,7 +166,11 @@ export class Metrics {
     registers: [this.registry],
   });
   private readonly resumed = new WeakSet<object>();
-  readonly clusterNodes = new Gauge({ name: 'switchboard_cluster_nodes', help: 'Nodes this node has heard announce themselves within the expiry (itself included).', registers: [this.registry] });
+  readonly clusterNodes = new Gauge({
+    name: 'switchboard_cluster_nodes',
+    help: 'Nodes this node has heard announce themselves within the expiry (itself included).',
+    registers: [this.registry],
+  });
 
   constructor(labels: { node: string }) {
     this.registry.setDefaultLabels({ node: labels.node });

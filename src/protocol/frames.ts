@@ -16,9 +16,20 @@ export const PROTOCOL_VERSION = 1;
  */
 export const SUBPROTOCOL = 'switchboard.v1.json';
 
-const requestId = z.union([z.number().int().min(0).max(2 ** 53 - 1), z.string().min(1).max(64)]);
+const requestId = z.union([
+  z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 53 - 1),
+  z.string().min(1).max(64),
+]);
 const roomField = z.string().max(256);
-const seq = z.number().int().min(0).max(2 ** 53 - 1);
+const seq = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 53 - 1);
 /**
  * `data` is whatever JSON the client sent: the frame came from JSON.parse (so it is JSON by construction)
  * and its nesting was bounded before validation (protocol/json-depth.ts), so it is not walked again here.
@@ -79,6 +90,4 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
 
 export type ClientFrame = z.infer<typeof clientFrameSchema>;
 export type ClientFrameType = ClientFrame['type'];
-export const CLIENT_FRAME_TYPES: readonly string[] = [
-  'connect', 'join', 'leave', 'publish', 'history', 'presence', 'send', 'rpc', 'ping', 'pong',
-];
+export const CLIENT_FRAME_TYPES: readonly string[] = ['connect', 'join', 'leave', 'publish', 'history', 'presence', 'send', 'rpc', 'ping', 'pong'];

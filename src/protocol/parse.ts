@@ -17,7 +17,15 @@ const MESSAGE: Shape<WireMessage> = { room: 's', seq: 'n', epoch: 's', from: 's'
 
 const SHAPES: { readonly [T in ServerFrameType]: Shape<ServerFrameOf<T>> } = {
   connected: {
-    id: 'i?', connId: 's', node: 's', user: 's', tenant: 's', protocol: 'n', pingIntervalMs: 'n', pingTimeoutMs: 'n', maxFrameBytes: 'n',
+    id: 'i?',
+    connId: 's',
+    node: 's',
+    user: 's',
+    tenant: 's',
+    protocol: 'n',
+    pingIntervalMs: 'n',
+    pingTimeoutMs: 'n',
+    maxFrameBytes: 'n',
   },
   joined: { id: 'i', room: 's', seq: 'n', epoch: 's', recovery: ['none', 'recovered', 'reset'], missed: 'n' },
   left: { id: 'i', room: 's' },
@@ -39,14 +47,22 @@ type Loose = Record<string, unknown>;
 
 function fits(v: unknown, kind: Kind): boolean {
   switch (kind) {
-    case 's': return typeof v === 'string';
-    case 'n': return typeof v === 'number';
-    case 'b': return typeof v === 'boolean';
-    case 'i': return typeof v === 'number' || typeof v === 'string';
-    case 'j': return v !== undefined;
-    case 'a': return Array.isArray(v);
-    case 'o': return typeof v === 'object' && v !== null;
-    case 'm[]': return Array.isArray(v) && v.every((m) => isObject(m) && matches(m, MESSAGE));
+    case 's':
+      return typeof v === 'string';
+    case 'n':
+      return typeof v === 'number';
+    case 'b':
+      return typeof v === 'boolean';
+    case 'i':
+      return typeof v === 'number' || typeof v === 'string';
+    case 'j':
+      return v !== undefined;
+    case 'a':
+      return Array.isArray(v);
+    case 'o':
+      return typeof v === 'object' && v !== null;
+    case 'm[]':
+      return Array.isArray(v) && v.every((m) => isObject(m) && matches(m, MESSAGE));
   }
 }
 

@@ -27,36 +27,128 @@ export interface WireMessage {
 }
 
 export interface ConnectedFrame {
-  type: 'connected'; id?: RequestId; connId: string; node: string; user: string; tenant: string;
-  protocol: number; pingIntervalMs: number; pingTimeoutMs: number; maxFrameBytes: number;
+  type: 'connected';
+  id?: RequestId;
+  connId: string;
+  node: string;
+  user: string;
+  tenant: string;
+  protocol: number;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  maxFrameBytes: number;
 }
 export interface JoinedFrame {
-  type: 'joined'; id: RequestId; room: string; seq: number; epoch: string;
-  recovery: 'none' | 'recovered' | 'reset'; missed: number;
+  type: 'joined';
+  id: RequestId;
+  room: string;
+  seq: number;
+  epoch: string;
+  recovery: 'none' | 'recovered' | 'reset';
+  missed: number;
 }
-export interface LeftFrame { type: 'left'; id: RequestId; room: string }
-export interface AckFrame { type: 'ack'; id: RequestId; room: string; seq: number; epoch: string; duplicate: boolean }
-export interface MessageFrame extends WireMessage { type: 'message' }
-export interface HistoryPageFrame { type: 'history.page'; id: RequestId; room: string; messages: WireMessage[]; more: boolean }
-export interface WirePresenceMember { user: string; online: boolean; connections: number; lastSeen: number }
-export interface PresenceListFrame { type: 'presence.list'; id: RequestId; room: string; members: WirePresenceMember[] }
+export interface LeftFrame {
+  type: 'left';
+  id: RequestId;
+  room: string;
+}
+export interface AckFrame {
+  type: 'ack';
+  id: RequestId;
+  room: string;
+  seq: number;
+  epoch: string;
+  duplicate: boolean;
+}
+export interface MessageFrame extends WireMessage {
+  type: 'message';
+}
+export interface HistoryPageFrame {
+  type: 'history.page';
+  id: RequestId;
+  room: string;
+  messages: WireMessage[];
+  more: boolean;
+}
+export interface WirePresenceMember {
+  user: string;
+  online: boolean;
+  connections: number;
+  lastSeen: number;
+}
+export interface PresenceListFrame {
+  type: 'presence.list';
+  id: RequestId;
+  room: string;
+  members: WirePresenceMember[];
+}
 export interface PresenceDiffFrame {
-  type: 'presence.diff'; room: string; joined: { user: string; at: number }[]; left: { user: string; lastSeen: number }[];
+  type: 'presence.diff';
+  room: string;
+  joined: { user: string; at: number }[];
+  left: { user: string; lastSeen: number }[];
   /** Present when more than 50 users changed in one interval: lists are empty, counts given instead. */
   truncated?: { joined: number; left: number };
 }
-export interface DirectFrame { type: 'direct'; from: string; ts: number; data: Json }
+export interface DirectFrame {
+  type: 'direct';
+  from: string;
+  ts: number;
+  data: Json;
+}
 /** A `send` was accepted: by a running instance (core) or by the service's durable queue (durable). */
-export interface SentFrame { type: 'sent'; id: RequestId; topic: string; idem: string; durable: boolean; duplicate: boolean }
-export interface RpcResultFrame { type: 'rpc.result'; id: RequestId; topic: string; data: Json }
-export interface PingFrame { type: 'ping' }
-export interface PongFrame { type: 'pong'; id?: RequestId }
-export interface NoticeFrame { type: 'notice'; code: 'reconnect'; reason: string; reconnectAfterMs: number }
-export interface ErrorFrame { type: 'error'; id?: RequestId; code: string; message: string; retryable: boolean; room?: string }
+export interface SentFrame {
+  type: 'sent';
+  id: RequestId;
+  topic: string;
+  idem: string;
+  durable: boolean;
+  duplicate: boolean;
+}
+export interface RpcResultFrame {
+  type: 'rpc.result';
+  id: RequestId;
+  topic: string;
+  data: Json;
+}
+export interface PingFrame {
+  type: 'ping';
+}
+export interface PongFrame {
+  type: 'pong';
+  id?: RequestId;
+}
+export interface NoticeFrame {
+  type: 'notice';
+  code: 'reconnect';
+  reason: string;
+  reconnectAfterMs: number;
+}
+export interface ErrorFrame {
+  type: 'error';
+  id?: RequestId;
+  code: string;
+  message: string;
+  retryable: boolean;
+  room?: string;
+}
 
 export type ServerFrame =
-  | ConnectedFrame | JoinedFrame | LeftFrame | AckFrame | MessageFrame | HistoryPageFrame | PresenceListFrame
-  | PresenceDiffFrame | DirectFrame | SentFrame | RpcResultFrame | PingFrame | PongFrame | NoticeFrame | ErrorFrame;
+  | ConnectedFrame
+  | JoinedFrame
+  | LeftFrame
+  | AckFrame
+  | MessageFrame
+  | HistoryPageFrame
+  | PresenceListFrame
+  | PresenceDiffFrame
+  | DirectFrame
+  | SentFrame
+  | RpcResultFrame
+  | PingFrame
+  | PongFrame
+  | NoticeFrame
+  | ErrorFrame;
 
 export type ServerFrameType = ServerFrame['type'];
 

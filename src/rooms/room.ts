@@ -203,8 +203,7 @@ export class LocalRoom {
       if (ms.pending !== null) {
         if (ms.pending.length < MAX_PENDING) ms.pending.push([m.seq, frame]);
         else ms.overflow = true;
-      }
-      else if (m.seq > ms.skipUpTo) ms.conn.send(frame);
+      } else if (m.seq > ms.skipUpTo) ms.conn.send(frame);
     }
     this.hooks.onDelivered(m, this.members.size);
   }

@@ -86,7 +86,11 @@ export class Services {
         const full = /maximum (messages|bytes)/i.test((err as Error).message);
         // Without a client idem the retry cannot be matched to this attempt (which may have been stored).
         const retry = idem !== undefined ? 'retry with the same idem' : 'retry; send with an idem so a retry is queued once';
-        throw new SwitchboardError('unavailable', full ? `the queue of service ${service} is full; ${retry} later` : `the queue of service ${service} is unavailable; ${retry}`, { cause: err });
+        throw new SwitchboardError(
+          'unavailable',
+          full ? `the queue of service ${service} is full; ${retry} later` : `the queue of service ${service} is unavailable; ${retry}`,
+          { cause: err },
+        );
       }
       return { idem: req.idem, durable: true, duplicate: ack.duplicate };
     }
@@ -105,7 +109,8 @@ export class Services {
   }
 
   private check(id: Identity, topic: string, kind: 'send' | 'rpc'): { service: string; name: string; nc: NatsConnection } {
-    if (this.nc === null) throw new SwitchboardError('services_disabled', 'this node runs without NATS (embedded mode); backend services need nodes started with --nats');
+    if (this.nc === null)
+      throw new SwitchboardError('services_disabled', 'this node runs without NATS (embedded mode); backend services need nodes started with --nats');
     const parsed = parseTopic(topic);
     if (parsed === null) throw new SwitchboardError('bad_topic', `invalid topic: ${TOPIC_RULE}`);
     if (!(kind === 'send' ? id.canSend(topic) : id.canCall(topic))) {
@@ -127,7 +132,9 @@ export class Services {
       if (isNoResponders(err)) throw new SwitchboardError('no_service', `no instance of service ${service} is running`, { cause: err });
       if (isTimeout(err)) {
         if (kind === 'rpc') throw new SwitchboardError('rpc_timeout', `service ${service} did not answer within ${timeoutMs} ms`, { cause: err });
-        throw new SwitchboardError('unavailable', `no instance of service ${service} confirmed receipt within ${timeoutMs} ms; retry with the same idem`, { cause: err });
+        throw new SwitchboardError('unavailable', `no instance of service ${service} confirmed receipt within ${timeoutMs} ms; retry with the same idem`, {
+          cause: err,
+        });
       }
       throw new SwitchboardError('unavailable', 'NATS is unavailable; retry', { cause: err });
     }

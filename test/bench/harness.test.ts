@@ -56,7 +56,10 @@ describe('harness counting', () => {
 
   it('delivery totals keep late apart from lost, and count loss per member', () => {
     // 3 members × 20 messages: 50 arrived in the window, 8 after it; one member has a duplicate, another lacks 3.
-    const parts = [{ total: 30, inWindow: 25, short: 0, over: 1 }, { total: 28, inWindow: 25, short: 3, over: 0 }];
+    const parts = [
+      { total: 30, inWindow: 25, short: 0, over: 1 },
+      { total: 28, inWindow: 25, short: 3, over: 0 },
+    ];
     expect(deliveryTotals(parts, 20, 3)).toEqual({ delivered: 58, expected: 60, inWindow: 50, late: 8, lost: 3, extra: 1 });
   });
 

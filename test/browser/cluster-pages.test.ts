@@ -33,14 +33,22 @@ let pg: TestServer;
 
 function nodeArgs(i: number): string[] {
   return [
-    '--node-id', `node-${i}`,
-    '--nats', nats.url,
-    '--redis', redis.url,
-    '--database', pg.url,
-    '--api-key', API_KEY,
-    '--presence-ttl-ms', '3000',
-    '--presence-diff-ms', '50',
-    '--drain-spread-ms', '200',
+    '--node-id',
+    `node-${i}`,
+    '--nats',
+    nats.url,
+    '--redis',
+    redis.url,
+    '--database',
+    pg.url,
+    '--api-key',
+    API_KEY,
+    '--presence-ttl-ms',
+    '3000',
+    '--presence-diff-ms',
+    '50',
+    '--drain-spread-ms',
+    '200',
   ];
 }
 
@@ -69,9 +77,11 @@ async function send(page: Page, text: string): Promise<void> {
 const texts = (page: Page): Promise<string[]> => page.locator('li.msg .text').allTextContents();
 
 async function waitForTexts(page: Page, expected: string[], timeoutMs = 30_000): Promise<void> {
-  await waitFor(async () => JSON.stringify(await texts(page)) === JSON.stringify(expected), timeoutMs, `messages ${JSON.stringify(expected)}`, 100).catch(async (err: Error) => {
-    throw new Error(`${err.message}; the page shows ${JSON.stringify(await texts(page))}`);
-  });
+  await waitFor(async () => JSON.stringify(await texts(page)) === JSON.stringify(expected), timeoutMs, `messages ${JSON.stringify(expected)}`, 100).catch(
+    async (err: Error) => {
+      throw new Error(`${err.message}; the page shows ${JSON.stringify(await texts(page))}`);
+    },
+  );
 }
 
 describe.skipIf(!HAVE_CHROMIUM)('the pages in Chromium on a 2-node cluster', () => {
@@ -172,9 +182,19 @@ describe.skipIf(!HAVE_CHROMIUM)('the pages in Chromium on a 2-node cluster', () 
     await admin.waitForSelector('article.node[data-node=node-1]', { timeout: 15_000 });
     await admin.waitForSelector('article.node[data-node=node-2]', { timeout: 15_000 });
     expect(await admin.locator('article.node').count()).toBe(2);
-    await waitFor(async () => (await admin.locator('article.node[data-node=node-2] dd').first().textContent()) === '1 / 100000', 15_000, "node-2's one connection", 200);
+    await waitFor(
+      async () => (await admin.locator('article.node[data-node=node-2] dd').first().textContent()) === '1 / 100000',
+      15_000,
+      "node-2's one connection",
+      200,
+    );
     await admin.waitForSelector('table.rooms tr[data-room=lobby]', { timeout: 15_000 });
-    await waitFor(async () => (await admin.locator('table.rooms tr[data-room=lobby] td').allTextContents()).join('|').startsWith('lobby|default|2|'), 15_000, 'lobby with 2 members in the busiest rooms', 200);
+    await waitFor(
+      async () => (await admin.locator('table.rooms tr[data-room=lobby] td').allTextContents()).join('|').startsWith('lobby|default|2|'),
+      15_000,
+      'lobby with 2 members in the busiest rooms',
+      200,
+    );
 
     const chart = admin.locator('figure.chart[data-chart="Messages per second"]');
     const line = chart.locator('polyline[data-label=published]');
@@ -194,7 +214,10 @@ describe.skipIf(!HAVE_CHROMIUM)('the pages in Chromium on a 2-node cluster', () 
       throw new Error(`${err.message}; saw the burst: ${sawBurst}; chart says ${await chart.locator('.now').textContent()}`);
     });
     expect(await line.getAttribute('points')).not.toBe(before.points);
-    await admin.waitForSelector('figure.chart[data-chart="Publish → deliver latency"] polyline[data-label=p99][points*=","]', { state: 'attached', timeout: 15_000 });
+    await admin.waitForSelector('figure.chart[data-chart="Publish → deliver latency"] polyline[data-label=p99][points*=","]', {
+      state: 'attached',
+      timeout: 15_000,
+    });
     await shot(admin, 'admin', true);
     await waitForTexts(ben, [...both, ...missed, ...Array.from({ length: 20 }, (_, i) => `traffic ${i}`)]);
     await Promise.all([annCtx.close(), benCtx.close(), adminCtx.close()]);
@@ -218,7 +241,9 @@ describe.skipIf(!HAVE_CHROMIUM)('the pages in Chromium on a 2-node cluster', () 
     await page.locator('ul.messages').evaluate((el) => el.scrollTo({ top: 0 }));
     await waitForTexts(page, note(1, 75));
     expect(await page.locator('button.more').isHidden()).toBe(true);
-    expect(await page.locator('li.msg').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq'))))).toEqual(Array.from({ length: 75 }, (_, i) => i + 1));
+    expect(await page.locator('li.msg').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq'))))).toEqual(
+      Array.from({ length: 75 }, (_, i) => i + 1),
+    );
     await shot(page, 'chat-history');
     await ctx.close();
   }, 120_000);

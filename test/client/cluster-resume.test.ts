@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 
 describe('SDK in a cluster', () => {
-  it('kill -9 the subscribers\' node while a publisher keeps publishing through another node: every acked message once, in order', async () => {
+  it("kill -9 the subscribers' node while a publisher keeps publishing through another node: every acked message once, in order", async () => {
     const portA = await freePort();
     const a = await clusterNode(portA, 'node-a');
     const b = await clusterNode(await freePort(), 'node-b');

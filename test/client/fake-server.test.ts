@@ -40,7 +40,13 @@ function collect(room: ReturnType<Client['room']>): { messages: Message[]; reset
 
 const seqs = (ms: Message[]): number[] => ms.map((m) => m.seq);
 const msgFrame = (s: FakeServer, room: string, seq: number, epoch?: string): Frame => ({
-  type: 'message', room, seq, epoch: epoch ?? s.room(room).epoch, from: 'x', ts: 1, data: { n: seq },
+  type: 'message',
+  room,
+  seq,
+  epoch: epoch ?? s.room(room).epoch,
+  from: 'x',
+  ts: 1,
+  data: { n: seq },
 });
 
 describe('connection and rooms', () => {
@@ -153,7 +159,10 @@ describe('connection and rooms', () => {
     const epoch = s.newEpoch('r');
     s.append('r', 'new');
     await waitFor(() => got.messages.length === 2, 5000, 'second');
-    expect(got.messages.map((m) => [m.seq, m.epoch])).toEqual([[1, old], [1, epoch]]);
+    expect(got.messages.map((m) => [m.seq, m.epoch])).toEqual([
+      [1, old],
+      [1, epoch],
+    ]);
     expect(got.resets).toEqual([{ room: 'r', position: { seq: 0, epoch }, previous: { seq: 1, epoch: old }, reason: 'epoch' }]);
   });
 });

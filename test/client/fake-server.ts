@@ -68,7 +68,11 @@ export class FakeServer {
   private epochCounter = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
 
-  private constructor(private readonly wss: WebSocketServer, readonly port: number, private readonly o: Required<FakeServerOptions>) {
+  private constructor(
+    private readonly wss: WebSocketServer,
+    readonly port: number,
+    private readonly o: Required<FakeServerOptions>,
+  ) {
     wss.on('connection', (ws) => this.accept(ws));
   }
 
@@ -177,8 +181,16 @@ export class FakeServer {
       case 'connect':
         conn.user = typeof f.user === 'string' ? f.user : `anon-${this.conns.length}`;
         conn.send({
-          type: 'connected', ...(id !== undefined ? { id } : {}), connId: `fake-${this.conns.length}`, node: 'fake', user: conn.user, tenant: 'default',
-          protocol: 1, pingIntervalMs: this.o.pingIntervalMs, pingTimeoutMs: 10_000, maxFrameBytes: this.o.maxFrameBytes,
+          type: 'connected',
+          ...(id !== undefined ? { id } : {}),
+          connId: `fake-${this.conns.length}`,
+          node: 'fake',
+          user: conn.user,
+          tenant: 'default',
+          protocol: 1,
+          pingIntervalMs: this.o.pingIntervalMs,
+          pingTimeoutMs: 10_000,
+          maxFrameBytes: this.o.maxFrameBytes,
         });
         return;
       case 'ping':
@@ -244,7 +256,12 @@ export class FakeServer {
         return;
       }
       case 'presence':
-        conn.send({ type: 'presence.list', id, room, members: [...this.room(room).members].map((c) => ({ user: c.user, online: true, connections: 1, lastSeen: Date.now() })) });
+        conn.send({
+          type: 'presence.list',
+          id,
+          room,
+          members: [...this.room(room).members].map((c) => ({ user: c.user, online: true, connections: 1, lastSeen: Date.now() })),
+        });
         return;
       default:
     }

@@ -67,7 +67,10 @@ export class RestartableNode {
   node: NodeProcess | null = null;
   port = 0;
 
-  constructor(readonly dataDir: string, private readonly options: Omit<NodeOptions, 'dataDir' | 'port'> = {}) {}
+  constructor(
+    readonly dataDir: string,
+    private readonly options: Omit<NodeOptions, 'dataDir' | 'port'> = {},
+  ) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;

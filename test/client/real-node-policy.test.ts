@@ -120,7 +120,8 @@ describe('terminal refusals (--jwt-secret node)', () => {
     const n = await node(['--jwt-secret', JWT_SECRET], false);
     let calls = 0;
     const fresh = connect(n.wsUrl, {
-      WebSocket, backoff: { minMs: 50, maxMs: 100 },
+      WebSocket,
+      backoff: { minMs: 50, maxMs: 100 },
       getToken: () => (++calls === 1 ? token('bob', undefined, { expiresIn: Math.floor(Date.now() / 1000) - 10 }) : token('bob')),
     });
     clients.push(fresh);
@@ -176,10 +177,14 @@ describe('thundering herd', () => {
     const q = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.floor(p * (xs.length - 1))]!;
     const chosenHist = hist(chosen, 100, 5);
     const actualHist = hist(firstRetry, 100, 8);
-    console.log(`[client] 500 clients, node killed: first-retry delay chosen (ms, 100 ms buckets 0–500): ${chosenHist.join(' ')}; ` +
-      `min ${Math.min(...chosen)} p10 ${q(chosen, 0.1)} p50 ${q(chosen, 0.5)} p90 ${q(chosen, 0.9)} max ${Math.max(...chosen)}`);
-    console.log(`[client] measured first new socket after the kill (ms, 100 ms buckets, last = 700+): ${actualHist.join(' ')}; ` +
-      `p10 ${q(firstRetry, 0.1)} p50 ${q(firstRetry, 0.5)} p90 ${q(firstRetry, 0.9)} max ${Math.max(...firstRetry)}`);
+    console.log(
+      `[client] 500 clients, node killed: first-retry delay chosen (ms, 100 ms buckets 0–500): ${chosenHist.join(' ')}; ` +
+        `min ${Math.min(...chosen)} p10 ${q(chosen, 0.1)} p50 ${q(chosen, 0.5)} p90 ${q(chosen, 0.9)} max ${Math.max(...chosen)}`,
+    );
+    console.log(
+      `[client] measured first new socket after the kill (ms, 100 ms buckets, last = 700+): ${actualHist.join(' ')}; ` +
+        `p10 ${q(firstRetry, 0.1)} p50 ${q(firstRetry, 0.5)} p90 ${q(firstRetry, 0.9)} max ${Math.max(...firstRetry)}`,
+    );
     // Uniform over [0, 500): each 100 ms fifth holds ~100 of 500 clients (±40 is > 4 standard deviations).
     expect(Math.max(...chosen)).toBeLessThan(500);
     for (const b of chosenHist) expect(b).toBeGreaterThan(60);

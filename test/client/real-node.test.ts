@@ -73,7 +73,9 @@ describe('SDK against a real node', () => {
     await waitFor(() => subs.every((s) => (s.messages[s.messages.length - 1]?.seq ?? 0) >= lastSeq), 30_000, 'subscribers caught up');
     const history = await historyHttp(n.url, room);
     const dupIdems = history.length - new Set(history.map((m) => (m.data as { i: number }).i)).size;
-    console.log(`[client] kill -9: ${acked.size} acked, ${failures} failed HTTP attempts retried, ${history.length} stored, ${dupIdems} stored twice (idem forgotten by the restart)`);
+    console.log(
+      `[client] kill -9: ${acked.size} acked, ${failures} failed HTTP attempts retried, ${history.length} stored, ${dupIdems} stored twice (idem forgotten by the restart)`,
+    );
 
     for (const s of subs) {
       const bySeq = new Map<number, Message[]>();
@@ -118,7 +120,10 @@ describe('SDK against a real node', () => {
     await waitFor(() => s.client.room('paused').joined, 5_000, 'rejoined');
     await publishHttp(n.url, 'paused', 'after');
     await waitFor(() => s.messages.length === 2, 10_000, 'message after resume');
-    expect(s.messages.map((m) => [m.seq, m.data])).toEqual([[1, 'before'], [2, 'after']]);
+    expect(s.messages.map((m) => [m.seq, m.data])).toEqual([
+      [1, 'before'],
+      [2, 'after'],
+    ]);
     expect(s.resets).toEqual([]);
   });
 
@@ -154,7 +159,10 @@ describe('SDK against a real node', () => {
     await n.kill();
     await waitFor(() => s.client.state === 'reconnecting', 10_000, 'reconnecting');
     const queued = Array.from({ length: 5 }, (_, i) => room.publish(i));
-    const err = await room.publish('one too many').then(() => null, (e: unknown) => e);
+    const err = await room.publish('one too many').then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({ name: 'SwitchboardClientError', code: 'offline_queue_full', retryable: true, room: 'bounded' });
     await n.start();
     expect((await Promise.all(queued)).map((a) => a.seq)).toEqual([1, 2, 3, 4, 5]);

@@ -29,7 +29,7 @@ describe('backoff (full jitter)', () => {
     expect(Math.max(...delays)).toBeLessThan(500);
     const buckets = new Array<number>(10).fill(0);
     for (const d of delays) buckets[Math.floor(d / 50)]!++;
-    for (const b of buckets) expect(Math.abs(b - n / 10)).toBeLessThan(n / 10 * 0.15);
+    for (const b of buckets) expect(Math.abs(b - n / 10)).toBeLessThan((n / 10) * 0.15);
     expect(backoffDelay(3, defaultBackoff, () => 0.5)).toBe(1000);
   });
 });
@@ -85,7 +85,13 @@ describe('ReorderBuffer', () => {
 
 describe('OfflineQueue', () => {
   const pub = (order: number, room = 'r'): PendingPublish => ({
-    order, room, data: order, idem: newIdem(), failures: 0, resolve: () => undefined, reject: () => undefined,
+    order,
+    room,
+    data: order,
+    idem: newIdem(),
+    failures: 0,
+    resolve: () => undefined,
+    reject: () => undefined,
   });
 
   it('bounds new publishes but always takes back accepted ones, in call order', () => {
@@ -119,11 +125,22 @@ describe('options and errors', () => {
 
   it('invalid URL or options throw synchronously with invalid_argument', () => {
     for (const [url, o] of [
-      ['', {}], ['not a url', {}], ['ftp://x/ws', {}], [42, {}],
-      ['ws://h/ws', { token: '' }], ['ws://h/ws', { token: 't', getToken: () => 't' }], ['ws://h/ws', { getToken: 'x' }],
-      ['ws://h/ws', { backoff: { minMs: -1 } }], ['ws://h/ws', { backoff: { minMs: 100, maxMs: 10 } }], ['ws://h/ws', { backoff: { factor: 0.5 } }],
-      ['ws://h/ws', { maxInFlight: 300 }], ['ws://h/ws', { maxInFlight: 0 }], ['ws://h/ws', { requestTimeoutMs: 0 }],
-      ['ws://h/ws', { offlineQueue: { max: -1 } }], ['ws://h/ws', { watchdog: 5 }], ['ws://h/ws', { user: 'bad user' }],
+      ['', {}],
+      ['not a url', {}],
+      ['ftp://x/ws', {}],
+      [42, {}],
+      ['ws://h/ws', { token: '' }],
+      ['ws://h/ws', { token: 't', getToken: () => 't' }],
+      ['ws://h/ws', { getToken: 'x' }],
+      ['ws://h/ws', { backoff: { minMs: -1 } }],
+      ['ws://h/ws', { backoff: { minMs: 100, maxMs: 10 } }],
+      ['ws://h/ws', { backoff: { factor: 0.5 } }],
+      ['ws://h/ws', { maxInFlight: 300 }],
+      ['ws://h/ws', { maxInFlight: 0 }],
+      ['ws://h/ws', { requestTimeoutMs: 0 }],
+      ['ws://h/ws', { offlineQueue: { max: -1 } }],
+      ['ws://h/ws', { watchdog: 5 }],
+      ['ws://h/ws', { user: 'bad user' }],
       ['ws://h/ws', { WebSocket: 'nope' }],
     ] as const) {
       const err = bad(url, o);

@@ -205,7 +205,13 @@ export function backplaneConformance(name: string, factory: () => Promise<Backpl
        * Peers are forgotten after `expireAfterMs`; the default here is long, so a starved test process does
        * not see live peers expire. Only the expiry test passes null: the directory's own default (3 × INTERVAL).
        */
-      const directory = (bp: Backplane, id: string, s: string, errors: unknown[] = [], expireAfterMs: number | null = 5_000): NodeDirectory<{ load: number }> => {
+      const directory = (
+        bp: Backplane,
+        id: string,
+        s: string,
+        errors: unknown[] = [],
+        expireAfterMs: number | null = 5_000,
+      ): NodeDirectory<{ load: number }> => {
         let load = 0;
         const d = new NodeDirectory(bp, id, {
           intervalMs: INTERVAL,

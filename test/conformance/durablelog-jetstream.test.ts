@@ -116,7 +116,10 @@ describe('jetstream', () => {
     const silent = nc.subscribe('silent.drop', { callback: () => undefined });
     await nc.flush();
     const pending = pub.publish('silent.drop', '{}', 'drop-1');
-    const outcome = pending.then(() => 'acked', (err: Error) => err.message);
+    const outcome = pending.then(
+      () => 'acked',
+      (err: Error) => err.message,
+    );
     await nc.flush();
     await nats!.kill();
     // Far below the 60 s timeout: the drop itself answers it.

@@ -241,7 +241,7 @@ export function durableLogConformance(name: string, factory: () => Promise<Durab
       expect(next.committed().map(keyOf)).toEqual(['acme/a/2']);
     });
 
-    it('uncommitted: the room\'s wanted seqs not committed yet, pending or in a handler; none once committed', async () => {
+    it("uncommitted: the room's wanted seqs not committed yet, pending or in a handler; none once committed", async () => {
       const log = await open();
       const sent = [...[1, 2, 3, 4, 5].map((i) => msg('a', i)), msg('b', 2), msg('b', 4)];
       const appends = Promise.all(sent.map((m) => log.append(m)));

@@ -129,8 +129,12 @@ describe('SqlMessageStore on PGlite (memory://)', () => {
       await tx.exec('SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off');
       const plan = async (sql: string): Promise<string> =>
         (await tx.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, ['acme', 'r'])).rows.map((r) => r['QUERY PLAN']).join('\n');
-      expect(await plan('SELECT * FROM messages WHERE tenant = $1 AND room = $2 ORDER BY seq DESC LIMIT 51')).toMatch(/Index Scan Backward using messages_pkey/);
-      expect(await plan('SELECT * FROM messages WHERE tenant = $1 AND room = $2 AND seq > 10 ORDER BY seq ASC LIMIT 51')).toMatch(/Index Scan using messages_pkey/);
+      expect(await plan('SELECT * FROM messages WHERE tenant = $1 AND room = $2 ORDER BY seq DESC LIMIT 51')).toMatch(
+        /Index Scan Backward using messages_pkey/,
+      );
+      expect(await plan('SELECT * FROM messages WHERE tenant = $1 AND room = $2 AND seq > 10 ORDER BY seq ASC LIMIT 51')).toMatch(
+        /Index Scan using messages_pkey/,
+      );
       const pos = await plan('SELECT seq, epoch FROM messages WHERE tenant = $1 AND room = $2 ORDER BY seq DESC LIMIT 1');
       expect(pos).toMatch(/Index Scan Backward using messages_pkey/);
       expect(pos).not.toMatch(/Sort/);

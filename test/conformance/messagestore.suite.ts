@@ -75,11 +75,7 @@ export function messageStoreConformance(name: string, factory: () => Promise<Mes
 
     it('stores messages unchanged and returns them in ascending seq order', async () => {
       const ref = fresh();
-      const messages = [
-        msg(ref, 1, { idem: 'client-1', from: 'bob' }),
-        msg(ref, 2),
-        msg(ref, 3, { ts: TS0 + 999_999, data: 'plain string' }),
-      ];
+      const messages = [msg(ref, 1, { idem: 'client-1', from: 'bob' }), msg(ref, 2), msg(ref, 3, { ts: TS0 + 999_999, data: 'plain string' })];
       await store.insert([messages[2]!, messages[0]!, messages[1]!]);
       const page = await store.page(ref, { limit: 10 });
       expect(page).toEqual({ messages, more: false });

@@ -45,7 +45,7 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
 
     const lobby: RoomRef = { tenant: 'acme', room: 'lobby' };
 
-    it('reports changed only on a user\'s first join and last leave of a room', async () => {
+    it("reports changed only on a user's first join and last leave of a room", async () => {
       const [s] = await open();
       const a1 = conn('acme', 'alice', 'n1', 1);
       const a2 = conn('acme', 'alice', 'n2', 2);
@@ -221,8 +221,18 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
         await sleep(5); // distinct leave times
       }
       let members = await s!.members(lobby);
-      expect(members.filter((m) => m.online).map((m) => m.user).sort()).toEqual(['s1', 's2', 's3']);
-      expect(members.filter((m) => !m.online).map((m) => m.user).sort()).toEqual(['u3', 'u4']);
+      expect(
+        members
+          .filter((m) => m.online)
+          .map((m) => m.user)
+          .sort(),
+      ).toEqual(['s1', 's2', 's3']);
+      expect(
+        members
+          .filter((m) => !m.online)
+          .map((m) => m.user)
+          .sort(),
+      ).toEqual(['u3', 'u4']);
       await s!.join(lobby, go[3]!);
       members = await s!.members(lobby);
       expect(members.filter((m) => m.user === 'u4')).toEqual([expect.objectContaining({ online: true, connections: 1 })]);

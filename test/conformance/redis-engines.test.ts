@@ -77,14 +77,20 @@ describe('Redis engines on a shared redis-server', () => {
   };
   afterEach(async () => {
     await Promise.all(closers.splice(0).map((c) => c.close()));
-    await waitFor(async () => (await admin!.flushdb().then(() => true, () => false)), 20_000, 'flushdb');
+    await waitFor(
+      async () =>
+        await admin!.flushdb().then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      'flushdb',
+    );
   });
 
   it('3 × 200 concurrent appends from 3 instances: seqs 1..600 once each, ts non-decreasing in seq order', async () => {
     const three = await logs(3, fresh());
-    const results = await Promise.all(
-      three.flatMap((log, n) => Array.from({ length: 200 }, (_, i) => log.append(room, { from: `u${n}`, data: { n, i } }))),
-    );
+    const results = await Promise.all(three.flatMap((log, n) => Array.from({ length: 200 }, (_, i) => log.append(room, { from: `u${n}`, data: { n, i } }))));
     const bySeq = results.map((r) => r.message).sort((a, b) => a.seq - b.seq);
     expect(bySeq.map((m) => m.seq)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
     expect(new Set(bySeq.map((m) => m.epoch)).size).toBe(1);
@@ -160,7 +166,16 @@ describe('Redis engines on a shared redis-server', () => {
     expect(presence.health().ok).toBe(false);
 
     await server!.restart();
-    await waitFor(async () => plain!.position(room).then(() => true, () => false), 20_000, 'room log back', 50);
+    await waitFor(
+      async () =>
+        plain!.position(room).then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      'room log back',
+      50,
+    );
     const after = await plain!.position(room);
     expect(after.seq).toBe(0);
     expect(after.epoch).not.toBe(before.epoch);
@@ -168,11 +183,29 @@ describe('Redis engines on a shared redis-server', () => {
     expect(next.message).toMatchObject({ seq: 1, epoch: after.epoch });
     expect((await plain!.since(room, before.seq, before.epoch)).complete).toBe(false);
 
-    await waitFor(async () => seeded!.position(kept).then(() => true, () => false), 20_000, 'seeded log back', 50);
+    await waitFor(
+      async () =>
+        seeded!.position(kept).then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      'seeded log back',
+      50,
+    );
     expect(await seeded!.position(kept)).toEqual(last);
     expect((await seeded!.append(kept, { from: 'u', data: 'continued' })).message).toMatchObject({ seq: 6, epoch: last.epoch });
 
-    await waitFor(async () => presence.user('acme', 'alice').then(() => true, () => false), 20_000, 'presence back', 50);
+    await waitFor(
+      async () =>
+        presence.user('acme', 'alice').then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      'presence back',
+      50,
+    );
     expect(await presence.user('acme', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: 0 });
     expect(await presence.members(room)).toEqual([]);
     const bob = { tenant: 'acme', user: 'bob', connId: 'n1-2', nodeId: 'n1' };

@@ -41,7 +41,18 @@ export function tempDir(prefix = 'sb-test-'): string {
 
 export async function startNodeProcess(options: NodeOptions = {}): Promise<NodeProcess> {
   const dataDir = options.dataDir ?? tempDir();
-  const args = [CLI, 'start', '--port', String(options.port ?? 0), '--host', '127.0.0.1', '--data-dir', dataDir, ...(options.dev === false ? [] : ['--dev']), ...(options.args ?? [])];
+  const args = [
+    CLI,
+    'start',
+    '--port',
+    String(options.port ?? 0),
+    '--host',
+    '127.0.0.1',
+    '--data-dir',
+    dataDir,
+    ...(options.dev === false ? [] : ['--dev']),
+    ...(options.args ?? []),
+  ];
   const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';

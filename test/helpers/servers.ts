@@ -217,7 +217,9 @@ const PG_BIN = '/usr/lib/postgresql';
 
 function pgBinary(name: string): string {
   // Debian installs versioned binaries; pick the newest.
-  const versions = readdirSync(PG_BIN).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  const versions = readdirSync(PG_BIN)
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
   if (versions.length === 0) throw new Error('postgresql is not installed (no /usr/lib/postgresql/<version>)');
   return join(PG_BIN, versions[0]!, 'bin', name);
 }
@@ -231,13 +233,34 @@ export async function startPostgres(): Promise<TestServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sb-pg-'));
   const asRoot = process.getuid?.() === 0;
-  const ids = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()) } : {};
+  const ids = asRoot
+    ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()) }
+    : {};
   if (asRoot) chownSync(dir, ids.uid!, ids.gid!);
   const data = join(dir, 'data');
   execFileSync(pgBinary('initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { ...ids, stdio: 'pipe' });
-  const args = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'];
-  const s = managed('postgres', port, `postgres://postgres@127.0.0.1:${port}/postgres`, dir, () =>
-    spawn(pgBinary('postgres'), args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'] }),
+  const args = [
+    '-D',
+    data,
+    '-p',
+    String(port),
+    '-k',
+    dir,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'fsync=off',
+    '-c',
+    'full_page_writes=off',
+    '-c',
+    'synchronous_commit=off',
+  ];
+  const s = managed(
+    'postgres',
+    port,
+    `postgres://postgres@127.0.0.1:${port}/postgres`,
+    dir,
+    () => spawn(pgBinary('postgres'), args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'] }),
     // SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client session to end by itself.
     'SIGINT',
     // The port listens before the server accepts sessions ("the database system is starting up").

@@ -5,7 +5,9 @@ export const API_KEY = 'test-api-key-0123456789';
 
 export async function token(
   sub: string,
-  claims: { tenant?: string; rooms?: { join?: string[]; publish?: string[] }; services?: { send?: string[]; rpc?: string[] } } = { rooms: { join: ['*'], publish: ['*'] } },
+  claims: { tenant?: string; rooms?: { join?: string[]; publish?: string[] }; services?: { send?: string[]; rpc?: string[] } } = {
+    rooms: { join: ['*'], publish: ['*'] },
+  },
   options: { expiresIn?: string | number; secret?: string } = {},
 ): Promise<string> {
   let jwt = new SignJWT({ ...claims }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt();

@@ -9,12 +9,7 @@ export function sleep(ms: number): Promise<void> {
  * Polls `predicate` (sync or async) every `intervalMs` until it returns true; rejects with `message`
  * (or a generic one) if it has not within `timeoutMs`.
  */
-export async function waitFor(
-  predicate: () => boolean | Promise<boolean>,
-  timeoutMs = 5_000,
-  message = 'condition',
-  intervalMs = 5,
-): Promise<void> {
+export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 5_000, message = 'condition', intervalMs = 5): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await predicate()) return;

@@ -99,7 +99,22 @@ beforeAll(async () => {
   for (let i = 1; i <= 3; i++) {
     nodes.push(
       await startNodeProcess({
-        args: ['--node-id', `node-${i}`, '--nats', nats.url, '--redis', redis.url, '--database', pg.url, '--durable-services', 'ledger,later,tiny,slowq,poison', '--jwt-secret', JWT_SECRET, '--service-send-timeout-ms', '20000'],
+        args: [
+          '--node-id',
+          `node-${i}`,
+          '--nats',
+          nats.url,
+          '--redis',
+          redis.url,
+          '--database',
+          pg.url,
+          '--durable-services',
+          'ledger,later,tiny,slowq,poison',
+          '--jwt-secret',
+          JWT_SECRET,
+          '--service-send-timeout-ms',
+          '20000',
+        ],
       }),
     );
   }
@@ -174,7 +189,7 @@ describe('client sends to backend services', () => {
     for (const i of insts.slice(1)) await i.kill();
   }, 90_000);
 
-  it('durable: a message waiting for a busy instance\'s handler slot longer than the ack wait is not handed to a second instance', async () => {
+  it("durable: a message waiting for a busy instance's handler slot longer than the ack wait is not handed to a second instance", async () => {
     // Ack wait 2 s (kept alive every ackWait / 3, so a starved instance still extends it in time), handlers
     // take 1.5 s one at a time. With 6 messages over 2 instances one instance gets at least 3: its third
     // waits 3 s > the ack wait for its slot, so it is redelivered unless it is kept alive while queued.
@@ -205,12 +220,17 @@ describe('client sends to backend services', () => {
     const inst = await startInstance('later', { DURABLE: '1', ACK_WAIT_MS: '2000' });
     await waitFor(() => handled([inst]).length >= 100, 20_000, 'queued sends handled');
     await new Promise((r) => setTimeout(r, 300));
-    expect(handled([inst]).map((e) => e.idem).sort()).toEqual(Array.from({ length: 100 }, (_, i) => `w-${i}`).sort());
+    expect(
+      handled([inst])
+        .map((e) => e.idem)
+        .sort(),
+    ).toEqual(Array.from({ length: 100 }, (_, i) => `w-${i}`).sort());
   }, 60_000);
 
   it('durable: the queue of a service with no instance is bounded; beyond it sends are refused, retryable', async () => {
     const c = await client(nodes[0]!, 'flooder');
-    for (let i = 0; i < 5; i++) expect(await c.request({ type: 'send', topic: 'tiny.create', data: i, idem: `t-${i}` })).toMatchObject({ type: 'sent', durable: true });
+    for (let i = 0; i < 5; i++)
+      expect(await c.request({ type: 'send', topic: 'tiny.create', data: i, idem: `t-${i}` })).toMatchObject({ type: 'sent', durable: true });
     const full = await c.request({ type: 'send', topic: 'tiny.create', data: 5, idem: 't-5' });
     expect(full).toMatchObject({ type: 'error', code: 'unavailable', retryable: true });
     expect(full.message).toMatch(/queue of service tiny is full/);
@@ -218,9 +238,11 @@ describe('client sends to backend services', () => {
 
   it('durable: a throwing handler is redelivered up to the limit, then dead-lettered with the error', async () => {
     const dead: Record<string, unknown>[] = [];
-    const sub = nc.subscribe('sbdlq.ledger.>', { callback: (_e, m) => {
-      dead.push({ subject: m.subject, ...(m.json() as object) });
-    } });
+    const sub = nc.subscribe('sbdlq.ledger.>', {
+      callback: (_e, m) => {
+        dead.push({ subject: m.subject, ...(m.json() as object) });
+      },
+    });
     await nc.flush();
     const inst = await startInstance('ledger', { DURABLE: '1', ACK_WAIT_MS: '2000', MAX_DELIVER: '3' });
     const c = await client(nodes[2]!, 'failer');
@@ -236,16 +258,21 @@ describe('client sends to backend services', () => {
 
   it('durable: a handler that never settles times out: redelivered, then dead-lettered, and its slot is freed', async () => {
     const dead: Record<string, unknown>[] = [];
-    const sub = nc.subscribe('sbdlq.poison.>', { callback: (_e, m) => {
-      dead.push({ subject: m.subject, ...(m.json() as object) });
-    } });
+    const sub = nc.subscribe('sbdlq.poison.>', {
+      callback: (_e, m) => {
+        dead.push({ subject: m.subject, ...(m.json() as object) });
+      },
+    });
     await nc.flush();
     // One handler slot: the hung handler must give it back for the next message to run at all.
     const inst = await startInstance('poison', { DURABLE: '1', ACK_WAIT_MS: '3000', MAX_DELIVER: '2', HANDLER_TIMEOUT_MS: '700', CONCURRENCY: '1' });
     const c = await client(nodes[1]!, 'hanger');
     expect(await c.request({ type: 'send', topic: 'poison.hang', data: 'x', idem: 'hang-1' })).toMatchObject({ type: 'sent', durable: true });
     await waitFor(() => dead.length >= 1, 20_000, 'dead letter of the hung message');
-    expect(inst.events.filter((e) => e.ev === 'hanging').map((e) => [e.idem, e.deliveries])).toEqual([['hang-1', 1], ['hang-1', 2]]);
+    expect(inst.events.filter((e) => e.ev === 'hanging').map((e) => [e.idem, e.deliveries])).toEqual([
+      ['hang-1', 1],
+      ['hang-1', 2],
+    ]);
     expect(dead[0]).toMatchObject({ subject: 'sbdlq.poison.hang', error: 'handler did not finish within 700 ms', deliveries: 2 });
     expect(await c.request({ type: 'send', topic: 'poison.create', data: 'after', idem: 'after-hang' })).toMatchObject({ type: 'sent', durable: true });
     await waitFor(() => handled([inst]).some((e) => e.idem === 'after-hang'), 20_000, 'the next message handled in the freed slot');
@@ -255,9 +282,11 @@ describe('client sends to backend services', () => {
 
   it('durable: a message whose instances die while handling it is dead-lettered after maxDeliver deliveries, without running it again', async () => {
     const dead: Record<string, unknown>[] = [];
-    const sub = nc.subscribe('sbdlq.poison.>', { callback: (_e, m) => {
-      dead.push({ subject: m.subject, ...(m.json() as object) });
-    } });
+    const sub = nc.subscribe('sbdlq.poison.>', {
+      callback: (_e, m) => {
+        dead.push({ subject: m.subject, ...(m.json() as object) });
+      },
+    });
     await nc.flush();
     const env = { DURABLE: '1', ACK_WAIT_MS: '1000', MAX_DELIVER: '2' };
     const c = await client(nodes[0]!, 'poisoner');
@@ -269,7 +298,10 @@ describe('client sends to backend services', () => {
       await waitFor(() => inst.child.signalCode !== null || inst.child.exitCode !== null, 20_000, `instance ${i + 1} taking the message down with it`);
       crashed.push(...inst.events.filter((e) => e.ev === 'crashing'));
     }
-    expect(crashed.map((e) => [e.idem, e.deliveries])).toEqual([['poison-1', 1], ['poison-1', 2]]);
+    expect(crashed.map((e) => [e.idem, e.deliveries])).toEqual([
+      ['poison-1', 1],
+      ['poison-1', 2],
+    ]);
     // The third instance gets delivery 3 > maxDeliver: dead-lettered with the reason, the handler not run.
     const survivor = await startInstance('poison', env);
     await waitFor(() => dead.length >= 1, 20_000, 'dead letter');
@@ -304,13 +336,19 @@ describe('rpc', () => {
 describe('client SDK send and rpc', () => {
   it('client.send reaches one instance with a stable idem; client.rpc answers and fails typed', async () => {
     await startInstance('sdkcalc');
-    const c = connectClient(nodes[1]!.wsUrl, { WebSocket, token: await token('sdk-user', { services: { send: ['sdkcalc.*'], rpc: ['sdkcalc.*', 'nobody.*'] } }) });
+    const c = connectClient(nodes[1]!.wsUrl, {
+      WebSocket,
+      token: await token('sdk-user', { services: { send: ['sdkcalc.*'], rpc: ['sdkcalc.*', 'nobody.*'] } }),
+    });
     try {
       const sent = await c.send('sdkcalc.create', { n: 1 }, { idem: 'sdk-1' });
       expect(sent).toEqual({ topic: 'sdkcalc.create', idem: 'sdk-1', durable: false, duplicate: false });
       const auto = await c.send('sdkcalc.create', { n: 2 });
       expect(auto.idem).toMatch(/^[0-9a-f-]{36}$/);
-      const mine = (): unknown[] => handled(instances, 'create').filter((e) => e.idem === 'sdk-1' || e.idem === auto.idem).map((e) => e.idem);
+      const mine = (): unknown[] =>
+        handled(instances, 'create')
+          .filter((e) => e.idem === 'sdk-1' || e.idem === auto.idem)
+          .map((e) => e.idem);
       await waitFor(() => mine().length >= 2, 10_000, 'both sends handled');
       expect(mine().sort()).toEqual(['sdk-1', auto.idem].sort());
       expect(await c.rpc('sdkcalc.echo', { x: 1 })).toMatchObject({ echo: { x: 1 }, user: 'sdk-user', node: 'node-2' });
@@ -332,14 +370,21 @@ describe('backend SDK publish and presence', () => {
     const members = await Promise.all(nodes.map((n, i) => client(n, `reader-${i}`)));
     for (const m of members) expect(await m.request({ type: 'join', room: 'feed' })).toMatchObject({ type: 'joined' });
     const viaNats = await svc.publishToRoom('feed', { via: 'nats' }, { from: 'billing', idem: 'feed-1' });
-    const res = await fetch(`${nodes[1]!.url}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room: 'feed', from: 'billing', data: { via: 'http' } }) });
+    const res = await fetch(`${nodes[1]!.url}/api/publish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ room: 'feed', from: 'billing', data: { via: 'http' } }),
+    });
     const viaHttp = (await res.json()) as Record<string, unknown>;
     expect(viaHttp.seq).toBe(viaNats.seq + 1);
     expect(Object.keys(viaNats).sort()).toEqual(Object.keys(viaHttp).sort());
     expect((await svc.publishToRoom('feed', { via: 'nats' }, { from: 'billing', idem: 'feed-1' })).duplicate).toBe(true);
     for (const m of members) {
       const got = await m.waitForMessages('feed', 2);
-      expect(got.map((f) => [f.seq, f.from, f.data])).toEqual([[viaNats.seq, 'billing', { via: 'nats' }], [viaNats.seq + 1, 'billing', { via: 'http' }]]);
+      expect(got.map((f) => [f.seq, f.from, f.data])).toEqual([
+        [viaNats.seq, 'billing', { via: 'nats' }],
+        [viaNats.seq + 1, 'billing', { via: 'http' }],
+      ]);
     }
     const direct = members[2]!.waitFor((f) => f.type === 'direct', 10_000);
     await svc.publishToUser('reader-2', { hi: 1 });
@@ -389,21 +434,25 @@ describe('one request edge', () => {
   it.each([
     ['a bad room name', { room: 'a b', data: 1 }, 'bad_room'],
     ['an idempotency id over 128 characters', { room: 'edge-ok', data: 1, idem: 'x'.repeat(200) }, 'bad_request'],
-  ])('%s gets the same code over WebSocket, HTTP and NATS, and each moves switchboard_errors_total once', async (_what, body, code) => {
-    const c = await client(nodes[0]!, 'edge-user');
-    if (body.room === 'edge-ok') await c.request({ type: 'join', room: 'edge-ok' });
-    let before = await errorsTotal(code);
-    expect(await c.request({ type: 'publish', ...body })).toMatchObject({ type: 'error', code });
-    expect(await errorsTotal(code)).toBe(before + 1);
-    before = await errorsTotal(code);
-    const http = await viaHttp(body);
-    expect(http).toEqual({ status: 400, code });
-    expect(await errorsTotal(code)).toBe(before + 1);
-    before = await errorsTotal(code);
-    expect(await viaNats(body)).toMatchObject({ ok: false, code });
-    expect(await errorsTotal(code)).toBe(before + 1);
-    c.close();
-  }, 30_000);
+  ])(
+    '%s gets the same code over WebSocket, HTTP and NATS, and each moves switchboard_errors_total once',
+    async (_what, body, code) => {
+      const c = await client(nodes[0]!, 'edge-user');
+      if (body.room === 'edge-ok') await c.request({ type: 'join', room: 'edge-ok' });
+      let before = await errorsTotal(code);
+      expect(await c.request({ type: 'publish', ...body })).toMatchObject({ type: 'error', code });
+      expect(await errorsTotal(code)).toBe(before + 1);
+      before = await errorsTotal(code);
+      const http = await viaHttp(body);
+      expect(http).toEqual({ status: 400, code });
+      expect(await errorsTotal(code)).toBe(before + 1);
+      before = await errorsTotal(code);
+      expect(await viaNats(body)).toMatchObject({ ok: false, code });
+      expect(await errorsTotal(code)).toBe(before + 1);
+      c.close();
+    },
+    30_000,
+  );
 });
 
 describe('embedded mode', () => {

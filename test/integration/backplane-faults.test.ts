@@ -57,9 +57,7 @@ describe('NATS backplane on a 3-server cluster', () => {
   beforeAll(async () => {
     const routePorts = await distinctFreePorts(3);
     servers = await Promise.all(
-      routePorts.map((port, i) =>
-        startNatsServer({ serverName: `sb-c${i}`, cluster: { name: 'sbtest', port, routes: routePorts.filter((p) => p !== port) } }),
-      ),
+      routePorts.map((port, i) => startNatsServer({ serverName: `sb-c${i}`, cluster: { name: 'sbtest', port, routes: routePorts.filter((p) => p !== port) } })),
     );
   });
 

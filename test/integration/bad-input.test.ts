@@ -31,7 +31,10 @@ async function stillServing(): Promise<void> {
 }
 
 beforeAll(async () => {
-  node = await startNodeProcess({ dev: false, args: ['--jwt-secret', JWT_SECRET, '--api-key', API_KEY, '--max-frame-bytes', '1024', '--max-http-body-bytes', '2048'] });
+  node = await startNodeProcess({
+    dev: false,
+    args: ['--jwt-secret', JWT_SECRET, '--api-key', API_KEY, '--max-frame-bytes', '1024', '--max-http-body-bytes', '2048'],
+  });
   healthy = await connected('healthy');
   healthyPub = await connected('healthy-pub');
   await healthy.request({ type: 'join', room: 'ok' });
@@ -163,7 +166,12 @@ describe('bad HTTP requests', () => {
     fetch(`${node.url}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', ...headers }, body });
 
   it.each([
-    ['missing API key', () => fetch(`${node.url}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }), 401, 'unauthorized'],
+    [
+      'missing API key',
+      () => fetch(`${node.url}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
+      401,
+      'unauthorized',
+    ],
     ['wrong API key', () => post('{"room":"ok","data":1}', { authorization: 'Bearer wrong-key-0123456789' }), 401, 'unauthorized'],
     ['malformed JSON', () => post('{"room": '), 400, 'bad_json'],
     ['wrong content type', () => post('room=ok', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'bad_request'],
@@ -175,7 +183,12 @@ describe('bad HTTP requests', () => {
     ['data nested too deep', () => post(`{"room":"ok","data":${'['.repeat(300)}${']'.repeat(300)}}`), 400, 'bad_request'],
     ['wrong method', () => fetch(`${node.url}/api/publish`, { headers: { authorization: `Bearer ${API_KEY}` } }), 405, 'bad_request'],
     ['history: bad seq', () => fetch(`${node.url}/api/rooms/ok/history?before=abc`, { headers: { authorization: `Bearer ${API_KEY}` } }), 400, 'bad_request'],
-    ['history: limit out of range', () => fetch(`${node.url}/api/rooms/ok/history?limit=100000`, { headers: { authorization: `Bearer ${API_KEY}` } }), 400, 'bad_request'],
+    [
+      'history: limit out of range',
+      () => fetch(`${node.url}/api/rooms/ok/history?limit=100000`, { headers: { authorization: `Bearer ${API_KEY}` } }),
+      400,
+      'bad_request',
+    ],
     ['history: bad room', () => fetch(`${node.url}/api/rooms/a%20b/history`, { headers: { authorization: `Bearer ${API_KEY}` } }), 400, 'bad_room'],
     ['unknown route', () => fetch(`${node.url}/api/nothing`, { headers: { authorization: `Bearer ${API_KEY}` } }), 404, 'bad_request'],
   ])('%s → %i %s', async (_name, call, status, code) => {

@@ -31,14 +31,21 @@ const seqs = (fs: Frame[]): number[] => fs.map((f) => f.seq as number);
 async function startClusterNode(i: number, extra: string[] = []): Promise<NodeProcess> {
   const n = await startNodeProcess({
     args: [
-      '--node-id', `node-${i}`,
-      '--nats', nats.map((s) => s.url).join(','),
-      '--redis', redis.url,
-      '--database', pg.url,
-      '--presence-ttl-ms', '3000',
-      '--presence-diff-ms', '50',
+      '--node-id',
+      `node-${i}`,
+      '--nats',
+      nats.map((s) => s.url).join(','),
+      '--redis',
+      redis.url,
+      '--database',
+      pg.url,
+      '--presence-ttl-ms',
+      '3000',
+      '--presence-diff-ms',
+      '50',
       // These tests are about the backplane (core NATS cluster restarts); JetStream: durable-history.test.ts.
-      '--durable-log', 'memory',
+      '--durable-log',
+      'memory',
       ...extra,
     ],
   });
@@ -124,19 +131,38 @@ describe('a 3-node cluster', () => {
       expect(got).toMatchObject({ seq: probes + 1, from: 'ann', data: 'hello from node-1' });
     }
     const ann2 = await client(nodes[2]!, 'ann');
-    const isDirect = (data: string) => (f: Frame): boolean => f.type === 'direct' && f.data === data;
+    const isDirect =
+      (data: string) =>
+      (f: Frame): boolean =>
+        f.type === 'direct' && f.data === data;
     await sendUntilSeen(
       async (k) => expect((await httpPublish(nodes[1]!, { user: 'ann', data: `${PROBE}${k}` })).status).toBe(202),
       () => [a, ann2].every((x) => x.frames.some((f) => f.type === 'direct' && isProbe(f))),
-      'a direct probe on both of ann\'s connections',
+      "a direct probe on both of ann's connections",
     );
     const d = await httpPublish(nodes[1]!, { user: 'ann', data: 'dm' });
     expect(d.status).toBe(202);
     for (const x of [a, ann2]) expect(await x.waitFor(isDirect('dm'))).toMatchObject({ data: 'dm' });
-    await waitFor(async () => {
-      const lists = await Promise.all(nodes.slice(0, 3).map(async (n) => ((await (await fetch(`${n.url}/api/rooms/across/presence`)).json()) as { members: { user: string; online: boolean }[] }).members));
-      return lists.every((l) => JSON.stringify(l.filter((m) => m.online).map((m) => m.user).sort()) === '["ann","ben","cat"]');
-    }, 5000, 'presence agrees on all nodes');
+    await waitFor(
+      async () => {
+        const lists = await Promise.all(
+          nodes
+            .slice(0, 3)
+            .map(async (n) => ((await (await fetch(`${n.url}/api/rooms/across/presence`)).json()) as { members: { user: string; online: boolean }[] }).members),
+        );
+        return lists.every(
+          (l) =>
+            JSON.stringify(
+              l
+                .filter((m) => m.online)
+                .map((m) => m.user)
+                .sort(),
+            ) === '["ann","ben","cat"]',
+        );
+      },
+      5000,
+      'presence agrees on all nodes',
+    );
   });
 
   it('concurrent publishers on 3 nodes: every member on every node sees one identical gap-free order', async () => {
@@ -145,7 +171,9 @@ describe('a 3-node cluster', () => {
     for (const m of members) await m.request({ type: 'join', room: 'race' });
     const N = 100;
     await Promise.all(
-      members.filter((_, i) => i % 2 === 0).map((p, pi) => Promise.all(range(1, N).map((i) => p.request({ type: 'publish', room: 'race', data: `${pi}:${i}` })))),
+      members
+        .filter((_, i) => i % 2 === 0)
+        .map((p, pi) => Promise.all(range(1, N).map((i) => p.request({ type: 'publish', room: 'race', data: `${pi}:${i}` })))),
     );
     const orders = await Promise.all(members.map((m) => m.waitForMessages('race', 3 * N, 20_000)));
     const reference = orders[0]!.map((f) => f.data);
@@ -165,14 +193,23 @@ describe('a 3-node cluster', () => {
     for (const x of [doomed, alive, watcher]) await x.request({ type: 'join', room: 'crash' });
     await victim.kill();
     const t0 = Date.now();
-    await waitFor(async () => {
-      const list = await watcher.request({ type: 'presence', room: 'crash' });
-      const m = (list.members as { user: string; online: boolean }[]).find((x) => x.user === 'doomed');
-      return m !== undefined && !m.online;
-    }, 15_000, 'doomed goes offline');
+    await waitFor(
+      async () => {
+        const list = await watcher.request({ type: 'presence', room: 'crash' });
+        const m = (list.members as { user: string; online: boolean }[]).find((x) => x.user === 'doomed');
+        return m !== undefined && !m.online;
+      },
+      15_000,
+      'doomed goes offline',
+    );
     expect(Date.now() - t0).toBeLessThan(3000 + 5000);
     const list = await watcher.request({ type: 'presence', room: 'crash' });
-    expect((list.members as { user: string; online: boolean }[]).filter((m) => m.online).map((m) => m.user).sort()).toEqual(['alive', 'watcher']);
+    expect(
+      (list.members as { user: string; online: boolean }[])
+        .filter((m) => m.online)
+        .map((m) => m.user)
+        .sort(),
+    ).toEqual(['alive', 'watcher']);
     await alive.request({ type: 'publish', room: 'crash', data: 'still here' });
     expect((await watcher.waitForMessages('crash', 1))[0]).toMatchObject({ data: 'still here' });
   });
@@ -222,7 +259,11 @@ describe('a 3-node cluster', () => {
     expect(checks.roomLog?.ok).toBe(false);
     await redis.restart();
     await waitFor(async () => (await fetch(`${nodes[0]!.url}/readyz`)).status === 200, 30_000, '/readyz 200 after Redis returns');
-    await waitFor(async () => (await a.request({ type: 'publish', room: 'redisfail', data: 'after' }, 20_000)).type === 'ack', 20_000, 'publish after redis returns');
+    await waitFor(
+      async () => (await a.request({ type: 'publish', room: 'redisfail', data: 'after' }, 20_000)).type === 'ack',
+      20_000,
+      'publish after redis returns',
+    );
     const msgs = await b.waitForMessages('redisfail', 2, 10_000);
     expect(msgs.map((m) => m.data)).toEqual(['before', 'after']);
   });
@@ -233,10 +274,14 @@ describe('a 3-node cluster', () => {
     const nginx = startNginx({ listenPort: port, upstreams: nodes.slice(0, 3).map((n) => ({ host: '127.0.0.1', port: n.port })), dir });
     try {
       await waitFor(
-        () => new Promise<boolean>((resolve) => {
-          const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-          s.on('error', () => resolve(false));
-        }),
+        () =>
+          new Promise<boolean>((resolve) => {
+            const s = connect(port, '127.0.0.1', () => {
+              s.destroy();
+              resolve(true);
+            });
+            s.on('error', () => resolve(false));
+          }),
         10_000,
         'nginx listening',
       );
@@ -268,7 +313,20 @@ describe('a 3-node cluster', () => {
     const port = await freePort();
     const w = await startNodeProcess({
       port,
-      args: ['--workers', '2', '--node-id', 'multi', '--nats', nats.map((x) => x.url).join(','), '--redis', redis.url, '--database', pg.url, '--durable-log', 'memory'],
+      args: [
+        '--workers',
+        '2',
+        '--node-id',
+        'multi',
+        '--nats',
+        nats.map((x) => x.url).join(','),
+        '--redis',
+        redis.url,
+        '--database',
+        pg.url,
+        '--durable-log',
+        'memory',
+      ],
     });
     nodes.push(w);
     // the helper returns at the first worker's "listening"; wait for both
@@ -292,14 +350,39 @@ describe('a 3-node cluster', () => {
 
   it('a node whose NATS is unreachable at start exits non-zero naming NATS and where', async () => {
     const dead = await freePort();
-    const r = spawnSync(process.execPath, [CLI, 'start', '--dev', '--port', '0', '--nats', `nats://127.0.0.1:${dead}`, '--redis', redis.url, '--database', pg.url], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'start', '--dev', '--port', '0', '--nats', `nats://127.0.0.1:${dead}`, '--redis', redis.url, '--database', pg.url],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
     expect(r.status).toBe(3);
     expect(r.stdout + r.stderr).toMatch(new RegExp(`NATS unreachable at nats://127.0.0.1:${dead}`));
   });
 
   it('switchboard cluster --nodes 2 runs two nodes behind nginx and drains on SIGTERM', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [CLI, 'cluster', '--nodes', '2', '--port', String(port), '--nats', nats[1]!.url, '--redis', redis.url, '--database', pg.url, '--', '--dev', '--durable-log', 'memory'], { stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'cluster',
+        '--nodes',
+        '2',
+        '--port',
+        String(port),
+        '--nats',
+        nats[1]!.url,
+        '--redis',
+        redis.url,
+        '--database',
+        pg.url,
+        '--',
+        '--dev',
+        '--durable-log',
+        'memory',
+      ],
+      { stdio: 'ignore' },
+    );
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     try {
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.status === 200, 30_000, 'cluster behind nginx');

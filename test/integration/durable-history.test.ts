@@ -31,13 +31,20 @@ const WINDOW = 20;
 async function startClusterNode(i: number): Promise<NodeProcess> {
   const n = await startNodeProcess({
     args: [
-      '--node-id', `node-${i}`,
-      '--nats', nats.url,
-      '--redis', redis.url,
-      '--database', db.url,
-      '--recovery-window', String(WINDOW),
-      '--jetstream-ack-wait-ms', '3000',
-      '--history-batch', '500',
+      '--node-id',
+      `node-${i}`,
+      '--nats',
+      nats.url,
+      '--redis',
+      redis.url,
+      '--database',
+      db.url,
+      '--recovery-window',
+      String(WINDOW),
+      '--jetstream-ack-wait-ms',
+      '3000',
+      '--history-batch',
+      '500',
     ],
   });
   nodes.push(n);
@@ -56,7 +63,10 @@ async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
 
 /** Rows in `messages`, or -1 while PostgreSQL does not answer (stopped, starting up). */
 const storedCount = async (): Promise<number> =>
-  sql<{ n: string }>('SELECT count(*) AS n FROM messages').then((r) => Number(r[0]!.n), () => -1);
+  sql<{ n: string }>('SELECT count(*) AS n FROM messages').then(
+    (r) => Number(r[0]!.n),
+    () => -1,
+  );
 
 beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true });
@@ -90,7 +100,9 @@ describe('durable history', () => {
           const key = `${p}:${i}`;
           const room = ROOMS[(i + p) % ROOMS.length]!;
           sent += 1;
-          const reply = await c.request({ type: 'publish', room, data: { key, p, i } }, 30_000).catch((e: Error) => ({ type: 'error', message: e.message }) as Frame);
+          const reply = await c
+            .request({ type: 'publish', room, data: { key, p, i } }, 30_000)
+            .catch((e: Error) => ({ type: 'error', message: e.message }) as Frame);
           if (reply.type === 'ack') acked.set(key, { room, seq: reply.seq as number });
           else failed.add(key);
           await sleep(150);
@@ -138,7 +150,9 @@ describe('durable history', () => {
 
     await sleep(Math.max(0, OUTAGE_MS - (Date.now() - outageStart)));
     const lagDuring = await fetch(`${nodes[0]!.url}/metrics`).then((r) => r.text());
-    const lagMessages = Number(/^switchboard_history_lag_messages\{[^}]*\} (\d+)/m.exec(lagDuring)?.[1] ?? /^switchboard_history_lag_messages (\d+)/m.exec(lagDuring)?.[1]);
+    const lagMessages = Number(
+      /^switchboard_history_lag_messages\{[^}]*\} (\d+)/m.exec(lagDuring)?.[1] ?? /^switchboard_history_lag_messages (\d+)/m.exec(lagDuring)?.[1],
+    );
     expect(lagMessages).toBeGreaterThan(0);
     // Every publish was answered while PostgreSQL was down (JetStream holds them).
     await publishing;
@@ -156,10 +170,15 @@ describe('durable history', () => {
 
     // Everything acked reaches PostgreSQL (the killed writer's unacked deliveries come back after ack wait).
     const all = new Set([...acked.keys()]);
-    await waitFor(async () => {
-      const keys = new Set((await sql<{ key: string }>("SELECT data->>'key' AS key FROM messages WHERE room LIKE 'dur-%'")).map((r) => r.key));
-      return [...all].every((k) => keys.has(k));
-    }, 60_000, 'every acked message stored', 250);
+    await waitFor(
+      async () => {
+        const keys = new Set((await sql<{ key: string }>("SELECT data->>'key' AS key FROM messages WHERE room LIKE 'dur-%'")).map((r) => r.key));
+        return [...all].every((k) => keys.has(k));
+      },
+      60_000,
+      'every acked message stored',
+      250,
+    );
 
     const rows = await sql<{ room: string; seq: string; key: string; p: string; i: string }>(
       "SELECT room, seq, data->>'key' AS key, data->>'p' AS p, data->>'i' AS i FROM messages WHERE room LIKE 'dur-%' ORDER BY room, seq",
@@ -201,12 +220,27 @@ describe('durable history', () => {
     const acks = await Promise.all(Array.from({ length: missed }, (_, k) => pub.request({ type: 'publish', room: 'away', data: 6 + k })));
     for (const a of acks) expect(a.type).toBe('ack');
     const total = 5 + missed;
-    await waitFor(async () => Number((await sql<{ n: string }>("SELECT max(seq) AS n FROM messages WHERE room = 'away'"))[0]!.n) === total, 30_000, 'history written', 100);
+    await waitFor(
+      async () => Number((await sql<{ n: string }>("SELECT max(seq) AS n FROM messages WHERE room = 'away'"))[0]!.n) === total,
+      30_000,
+      'history written',
+      100,
+    );
 
     const back = await TestClient.connect(live[1]!.wsUrl, { user: 'away' });
     clients.push(back);
     const rejoined = await back.request({ type: 'join', room: 'away', since: last });
-    if (rejoined.recovery !== 'recovered') console.log(await fetch(`${live[1]!.url}/metrics`).then((r) => r.text()).then((t) => t.split('\n').filter((l) => l.includes('recover')).join('\n')));
+    if (rejoined.recovery !== 'recovered')
+      console.log(
+        await fetch(`${live[1]!.url}/metrics`)
+          .then((r) => r.text())
+          .then((t) =>
+            t
+              .split('\n')
+              .filter((l) => l.includes('recover'))
+              .join('\n'),
+          ),
+      );
     expect(rejoined).toMatchObject({ type: 'joined', recovery: 'recovered', missed, seq: total });
     const got = await back.waitForMessages('away', missed);
     await sleep(200);
@@ -218,9 +252,13 @@ describe('durable history', () => {
   }, 60_000);
 
   it('`switchboard history-writer` shares the durable consumer, serves /metrics and /readyz, and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, [CLI, 'history-writer', '--port', '0', '--host', '127.0.0.1', '--nats', nats.url, '--redis', redis.url, '--database', db.url, '--dev'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'history-writer', '--port', '0', '--host', '127.0.0.1', '--nats', nats.url, '--redis', redis.url, '--database', db.url, '--dev'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     let out = '';
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -241,12 +279,17 @@ describe('durable history', () => {
       clients.push(pub);
       await pub.request({ type: 'join', room: 'hw' });
       // Enough messages that the shared consumer hands some to the standalone writer too.
-      await waitFor(async () => {
-        const acks = await Promise.all(Array.from({ length: 200 }, (_, k) => pub.request({ type: 'publish', room: 'hw', data: k })));
-        expect(acks.every((a) => a.type === 'ack')).toBe(true);
-        const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
-        return /^switchboard_history_written_total(\{[^}]*\})? [1-9]/m.test(text);
-      }, 60_000, 'the standalone writer wrote a batch', 500);
+      await waitFor(
+        async () => {
+          const acks = await Promise.all(Array.from({ length: 200 }, (_, k) => pub.request({ type: 'publish', room: 'hw', data: k })));
+          expect(acks.every((a) => a.type === 'ack')).toBe(true);
+          const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+          return /^switchboard_history_written_total(\{[^}]*\})? [1-9]/m.test(text);
+        },
+        60_000,
+        'the standalone writer wrote a batch',
+        500,
+      );
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
       expect(ready.status).toBe(200);
     } finally {

@@ -85,7 +85,11 @@ async function publishLoop(stop: { done: boolean }): Promise<void> {
 /** Acked seqs (acked at least `ageMs` ago) that PostgreSQL lacks, and its highest seq. */
 async function missingInPostgres(ageMs: number): Promise<{ missing: number[]; max: number }> {
   const cut = Date.now() - ageMs;
-  const due = [...acked].filter(([, at]) => at <= cut).map(([seq]) => seq).sort((a, b) => a - b).slice(-3000);
+  const due = [...acked]
+    .filter(([, at]) => at <= cut)
+    .map(([seq]) => seq)
+    .sort((a, b) => a - b)
+    .slice(-3000);
   const { rows } = await sqlClient.query<{ seq: string }>('SELECT seq FROM messages WHERE room = $1 AND seq = ANY($2::bigint[])', [ROOM, due]);
   const stored = new Set(rows.map((r) => Number(r.seq)));
   const max = rows.reduce((m, r) => Math.max(m, Number(r.seq)), 0);
@@ -112,7 +116,7 @@ interface Tally {
 async function readHttpPages(t: Tally): Promise<void> {
   const readAt = Date.now();
   let above: number | undefined;
-  for (let got = 0; got < 300; ) {
+  for (let got = 0; got < 300;) {
     const r = await fetch(`${nodes[3]!.url}/api/rooms/${ROOM}/history?limit=100${above !== undefined ? `&before=${above}` : ''}`);
     if (r.status === 503) {
       t.unavailable++;
@@ -215,7 +219,9 @@ describe('history after a history writer is killed', () => {
       stop.done = true;
       await publishing;
     }
-    console.log(`history-holes: ${tally.pages} pages/recoveries served, ${tally.unavailable} unavailable, PostgreSQL complete after ${restored.map((ms) => (ms / 1000).toFixed(1)).join(' s, ')} s`);
+    console.log(
+      `history-holes: ${tally.pages} pages/recoveries served, ${tally.unavailable} unavailable, PostgreSQL complete after ${restored.map((ms) => (ms / 1000).toFixed(1)).join(' s, ')} s`,
+    );
     expect(restored.length, 'kills that left a hole in PostgreSQL').toBe(2);
     expect(tally.holes.slice(0, 20)).toEqual([]);
     expect(tally.resets.slice(0, 5)).toEqual([]);
@@ -223,4 +229,3 @@ describe('history after a history writer is killed', () => {
     for (const ms of restored) expect(ms).toBeLessThan(15_000);
   }, 600_000);
 });
-

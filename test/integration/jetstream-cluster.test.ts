@@ -69,7 +69,12 @@ async function colocateLeaders(): Promise<string> {
   for (let attempt = 1; attempt <= 20; attempt++) {
     let stream = '';
     let consumer = '';
-    await waitFor(async () => (stream = (await streamInfo())?.cluster?.leader ?? '') !== '' && (consumer = await consumerLeader()) !== '', 15_000, 'stream and consumer leaders', 50);
+    await waitFor(
+      async () => (stream = (await streamInfo())?.cluster?.leader ?? '') !== '' && (consumer = await consumerLeader()) !== '',
+      15_000,
+      'stream and consumer leaders',
+      50,
+    );
     if (stream === consumer) return stream;
     await nc.request(`$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.${CONSUMER}`, '', { timeout: 5_000 }).catch(() => undefined);
     await waitFor(async () => ![consumer, ''].includes(await consumerLeader()), 15_000, 'a new consumer leader', 50);
@@ -86,12 +91,18 @@ beforeAll(async () => {
     nodes.push(
       await startNodeProcess({
         args: [
-          '--node-id', `node-${i}`,
-          '--nats', nats.map((s) => s.url).join(','),
-          '--redis', redis.url,
-          '--database', db.url,
-          '--jetstream-replicas', '3',
-          '--jetstream-ack-wait-ms', '3000',
+          '--node-id',
+          `node-${i}`,
+          '--nats',
+          nats.map((s) => s.url).join(','),
+          '--redis',
+          redis.url,
+          '--database',
+          db.url,
+          '--jetstream-replicas',
+          '3',
+          '--jetstream-ack-wait-ms',
+          '3000',
         ],
       }),
     );
@@ -203,11 +214,16 @@ describe('JetStream durable log on a 3-server cluster, replicas 3', () => {
     killedAt = Date.now();
     await victim.kill();
     let newLeader = '';
-    await waitFor(async () => {
-      const i = await streamInfo();
-      newLeader = i?.cluster?.leader ?? '';
-      return newLeader !== '' && newLeader !== leaderName;
-    }, 30_000, 'a new stream leader', 50);
+    await waitFor(
+      async () => {
+        const i = await streamInfo();
+        newLeader = i?.cluster?.leader ?? '';
+        return newLeader !== '' && newLeader !== leaderName;
+      },
+      30_000,
+      'a new stream leader',
+      50,
+    );
     const electedMs = Date.now() - killedAt;
     await phase2;
 
@@ -227,11 +243,16 @@ describe('JetStream durable log on a 3-server cluster, replicas 3', () => {
     const restartAt = Date.now();
     await victim.restart();
     await waitForJetStreamMeta(nats, 30_000);
-    await waitFor(async () => {
-      const i = await streamInfo();
-      const replicas = i?.cluster?.replicas ?? [];
-      return replicas.length === 2 && replicas.every((r) => r.current && r.offline !== true && (r.lag ?? 0) === 0);
-    }, 30_000, 'the restarted server current on the stream again', 100);
+    await waitFor(
+      async () => {
+        const i = await streamInfo();
+        const replicas = i?.cluster?.replicas ?? [];
+        return replicas.length === 2 && replicas.every((r) => r.current && r.offline !== true && (r.lag ?? 0) === 0);
+      },
+      30_000,
+      'the restarted server current on the stream again',
+      100,
+    );
     const caughtUpMs = Date.now() - restartAt;
 
     // Phase 4: all three back.
@@ -242,7 +263,9 @@ describe('JetStream durable log on a 3-server cluster, replicas 3', () => {
 
     // Every acked message in PostgreSQL: exactly once, at its acked seq; per room 1..N; nothing else.
     await waitFor(async () => (await storedCount()) >= TOTAL, 30_000, 'history written', 100);
-    const rows = await sql<{ room: string; seq: string; key: number }>("SELECT room, seq, (data->>'key')::int AS key FROM messages WHERE room LIKE 'jsc-%' ORDER BY room, seq");
+    const rows = await sql<{ room: string; seq: string; key: number }>(
+      "SELECT room, seq, (data->>'key')::int AS key FROM messages WHERE room LIKE 'jsc-%' ORDER BY room, seq",
+    );
     expect(rows).toHaveLength(TOTAL);
     const rowByKey = new Map(rows.map((r) => [r.key, r]));
     expect(rowByKey.size).toBe(TOTAL);

@@ -170,7 +170,10 @@ describe('presence', () => {
     const diff = await a.waitFor((f) => f.type === 'presence.diff' && (f.joined as { user: string }[]).some((j) => j.user === 'pres-b'));
     expect(diff.room).toBe('pres');
     const list = await a.request({ type: 'presence', room: 'pres' });
-    const users = (list.members as { user: string; online: boolean; connections: number }[]).filter((m) => m.online).map((m) => m.user).sort();
+    const users = (list.members as { user: string; online: boolean; connections: number }[])
+      .filter((m) => m.online)
+      .map((m) => m.user)
+      .sort();
     expect(users).toEqual(['pres-a', 'pres-b']);
     const before = Date.now();
     b.close();
@@ -265,10 +268,19 @@ describe('operations endpoints', () => {
     }
     const names = [...samples.keys()].map((k) => k.split('{')[0]!);
     for (const required of [
-      'switchboard_connections', 'switchboard_rooms', 'switchboard_frames_in_total', 'switchboard_messages_delivered_total',
-      'switchboard_messages_published_total', 'switchboard_publish_to_deliver_seconds_bucket', 'switchboard_slow_consumer_disconnects_total',
-      'switchboard_heartbeat_timeouts_total', 'switchboard_errors_total', 'switchboard_admission_total',
-      'switchboard_process_resident_memory_bytes', 'switchboard_nodejs_heap_size_used_bytes', 'switchboard_history_lag_messages',
+      'switchboard_connections',
+      'switchboard_rooms',
+      'switchboard_frames_in_total',
+      'switchboard_messages_delivered_total',
+      'switchboard_messages_published_total',
+      'switchboard_publish_to_deliver_seconds_bucket',
+      'switchboard_slow_consumer_disconnects_total',
+      'switchboard_heartbeat_timeouts_total',
+      'switchboard_errors_total',
+      'switchboard_admission_total',
+      'switchboard_process_resident_memory_bytes',
+      'switchboard_nodejs_heap_size_used_bytes',
+      'switchboard_history_lag_messages',
     ]) {
       expect(names, required).toContain(required);
     }

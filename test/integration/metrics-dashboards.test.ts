@@ -52,12 +52,17 @@ beforeAll(async () => {
   // A client coming back: a new connection resuming the room from where it was.
   const back = await TestClient.connect(node.wsUrl, { user: 'ben' });
   clients.push(back);
-  const joined = await back.request({ type: 'join', room: 'metrics', since: { seq: 3, epoch: (b.messages('metrics')[0]!.epoch as string) } });
+  const joined = await back.request({ type: 'join', room: 'metrics', since: { seq: 3, epoch: b.messages('metrics')[0]!.epoch as string } });
   expect(joined).toMatchObject({ type: 'joined', recovery: 'recovered', missed: 2 });
-  await waitFor(async () => {
-    families = parsePrometheusText(await (await fetch(`${node.url}/metrics`)).text());
-    return (value('switchboard_largest_room_members') ?? 0) === 3; // set at the next announcement
-  }, 15_000, 'room size gauges to be updated', 200);
+  await waitFor(
+    async () => {
+      families = parsePrometheusText(await (await fetch(`${node.url}/metrics`)).text());
+      return (value('switchboard_largest_room_members') ?? 0) === 3; // set at the next announcement
+    },
+    15_000,
+    'room size gauges to be updated',
+    200,
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -87,7 +92,8 @@ describe('/metrics', () => {
   it('has bounded labels only: no room, user or connection label on any series', () => {
     for (const f of families.values()) {
       for (const s of f.samples) {
-        for (const label of Object.keys(s.labels)) expect(['room', 'user', 'tenant', 'conn', 'connId', 'socket'], `${s.name} has label ${label}`).not.toContain(label);
+        for (const label of Object.keys(s.labels))
+          expect(['room', 'user', 'tenant', 'conn', 'connId', 'socket'], `${s.name} has label ${label}`).not.toContain(label);
         expect(s.labels.node).toBe('metrics-node');
       }
     }
@@ -130,9 +136,16 @@ describe('the Grafana dashboard and the alert rules', () => {
     }
     // Seed 004's figures are all on the dashboard.
     for (const n of [
-      'switchboard_connections', 'switchboard_process_resident_memory_bytes', 'switchboard_process_cpu_seconds_total', 'switchboard_reconnects_total',
-      'switchboard_rooms_by_size', 'switchboard_publish_to_deliver_seconds_bucket', 'switchboard_backplane_publish_seconds_bucket', 'switchboard_history_lag_seconds',
-    ]) expect(used).toContain(n);
+      'switchboard_connections',
+      'switchboard_process_resident_memory_bytes',
+      'switchboard_process_cpu_seconds_total',
+      'switchboard_reconnects_total',
+      'switchboard_rooms_by_size',
+      'switchboard_publish_to_deliver_seconds_bucket',
+      'switchboard_backplane_publish_seconds_bucket',
+      'switchboard_history_lag_seconds',
+    ])
+      expect(used).toContain(n);
   });
 
   it('prometheus.yml loads the alert rules file that exists', () => {
@@ -150,7 +163,11 @@ describe('GET /api/admin/cluster', () => {
     expect(wrong.status).toBe(401);
     const res = await fetch(`${node.url}/api/admin/cluster`, { headers: { authorization: `Bearer ${API_KEY}` } });
     expect(res.status).toBe(200);
-    const view = (await res.json()) as { node: string; nodes: { node: string; self: boolean; connections: number; topRooms: unknown[] }[]; rooms: { room: string; members: number }[] };
+    const view = (await res.json()) as {
+      node: string;
+      nodes: { node: string; self: boolean; connections: number; topRooms: unknown[] }[];
+      rooms: { room: string; members: number }[];
+    };
     expect(view.node).toBe('metrics-node');
     expect(view.nodes).toHaveLength(1);
     expect(view.nodes[0]).toMatchObject({ node: 'metrics-node', self: true, connections: 3 });

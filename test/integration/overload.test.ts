@@ -39,10 +39,14 @@ describe('slow consumers', () => {
     const fast = await TestClient.connect(n.wsUrl, { user: 'fast' });
     await fast.request({ type: 'join', room: 'flood' });
     // the slow client is a member before it stops reading
-    await waitFor(async () => {
-      const list = await fast.request({ type: 'presence', room: 'flood' });
-      return (list.members as { user: string; online: boolean }[]).some((m) => m.user === 'slow' && m.online);
-    }, 10_000, 'slow client joined');
+    await waitFor(
+      async () => {
+        const list = await fast.request({ type: 'presence', room: 'flood' });
+        return (list.members as { user: string; online: boolean }[]).some((m) => m.user === 'slow' && m.online);
+      },
+      10_000,
+      'slow client joined',
+    );
     slow.pause();
     const payload = 'x'.repeat(16_000);
     const N = 1500; // ~24 MB: well past loopback socket buffers plus the 256 KiB bound
@@ -70,20 +74,29 @@ describe('slow consumers learn why', () => {
     slow.sendText(JSON.stringify({ type: 'join', id: 1, room: 'flood' }));
     const fast = await TestClient.connect(n.wsUrl, { user: 'fast' });
     await fast.request({ type: 'join', room: 'flood' });
-    await waitFor(async () => {
-      const list = await fast.request({ type: 'presence', room: 'flood' });
-      return (list.members as { user: string; online: boolean }[]).some((m) => m.user === 'slow' && m.online);
-    }, 10_000, 'slow client joined');
+    await waitFor(
+      async () => {
+        const list = await fast.request({ type: 'presence', room: 'flood' });
+        return (list.members as { user: string; online: boolean }[]).some((m) => m.user === 'slow' && m.online);
+      },
+      10_000,
+      'slow client joined',
+    );
     slow.pause();
     const payload = 'x'.repeat(16_000);
     // Publish until the node cuts the slow client: megabytes queued for it by then.
     let published = 0;
-    await waitFor(async () => {
-      if ((await metric(n, 'switchboard_slow_consumer_disconnects_total')) === 1) return true;
-      await Promise.all(Array.from({ length: 50 }, () => fast.request({ type: 'publish', room: 'flood', data: payload })));
-      published += 50;
-      return false;
-    }, 60_000, 'slow consumer cut', 0);
+    await waitFor(
+      async () => {
+        if ((await metric(n, 'switchboard_slow_consumer_disconnects_total')) === 1) return true;
+        await Promise.all(Array.from({ length: 50 }, () => fast.request({ type: 'publish', room: 'flood', data: payload })));
+        published += 50;
+        return false;
+      },
+      60_000,
+      'slow consumer cut',
+      0,
+    );
     expect(published * 16_000).toBeGreaterThan(4 << 20);
     // The client reads again well after the node's old 1 s cut-off (a lower bound, not a wait for a state).
     await sleep(1_500);
@@ -102,7 +115,9 @@ describe('admission control', () => {
   it('admits at the configured rate and refuses the excess with 503 and a jittered Retry-After', async () => {
     const rate = 5;
     const burst = 5;
-    const n = await startNodeProcess({ args: ['--admission-rate', String(rate), '--admission-burst', String(burst), '--retry-after-min-s', '2', '--retry-after-max-s', '9'] });
+    const n = await startNodeProcess({
+      args: ['--admission-rate', String(rate), '--admission-burst', String(burst), '--retry-after-min-s', '2', '--retry-after-max-s', '9'],
+    });
     started.push(n);
     const t0 = Date.now();
     const results = await Promise.all(Array.from({ length: 40 }, () => upgrade(n.port)));

@@ -126,10 +126,7 @@ describe('frames pipelined behind a failing connect', () => {
     ws.sendTexts([JSON.stringify({ type: 'connect', id: 'c', token: await makeToken() }), ...pipelined.map((f) => JSON.stringify(f))]);
     await waitFor(() => ws.closeFrame() !== null, 10_000, 'the close frame');
     const replies = ws.texts.map((t) => JSON.parse(t) as Record<string, unknown>);
-    expect(replies.map((r) => [r.type, r.code, r.id])).toEqual([
-      ['error', code, 'c'],
-      ...pipelined.map((f) => ['error', 'not_connected', f.id]),
-    ]);
+    expect(replies.map((r) => [r.type, r.code, r.id])).toEqual([['error', code, 'c'], ...pipelined.map((f) => ['error', 'not_connected', f.id])]);
     expect(replies[1]).toMatchObject({ room: 'lobby' });
     expect(ws.closeFrame()!.code).toBe(closeCode);
     ws.socket.destroy();

@@ -11,7 +11,8 @@ const PKG = fileURLToPath(new URL('../../packages/backend/', import.meta.url));
 
 function jsFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? jsFiles(join(dir, e.name)) : e.name.endsWith('.js') || e.name.endsWith('.d.ts') ? [join(dir, e.name)] : []);
+    e.isDirectory() ? jsFiles(join(dir, e.name)) : e.name.endsWith('.js') || e.name.endsWith('.d.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 describe('@switchboard/backend', () => {

@@ -49,37 +49,70 @@ describe('@switchboard/client packed and installed into an empty folder', () => 
   });
 
   it('imports in Node through its exports map', () => {
-    const out = run('node', ['--input-type=module', '-e',
-      "import { connect, SwitchboardClientError, backoffDelay } from '@switchboard/client'; " +
-      "console.log(typeof connect, typeof SwitchboardClientError, backoffDelay(1, { minMs: 0, maxMs: 0, factor: 2 }))"], app);
+    const out = run(
+      'node',
+      [
+        '--input-type=module',
+        '-e',
+        "import { connect, SwitchboardClientError, backoffDelay } from '@switchboard/client'; " +
+          'console.log(typeof connect, typeof SwitchboardClientError, backoffDelay(1, { minMs: 0, maxMs: 0, factor: 2 }))',
+      ],
+      app,
+    );
     expect(out.trim()).toBe('function function 0');
   });
 
   it('type-checks an app against its declarations alone (no Node types, no server types)', () => {
-    writeFileSync(join(app, 'main.ts'), [
-      "import { connect, SwitchboardClientError, type Message, type StateChange } from '@switchboard/client';",
-      "const client = connect('wss://chat.example.com/ws', { getToken: async () => 'jwt' });",
-      "client.on('state', (e: StateChange) => console.log(e.from, e.to, e.error instanceof SwitchboardClientError));",
-      "const room = client.room('lobby');",
-      "room.on('message', (m: Message) => console.log(m.seq, m.from, m.data));",
-      "export const ack: Promise<{ seq: number; epoch: string; duplicate: boolean }> = room.publish({ text: 'hi' });",
-    ].join('\n'));
-    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: [], skipLibCheck: false },
-      files: ['main.ts'],
-    }));
+    writeFileSync(
+      join(app, 'main.ts'),
+      [
+        "import { connect, SwitchboardClientError, type Message, type StateChange } from '@switchboard/client';",
+        "const client = connect('wss://chat.example.com/ws', { getToken: async () => 'jwt' });",
+        "client.on('state', (e: StateChange) => console.log(e.from, e.to, e.error instanceof SwitchboardClientError));",
+        "const room = client.room('lobby');",
+        "room.on('message', (m: Message) => console.log(m.seq, m.from, m.data));",
+        "export const ack: Promise<{ seq: number; epoch: string; duplicate: boolean }> = room.publish({ text: 'hi' });",
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          lib: ['ES2022', 'DOM'],
+          types: [],
+          skipLibCheck: false,
+        },
+        files: ['main.ts'],
+      }),
+    );
     run(process.execPath, [TSC, '-p', 'tsconfig.json'], app);
   }, 90_000);
 
   it('bundles for the browser with esbuild from its own files only', async () => {
-    writeFileSync(join(app, 'browser.js'), [
-      "import { connect } from '@switchboard/client';",
-      "const client = connect('wss://chat.example.com/ws');",
-      "client.room('lobby').on('message', (m) => document.body.append(String(m.data)));",
-    ].join('\n'));
+    writeFileSync(
+      join(app, 'browser.js'),
+      [
+        "import { connect } from '@switchboard/client';",
+        "const client = connect('wss://chat.example.com/ws');",
+        "client.room('lobby').on('message', (m) => document.body.append(String(m.data)));",
+      ].join('\n'),
+    );
     const result = await build({
-      entryPoints: ['browser.js'], absWorkingDir: app, bundle: true, minify: true, format: 'esm', platform: 'browser',
-      target: 'es2020', write: false, metafile: true, logLevel: 'silent',
+      entryPoints: ['browser.js'],
+      absWorkingDir: app,
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2020',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
     });
     expect(result.errors).toEqual([]);
     const inputs = Object.keys(result.metafile.inputs).filter((p) => p !== 'browser.js');

@@ -7,8 +7,22 @@ type NodeView = ClusterView['nodes'][number];
 
 function node(name: string, at: number, published: number, extra: Partial<NodeView> = {}): NodeView {
   return {
-    node: name, startedAt: 1000, uptimeS: 1, backplane: 'nats', connections: 1, maxConnections: 10, rssBytes: 1, heapUsedBytes: 1, cpuPercent: 1, rooms: 1,
-    counters: { published, delivered: published * 2, reconnects: 0, slowConsumers: 0 }, latencyMs: null, topRooms: [], lastHeardMs: at, self: false, ...extra,
+    node: name,
+    startedAt: 1000,
+    uptimeS: 1,
+    backplane: 'nats',
+    connections: 1,
+    maxConnections: 10,
+    rssBytes: 1,
+    heapUsedBytes: 1,
+    cpuPercent: 1,
+    rooms: 1,
+    counters: { published, delivered: published * 2, reconnects: 0, slowConsumers: 0 },
+    latencyMs: null,
+    topRooms: [],
+    lastHeardMs: at,
+    self: false,
+    ...extra,
   };
 }
 const view = (now: number, nodes: NodeView[]): ClusterView => ({ node: 'a', announceIntervalMs: 2000, now, nodes, rooms: [] });

@@ -199,7 +199,11 @@ describe('Authenticator with a PEM public key', () => {
   it('maps expiry to token_expired', async () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256');
     const auth = new Authenticator({ jwtPublicKey: await exportSPKI(publicKey), dev: false });
-    const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setSubject('alice').setExpirationTime(nowS() - 10).sign(privateKey);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256' })
+      .setSubject('alice')
+      .setExpirationTime(nowS() - 10)
+      .sign(privateKey);
     await expectCode(auth.authenticate(token, undefined), 'token_expired');
   });
 });

@@ -120,10 +120,7 @@ describe('loadConfig sources and precedence', () => {
   });
 
   it('reads NATS_URL, REDIS_URL and DATABASE_URL', () => {
-    const c = loadConfig(
-      { dev: true },
-      { NATS_URL: 'nats://n:4222', REDIS_URL: 'redis://r:6379', DATABASE_URL: 'postgres://u:p@db:5432/sb' },
-    );
+    const c = loadConfig({ dev: true }, { NATS_URL: 'nats://n:4222', REDIS_URL: 'redis://r:6379', DATABASE_URL: 'postgres://u:p@db:5432/sb' });
     expect(c.nats).toBe('nats://n:4222');
     expect(c.redis).toBe('redis://r:6379');
     expect(c.database).toBe('postgres://u:p@db:5432/sb');

@@ -65,7 +65,7 @@ describe('readHistory', () => {
     expect(end.more).toBe(false);
   });
 
-  it('a hole in the store below the window is filled from the durable log (a killed writer\'s batch)', async () => {
+  it("a hole in the store below the window is filled from the durable log (a killed writer's batch)", async () => {
     const killed = { tenant: 't', room: 'killed' };
     const all: RoomMessage[] = [];
     for (let i = 1; i <= 60; i++) all.push((await roomLog.append(killed, { from: 'u', data: i })).message);
@@ -104,7 +104,7 @@ describe('readHistory', () => {
     expect(oldest.more).toBe(false);
   });
 
-  it('the bottom of history and the store\'s top below the RoomLog position are checked as well', async () => {
+  it("the bottom of history and the store's top below the RoomLog position are checked as well", async () => {
     const edges = { tenant: 't', room: 'edges' };
     const all: RoomMessage[] = [];
     for (let i = 1; i <= 40; i++) all.push((await roomLog.append(edges, { from: 'u', data: i })).message);

@@ -155,7 +155,11 @@ describe('HistoryWriter', () => {
     expect(stats.failures).toBe(5);
     expect(failures).toHaveLength(5);
     // Nothing was acked while the store refused (acked means stored), and the backlog was all of it.
-    expect(failures.slice(0, 3).map((f) => [f.acked, f.lag])).toEqual([[0, 240], [0, 240], [0, 240]]);
+    expect(failures.slice(0, 3).map((f) => [f.acked, f.lag])).toEqual([
+      [0, 240],
+      [0, 240],
+      [0, 240],
+    ]);
     expect(failures.every((f) => f.error instanceof Error)).toBe(true);
     expect(stats.lastError).toBeUndefined();
     expect(stats.lag).toEqual({ messages: 0, oldestMs: 0 });

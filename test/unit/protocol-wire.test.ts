@@ -11,7 +11,18 @@ const msg = { room: 'r', seq: 1, epoch: 'e1', from: 'alice', ts: 5, data: { text
 
 /** One well-formed example of every server frame type. */
 const FRAMES: ServerFrame[] = [
-  { type: 'connected', id: 'connect', connId: 'c1', node: 'n1', user: 'alice', tenant: 'default', protocol: 1, pingIntervalMs: 25_000, pingTimeoutMs: 10_000, maxFrameBytes: 65_536 },
+  {
+    type: 'connected',
+    id: 'connect',
+    connId: 'c1',
+    node: 'n1',
+    user: 'alice',
+    tenant: 'default',
+    protocol: 1,
+    pingIntervalMs: 25_000,
+    pingTimeoutMs: 10_000,
+    maxFrameBytes: 65_536,
+  },
   { type: 'joined', id: 1, room: 'r', seq: 3, epoch: 'e1', recovery: 'recovered', missed: 2 },
   { type: 'left', id: 2, room: 'r' },
   { type: 'ack', id: 3, room: 'r', seq: 4, epoch: 'e1', duplicate: false },
@@ -40,7 +51,13 @@ describe('parseServerFrame', () => {
 
   it('refuses what is not a well-formed server frame', () => {
     const bad: unknown[] = [
-      'not json', 42, null, [], { type: 'nope' }, { type: 'toString' }, { id: 1 },
+      'not json',
+      42,
+      null,
+      [],
+      { type: 'nope' },
+      { type: 'toString' },
+      { id: 1 },
       { type: 'message', ...msg, seq: '1' },
       { type: 'message', ...msg, data: undefined },
       { type: 'joined', id: 1, room: 'r', seq: 3, epoch: 'e1', recovery: 'maybe', missed: 0 },

@@ -19,7 +19,11 @@ function setup(timeoutMs: number) {
   const roomLog = new MemoryRoomLog();
   const durable = new MemoryDurableLog();
   const backplane = new MemoryBackplane(new MemoryBus());
-  closers.push(() => roomLog.close(), () => durable.close(), () => backplane.close());
+  closers.push(
+    () => roomLog.close(),
+    () => durable.close(),
+    () => backplane.close(),
+  );
   const errors: unknown[] = [];
   const publisher = new Publisher(roomLog, durable, backplane, (e) => errors.push(e), timeoutMs);
   return { roomLog, durable, backplane, publisher, errors };

@@ -233,7 +233,10 @@ for (const variant of variants) {
         expect(o.kind, `since ${since}`).toBe('recovered');
         if (o.kind !== 'recovered') continue;
         expect(o.source, `since ${since}`).toBe(since >= 30 - 7 ? 'window' : 'store');
-        expect(o.messages.map((m) => m.seq), `since ${since}`).toEqual(range(since + 1, 30));
+        expect(
+          o.messages.map((m) => m.seq),
+          `since ${since}`,
+        ).toEqual(range(since + 1, 30));
         expect(o.messages.every((m) => m.epoch === epoch && m.room === ref.room && m.tenant === ref.tenant)).toBe(true);
         expect(o.messages.map((m) => m.data)).toEqual(all.slice(since).map((m) => m.data));
       }

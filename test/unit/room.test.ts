@@ -37,7 +37,10 @@ function member(room: LocalRoom, opts: { pending?: boolean; skipUpTo?: number } 
     membership,
     frames,
     decoded,
-    seqs: () => decoded().filter((f) => f.type === 'message').map((f) => f.seq as number),
+    seqs: () =>
+      decoded()
+        .filter((f) => f.type === 'message')
+        .map((f) => f.seq as number),
   };
 }
 
@@ -91,7 +94,11 @@ describe('LocalRoom ordered delivery', () => {
     expect(b.seqs()).toEqual([1, 2, 3]);
     expect(a.decoded()[0]).toEqual({ type: 'message', room: 'lobby', seq: 1, epoch: EPOCH, from: 'alice', ts: 1_700_000_000_001, data: { n: 1 } });
     expect(a.decoded()[0]).not.toHaveProperty('tenant');
-    expect(h.delivered).toEqual([[1, 2], [2, 2], [3, 2]]);
+    expect(h.delivered).toEqual([
+      [1, 2],
+      [2, 2],
+      [3, 2],
+    ]);
     expect(room.position()).toEqual({ seq: 3, epoch: EPOCH });
   });
 
@@ -265,7 +272,10 @@ describe('LocalRoom ordered delivery', () => {
     room.accept(msg(5));
     await waitFor(() => a.seqs().length === 5, 2_000, 'second repair');
     expect(a.seqs()).toEqual([1, 2, 3, 4, 5]);
-    expect(h.fetches).toEqual([[1, 1], [3, 4]]);
+    expect(h.fetches).toEqual([
+      [1, 1],
+      [3, 4],
+    ]);
     expect(h.gaps).toEqual(['repaired', 'repaired']);
   });
 
@@ -418,7 +428,15 @@ describe('LocalRoom presence diffs', () => {
     await waitFor(() => a.frames.length > 0, 2_000, 'presence diff');
     await sleep(PRESENCE_MS * 3);
     expect(diffs(a)).toEqual([
-      { type: 'presence.diff', room: 'lobby', joined: [{ user: 'alice', at: 100 }, { user: 'bob', at: 101 }], left: [{ user: 'carol', lastSeen: 102 }] },
+      {
+        type: 'presence.diff',
+        room: 'lobby',
+        joined: [
+          { user: 'alice', at: 100 },
+          { user: 'bob', at: 101 },
+        ],
+        left: [{ user: 'carol', lastSeen: 102 }],
+      },
     ]);
     expect(a.frames).toHaveLength(1);
     expect(b.frames).toHaveLength(1);
@@ -434,9 +452,7 @@ describe('LocalRoom presence diffs', () => {
     room.presence('leave', 'erin', 202);
     room.presence('join', 'erin', 203);
     await waitFor(() => a.frames.length > 0, 2_000, 'presence diff');
-    expect(diffs(a)).toEqual([
-      { type: 'presence.diff', room: 'lobby', joined: [{ user: 'erin', at: 203 }], left: [{ user: 'dave', lastSeen: 201 }] },
-    ]);
+    expect(diffs(a)).toEqual([{ type: 'presence.diff', room: 'lobby', joined: [{ user: 'erin', at: 203 }], left: [{ user: 'dave', lastSeen: 201 }] }]);
   });
 
   it('starts a new batch after each flush', async () => {
@@ -473,11 +489,27 @@ describe('LocalRoom held-message bound', () => {
     let delivered = 0;
     const room = new LocalRoom(
       ref,
-      { fetchRange: async (_r, f, t) => { fetches.push([f, t]); return []; }, onDelivered: () => undefined, onGap: (g) => gaps.push(g) },
+      {
+        fetchRange: async (_r, f, t) => {
+          fetches.push([f, t]);
+          return [];
+        },
+        onDelivered: () => undefined,
+        onGap: (g) => gaps.push(g),
+      },
       1_000,
       PRESENCE_MS,
     );
-    room.members.add({ conn: { send: () => { delivered++; } }, local: room, pending: null, skipUpTo: 0 });
+    room.members.add({
+      conn: {
+        send: () => {
+          delivered++;
+        },
+      },
+      local: room,
+      pending: null,
+      skipUpTo: 0,
+    });
     room.start({ seq: 0, epoch: EPOCH });
     for (let s = 2; s <= 10_002; s++) room.accept(msg(s));
     expect(gaps).toEqual(['skipped']);

@@ -9,7 +9,19 @@ describe('parseTopic', () => {
   });
 
   it('refuses topics that would not be single NATS tokens or could reach other subjects', () => {
-    for (const bad of ['orders', '.create', 'orders.', 'Orders.create', 'orders.*', 'orders.>', 'orders.a b', 'orders..x', 'a.b.c.d.e.f', `${'x'.repeat(65)}.y`, 'ord ers.x']) {
+    for (const bad of [
+      'orders',
+      '.create',
+      'orders.',
+      'Orders.create',
+      'orders.*',
+      'orders.>',
+      'orders.a b',
+      'orders..x',
+      'a.b.c.d.e.f',
+      `${'x'.repeat(65)}.y`,
+      'ord ers.x',
+    ]) {
       expect(parseTopic(bad), bad).toBeNull();
     }
   });

@@ -113,8 +113,10 @@ export class NodeDirectory<T> {
     let msg: Wire<T>;
     try {
       msg = JSON.parse(new TextDecoder().decode(payload)) as Wire<T>;
-      if (msg === null || typeof msg !== 'object' || msg.v !== 1 || typeof msg.node !== 'string' || msg.node === '') throw new EngineError('backplane', 'invalid', 'not a node announcement');
-      if (msg.leaving !== true && (msg.info === null || typeof msg.info !== 'object')) throw new EngineError('backplane', 'invalid', 'announcement without info');
+      if (msg === null || typeof msg !== 'object' || msg.v !== 1 || typeof msg.node !== 'string' || msg.node === '')
+        throw new EngineError('backplane', 'invalid', 'not a node announcement');
+      if (msg.leaving !== true && (msg.info === null || typeof msg.info !== 'object'))
+        throw new EngineError('backplane', 'invalid', 'announcement without info');
     } catch (err) {
       this.options.onError?.(new EngineError('backplane', 'invalid', `bad announcement on ${this.subject}: ${(err as Error).message}`, { cause: err }));
       return;

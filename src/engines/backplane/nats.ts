@@ -57,10 +57,7 @@ export interface NatsBackplaneOptions {
   confirmTimeoutMs?: number;
 }
 
-type State =
-  | { kind: 'connected' }
-  | { kind: 'disconnected'; detail: string; reconnecting: boolean }
-  | { kind: 'closed'; detail: string };
+type State = { kind: 'connected' } | { kind: 'disconnected'; detail: string; reconnecting: boolean } | { kind: 'closed'; detail: string };
 
 export function defaultHandlerErrorListener(kind: string): BackplaneHandlerErrorListener {
   return (error, subject) => {
@@ -130,7 +127,11 @@ export class NatsBackplane implements Backplane {
       queueMicrotask(() => {
         this.batch = undefined; // later publishes need a PING sent after them
         const fail = (why: string, cause?: unknown): void =>
-          reject(new EngineError('backplane', 'unavailable', `nats backplane publish not confirmed by the server (${why}); it may not have been delivered`, { cause }));
+          reject(
+            new EngineError('backplane', 'unavailable', `nats backplane publish not confirmed by the server (${why}); it may not have been delivered`, {
+              cause,
+            }),
+          );
         const timer = setTimeout(() => fail(`no answer within ${this.confirmTimeoutMs} ms`), this.confirmTimeoutMs);
         this.nc.flush().then(
           () => {
@@ -214,7 +215,13 @@ export class NatsBackplane implements Backplane {
           timer = setTimeout(() => resolve('timeout'), this.drainTimeoutMs);
         });
         // A drain interrupted by a disconnect rejects without closing; close outright then.
-        const drained = await Promise.race([this.nc.drain().then(() => 'ok' as const, () => 'failed' as const), timedOut]);
+        const drained = await Promise.race([
+          this.nc.drain().then(
+            () => 'ok' as const,
+            () => 'failed' as const,
+          ),
+          timedOut,
+        ]);
         clearTimeout(timer);
         if (drained !== 'ok') await this.nc.close();
       } else {

@@ -23,12 +23,7 @@
 import type { Redis } from 'ioredis';
 import { openRedis, type RedisConnectOptions } from '../../connections/redis.js';
 import type { Backplane, BackplaneSubscription } from './backplane.js';
-import {
-  defaultHandlerErrorListener,
-  type BackplaneHandlerErrorListener,
-  type BackplaneStatusEvent,
-  type BackplaneStatusListener,
-} from './nats.js';
+import { defaultHandlerErrorListener, type BackplaneHandlerErrorListener, type BackplaneStatusEvent, type BackplaneStatusListener } from './nats.js';
 import { EngineError } from '../errors.js';
 
 export interface RedisBackplaneOptions {
@@ -97,7 +92,8 @@ export class RedisBackplane implements Backplane {
 
   async publish(subject: string, payload: Uint8Array): Promise<void> {
     if (this.closed) throw new EngineError('backplane', 'closed', 'redis backplane publish: backplane is closed');
-    if (this.pub.status !== 'ready') throw new EngineError('backplane', 'unavailable', `redis backplane publish: not connected to Redis (publisher ${this.pub.status})`);
+    if (this.pub.status !== 'ready')
+      throw new EngineError('backplane', 'unavailable', `redis backplane publish: not connected to Redis (publisher ${this.pub.status})`);
     const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     try {
       await this.pub.publish(this.prefix + subject, bytes);
@@ -265,10 +261,13 @@ export class RedisBackplane implements Backplane {
       const timeout = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, this.quitTimeoutMs);
       });
-      await Promise.race([client.quit().then(
-        () => undefined,
-        () => undefined,
-      ), timeout]);
+      await Promise.race([
+        client.quit().then(
+          () => undefined,
+          () => undefined,
+        ),
+        timeout,
+      ]);
       clearTimeout(timer);
     }
     client.disconnect();

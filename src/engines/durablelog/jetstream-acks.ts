@@ -44,7 +44,11 @@ export class PipelinedPublisher {
     private readonly timeoutMs: number,
     sweepMs = Math.max(10, Math.min(250, timeoutMs / 4)),
   ) {
-    this.sub = nc.subscribe(`${this.prefix}.*`, { callback: (err, msg) => { if (err === null) this.answer(msg); } });
+    this.sub = nc.subscribe(`${this.prefix}.*`, {
+      callback: (err, msg) => {
+        if (err === null) this.answer(msg);
+      },
+    });
     this.sweeper = setInterval(() => this.sweep(Date.now()), sweepMs);
     this.sweeper.unref();
     void this.watch();

@@ -62,7 +62,11 @@ export async function scanUncommitted(
   try {
     let remaining = scan.num_pending;
     if (remaining > o.maxScan) {
-      throw new EngineError('durablelog', 'unavailable', `${remaining} messages of ${ref.tenant}/${ref.room} are above the history writers' ack floor (more than ${o.maxScan} to scan)`);
+      throw new EngineError(
+        'durablelog',
+        'unavailable',
+        `${remaining} messages of ${ref.tenant}/${ref.room} are above the history writers' ack floor (more than ${o.maxScan} to scan)`,
+      );
     }
     const found: RoomMessage[] = [];
     const consumer = await js.consumers.get(target.stream, scan.name);

@@ -40,7 +40,19 @@
  * - `lag()` is refreshed every `lagPollMs` from the consumer info: messages = not yet delivered + delivered
  *   but not acked; oldestMs = age of the first unacked message.
  */
-import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
+import {
+  jetstream,
+  jetstreamManager,
+  AckPolicy,
+  DeliverPolicy,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type StreamConfig,
+} from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { RoomMessage, RoomRef } from '../types.js';
 import type { ConsumeOptions, DurableConsumer, DurableLog } from './durablelog.js';
@@ -122,7 +134,8 @@ export async function openJetStreamDurableLog(nc: NatsConnection, options: Parti
     await jsm.streams.info(o.stream);
     await jsm.streams.update(o.stream, config);
   } catch (err) {
-    if (!isNotFound(err)) throw new EngineError('durablelog', 'invalid', `jetstream: cannot update stream ${o.stream}: ${(err as Error).message}`, { cause: err });
+    if (!isNotFound(err))
+      throw new EngineError('durablelog', 'invalid', `jetstream: cannot update stream ${o.stream}: ${(err as Error).message}`, { cause: err });
     await jsm.streams.add(config);
   }
   const consumerConfig = {
@@ -137,7 +150,8 @@ export async function openJetStreamDurableLog(nc: NatsConnection, options: Parti
     await jsm.consumers.info(o.stream, o.consumer);
     await jsm.consumers.update(o.stream, o.consumer, { ack_wait: consumerConfig.ack_wait, max_ack_pending: o.maxAckPending });
   } catch (err) {
-    if (!isNotFound(err)) throw new EngineError('durablelog', 'invalid', `jetstream: cannot update consumer ${o.consumer}: ${(err as Error).message}`, { cause: err });
+    if (!isNotFound(err))
+      throw new EngineError('durablelog', 'invalid', `jetstream: cannot update consumer ${o.consumer}: ${(err as Error).message}`, { cause: err });
     await jsm.consumers.add(o.stream, consumerConfig);
   }
   // This client only serves the consumer (appends go through PipelinedPublisher): its requests are the
@@ -196,7 +210,8 @@ export class JetStreamDurableLog implements DurableLog {
     } catch (err) {
       throw new EngineError('durablelog', 'unavailable', `jetstream did not store ${id}: ${(err as Error).message}`, { cause: err });
     }
-    if (ack.stream !== this.options.stream) throw new EngineError('durablelog', 'conflict', `jetstream stored ${id} in stream ${ack.stream}, not ${this.options.stream}`);
+    if (ack.stream !== this.options.stream)
+      throw new EngineError('durablelog', 'conflict', `jetstream stored ${id} in stream ${ack.stream}, not ${this.options.stream}`);
     if (ack.duplicate === true) await this.checkDuplicate(message, id, ack.seq);
   }
 
@@ -223,7 +238,7 @@ export class JetStreamDurableLog implements DurableLog {
   async last(ref: RoomRef): Promise<RoomMessage | null> {
     try {
       const m = await this.jsm.streams.getMessage(this.options.stream, { last_by_subj: this.subject(ref) });
-      return m === null ? null : (m.json<RoomMessage>());
+      return m === null ? null : m.json<RoomMessage>();
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;
@@ -253,7 +268,12 @@ export class JetStreamDurableLog implements DurableLog {
     try {
       return await scanUncommitted(this.jsm, this.js, target, ref, seqs);
     } catch (err) {
-      throw new EngineError('durablelog', 'unavailable', `jetstream: cannot read the uncommitted messages of ${ref.tenant}/${ref.room}: ${(err as Error).message}`, { cause: err });
+      throw new EngineError(
+        'durablelog',
+        'unavailable',
+        `jetstream: cannot read the uncommitted messages of ${ref.tenant}/${ref.room}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 
@@ -335,10 +355,12 @@ class JetStreamConsumer implements DurableConsumer {
       }
     }, period);
     this.keepAlive.unref();
-    this.done = this.run().catch((error: unknown) => this.log.onRetry?.(error, 0, 0)).finally(() => {
-      clearInterval(this.keepAlive);
-      onStopped();
-    });
+    this.done = this.run()
+      .catch((error: unknown) => this.log.onRetry?.(error, 0, 0))
+      .finally(() => {
+        clearInterval(this.keepAlive);
+        onStopped();
+      });
   }
 
   async stop(): Promise<void> {

@@ -67,9 +67,7 @@ export async function migrate(driver: SqlDriver, migrations: readonly Migration[
     if (current.has(m.version)) continue;
     const ran = await driver.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-      await tx.exec(
-        'CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-      );
+      await tx.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
       const seen = await tx.query<{ n: number }>('SELECT 1 AS n FROM schema_migrations WHERE version = $1', [m.version]);
       if (seen.rows.length > 0) return false;
       await tx.exec(m.sql);

@@ -127,7 +127,10 @@ export class SqlMessageStore implements MessageStore {
       throw new RangeError(`limit must be an integer between 1 and ${MAX_PAGE_LIMIT}`);
     }
     if (before !== undefined && after !== undefined) throw new RangeError('give before or after, not both');
-    for (const [name, value] of [['before', before], ['after', after]] as const) {
+    for (const [name, value] of [
+      ['before', before],
+      ['after', after],
+    ] as const) {
       if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
         throw new RangeError(`${name} must be a non-negative integer`);
       }

@@ -1,13 +1,6 @@
 import { fewAdd, fewDelete, fewEach, fewHas, fewList, fewSize, type Few } from '../../util/few.js';
 import type { RoomRef } from '../types.js';
-import {
-  defaultPresenceOptions,
-  type PresenceConn,
-  type PresenceOptions,
-  type PresenceStore,
-  type RoomMember,
-  type UserPresence,
-} from './presence.js';
+import { defaultPresenceOptions, type PresenceConn, type PresenceOptions, type PresenceStore, type RoomMember, type UserPresence } from './presence.js';
 import { EngineError } from '../errors.js';
 
 export interface MemoryPresenceOptions extends PresenceOptions {

@@ -23,10 +23,13 @@ local function fmt(n) return string.format('%d', n) end
  * - beat  (member…) refreshes the listed live members (never revives expired ones)
  * - members → { pres entries with scores, recent entries with scores (newest first) }
  */
-export const ROOM_LUA = String.raw`
+export const ROOM_LUA =
+  String.raw`
 local pres, cnt, recent = KEYS[1], KEYS[2], KEYS[3]
 local op = ARGV[1]
-` + CLOCK + String.raw`
+` +
+  CLOCK +
+  String.raw`
 local ttl, recentMs, recentMax, keyTtl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 
 local function userOf(member)
@@ -92,10 +95,13 @@ return redis.error_reply('unknown op ' .. op)
  * - remove (connId) forgets a connection; lastSeen = now if it was live
  * - read → { live connections, lastSeen }
  */
-export const USER_LUA = String.raw`
+export const USER_LUA =
+  String.raw`
 local conns, seen = KEYS[1], KEYS[2]
 local op = ARGV[1]
-` + CLOCK + String.raw`
+` +
+  CLOCK +
+  String.raw`
 local ttl, recentMs, keyTtl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 
 local function setSeen(at)

@@ -1,14 +1,7 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import { openRedis, type RedisConnectOptions } from '../../connections/redis.js';
 import type { RoomRef } from '../types.js';
-import {
-  defaultPresenceOptions,
-  type PresenceConn,
-  type PresenceOptions,
-  type PresenceStore,
-  type RoomMember,
-  type UserPresence,
-} from './presence.js';
+import { defaultPresenceOptions, type PresenceConn, type PresenceOptions, type PresenceStore, type RoomMember, type UserPresence } from './presence.js';
 import { NODE_LUA, ROOM_LUA, USER_LUA } from './redis-lua.js';
 import { EngineError } from '../errors.js';
 
@@ -144,9 +137,7 @@ export class RedisPresenceStore implements PresenceStore {
       if (m === undefined) online.set(user, { connections: 1, lastSeen: beat });
       else online.set(user, { connections: m.connections + 1, lastSeen: Math.max(m.lastSeen, beat) });
     }
-    const result: RoomMember[] = [...online]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([user, m]) => ({ user, online: true, ...m }));
+    const result: RoomMember[] = [...online].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([user, m]) => ({ user, online: true, ...m }));
     for (let i = 0; i + 1 < recent.length; i += 2) {
       const user = recent[i]!;
       if (!online.has(user)) result.push({ user, online: false, connections: 0, lastSeen: Number(recent[i + 1]) });
@@ -352,10 +343,7 @@ function checkTenant(ref: RoomRef, conn: PresenceConn): void {
 }
 
 /** Connects to Redis and returns a PresenceStore on it (rejects with a clear error if unreachable). */
-export async function openRedisPresence(
-  o: RedisConnectOptions,
-  options: Partial<PresenceOptions>,
-): Promise<RedisPresenceStore> {
+export async function openRedisPresence(o: RedisConnectOptions, options: Partial<PresenceOptions>): Promise<RedisPresenceStore> {
   const client = await openRedis(o, 'presence');
   try {
     return new RedisPresenceStore(client, options, o.keyPrefix ?? 'sb:');

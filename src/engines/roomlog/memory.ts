@@ -1,13 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { roomKey, type RoomMessage, type RoomPosition, type RoomRef } from '../types.js';
-import {
-  defaultRoomLogOptions,
-  type AppendResult,
-  type PublishInput,
-  type RecoveryResult,
-  type RoomLog,
-  type RoomLogOptions,
-} from './roomlog.js';
+import { defaultRoomLogOptions, type AppendResult, type PublishInput, type RecoveryResult, type RoomLog, type RoomLogOptions } from './roomlog.js';
 import { EngineError } from '../errors.js';
 
 export interface MemoryRoomLogOptions extends RoomLogOptions {
@@ -87,8 +80,7 @@ export class MemoryRoomLog implements RoomLog {
     }
     state.seq += 1;
     const base = { tenant: ref.tenant, room: ref.room, seq: state.seq, epoch: state.epoch, from: input.from, ts: now };
-    const message: RoomMessage =
-      input.idem === undefined ? { ...base, data: input.data } : { ...base, data: input.data, idem: input.idem };
+    const message: RoomMessage = input.idem === undefined ? { ...base, data: input.data } : { ...base, data: input.data, idem: input.idem };
     state.window.push(message);
     this.trimWindow(state, now);
     if (key !== undefined) {

@@ -43,7 +43,9 @@ end
  * Returns {0, json} for a new message, {1, json} for a duplicate, {2} when the room has no state and
  * no init position was given (the client seeds and retries).
  */
-export const APPEND_LUA = PRELUDE + String.raw`
+export const APPEND_LUA =
+  PRELUDE +
+  String.raw`
 local head, mid, tail, field = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local windowSize, windowMs = tonumber(ARGV[5]), tonumber(ARGV[6])
 local idemMs, idemMax = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -97,7 +99,9 @@ return {0, msg}
  * {1} for a missing room when create is '0'; else {0, seq, epoch, firstSeq, entries…} where firstSeq is
  * the seq of the oldest window entry (seq + 1 when the window is empty).
  */
-export const READ_LUA = PRELUDE + String.raw`
+export const READ_LUA =
+  PRELUDE +
+  String.raw`
 local lo, hi, windowMs = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if ARGV[4] ~= '1' and redis.call('EXISTS', meta) == 0 then return {1} end
 if not ensure(ARGV[5], ARGV[6]) then return {2} end

@@ -3,14 +3,7 @@ import { openRedis, type RedisConnectOptions } from '../../connections/redis.js'
 import type { RoomMessage, RoomPosition, RoomRef } from '../types.js';
 import { newEpoch } from './memory.js';
 import { APPEND_LUA, READ_LUA } from './redis-lua.js';
-import {
-  defaultRoomLogOptions,
-  type AppendResult,
-  type PublishInput,
-  type RecoveryResult,
-  type RoomLog,
-  type RoomLogOptions,
-} from './roomlog.js';
+import { defaultRoomLogOptions, type AppendResult, type PublishInput, type RecoveryResult, type RoomLog, type RoomLogOptions } from './roomlog.js';
 import { EngineError } from '../errors.js';
 
 export interface RedisRoomLogOptions extends RoomLogOptions {
@@ -87,11 +80,7 @@ export class RedisRoomLog implements RoomLog {
     const field = input.idem === undefined ? '' : `${input.from}\u0000${input.idem}`;
     let init = this.options.seed === undefined ? fresh() : undefined;
     for (;;) {
-      const reply = await this.append_(
-        ...this.keys(ref),
-        head, mid, tail, field, windowSize, windowMs, idemMs, idemMax,
-        init?.seq ?? '', init?.epoch ?? '',
-      );
+      const reply = await this.append_(...this.keys(ref), head, mid, tail, field, windowSize, windowMs, idemMs, idemMax, init?.seq ?? '', init?.epoch ?? '');
       const [code, json] = reply as [number, string?];
       if (code !== 2 && json !== undefined) return { message: JSON.parse(json) as RoomMessage, duplicate: code === 1 };
       if (init !== undefined) throw new EngineError('roomlog', 'invalid', `room log: unexpected reply from redis for ${ref.tenant}/${ref.room}`);
@@ -146,11 +135,10 @@ export class RedisRoomLog implements RoomLog {
     this.ensureOpen();
     let init = this.options.seed === undefined ? fresh() : undefined;
     for (;;) {
-      const reply = (await this.read_(
-        ...this.keys(ref),
-        lo, hi, this.options.windowMs, create ? '1' : '0',
-        init?.seq ?? '', init?.epoch ?? '',
-      )) as [number, ...string[]];
+      const reply = (await this.read_(...this.keys(ref), lo, hi, this.options.windowMs, create ? '1' : '0', init?.seq ?? '', init?.epoch ?? '')) as [
+        number,
+        ...string[],
+      ];
       if (reply[0] === 1) return null;
       if (reply[0] === 0) {
         const [, seq, epoch, first, ...entries] = reply;
@@ -209,10 +197,7 @@ async function quit(client: Redis): Promise<void> {
  * Connects to Redis and returns a RoomLog on it (rejects with a clear error if Redis is unreachable).
  * `options` may also carry `idemMax` (see RedisRoomLogOptions).
  */
-export async function openRedisRoomLog(
-  o: RedisConnectOptions,
-  options: Partial<RedisRoomLogOptions>,
-): Promise<RedisRoomLog> {
+export async function openRedisRoomLog(o: RedisConnectOptions, options: Partial<RedisRoomLogOptions>): Promise<RedisRoomLog> {
   const client = await openRedis(o, 'room log');
   try {
     return new RedisRoomLog(client, options, o.keyPrefix ?? 'sb:');

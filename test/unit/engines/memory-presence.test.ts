@@ -40,7 +40,7 @@ describe('MemoryPresenceStore', () => {
     expect(await s.members(room)).toEqual([{ user: 'alice', online: false, connections: 0, lastSeen: beat }]);
   });
 
-  it('a heartbeat does not revive an expired connection, nor refresh another node\'s', async () => {
+  it("a heartbeat does not revive an expired connection, nor refresh another node's", async () => {
     const s = open({ ttlMs: 1000, sweepMs: 60_000 });
     const a = conn('alice', 1);
     await s.connect(a);
@@ -83,7 +83,7 @@ describe('MemoryPresenceStore', () => {
     expect(offline).toEqual(['c', 'b']);
   });
 
-  it('rejects a connection used in another tenant\'s room, and calls after close', async () => {
+  it("rejects a connection used in another tenant's room, and calls after close", async () => {
     const s = open();
     const foreign = conn('alice', 1, 'n1', 'globex');
     await expect(s.join(room, foreign)).rejects.toThrow(/tenant/);

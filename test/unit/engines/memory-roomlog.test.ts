@@ -27,11 +27,7 @@ describe('MemoryRoomLog', () => {
         return { seq: 10, epoch: 'S' };
       },
     });
-    const [a, b, p] = await Promise.all([
-      log.append(room, { from: 'u', data: 1 }),
-      log.append(room, { from: 'u', data: 2 }),
-      log.position(room),
-    ]);
+    const [a, b, p] = await Promise.all([log.append(room, { from: 'u', data: 1 }), log.append(room, { from: 'u', data: 2 }), log.position(room)]);
     expect(calls).toBe(1);
     expect([a.message.seq, b.message.seq]).toEqual([11, 12]);
     expect(p).toEqual({ seq: 12, epoch: 'S' });

@@ -64,6 +64,8 @@ export class Chart {
     });
     this.el.dataset.points = String(n);
     const last = values.map((s) => s[s.length - 1]);
-    this.now.textContent = this.lines.map((l, i) => `${l.label} ${last[i] === null || last[i] === undefined ? '–' : num(last[i]!)}`).join(' · ') + (this.unit ? ` ${this.unit}` : '');
+    this.now.textContent =
+      this.lines.map((l, i) => `${l.label} ${last[i] === null || last[i] === undefined ? '–' : num(last[i]!)}`).join(' · ') +
+      (this.unit ? ` ${this.unit}` : '');
   }
 }

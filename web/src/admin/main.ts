@@ -47,8 +47,23 @@ async function dashboard(): Promise<void> {
   const rooms = h('tbody');
   const updated = h('span', { class: 'muted updated' });
   const charts = {
-    messages: new Chart('Messages per second', [{ label: 'published', color: '#2447c6' }, { label: 'delivered', color: '#0e9f6e' }], '/s'),
-    latency: new Chart('Publish → deliver latency', [{ label: 'p50', color: '#0e9f6e' }, { label: 'p95', color: '#d97706' }, { label: 'p99', color: '#dc2626' }], 'ms'),
+    messages: new Chart(
+      'Messages per second',
+      [
+        { label: 'published', color: '#2447c6' },
+        { label: 'delivered', color: '#0e9f6e' },
+      ],
+      '/s',
+    ),
+    latency: new Chart(
+      'Publish → deliver latency',
+      [
+        { label: 'p50', color: '#0e9f6e' },
+        { label: 'p95', color: '#d97706' },
+        { label: 'p99', color: '#dc2626' },
+      ],
+      'ms',
+    ),
     reconnects: new Chart('Reconnects', [{ label: 'reconnects', color: '#7c3aed' }], '/s'),
     slow: new Chart('Slow-consumer disconnects', [{ label: 'disconnects', color: '#dc2626' }], '/s'),
   };
@@ -59,14 +74,38 @@ async function dashboard(): Promise<void> {
   });
   replace(
     app,
-    h('header', {}, h('div', { class: 'brand' }, h('img', { src: '/assets/logo.svg', alt: '' }), 'Switchboard admin'), h('span', { class: 'spacer' }), updated, signOut),
+    h(
+      'header',
+      {},
+      h('div', { class: 'brand' }, h('img', { src: '/assets/logo.svg', alt: '' }), 'Switchboard admin'),
+      h('span', { class: 'spacer' }),
+      updated,
+      signOut,
+    ),
     h('section', {}, h('h2', { class: 'nodes-title' }, 'Nodes'), nodes),
     h('section', {}, h('h2', {}, 'Live'), h('div', { class: 'charts' }, ...Object.values(charts).map((c) => c.el))),
     h(
       'section',
       { class: 'panel card' },
       h('h2', {}, 'Busiest rooms'),
-      h('table', { class: 'rooms' }, h('thead', {}, h('tr', {}, h('th', {}, 'Room'), h('th', {}, 'Tenant'), h('th', { class: 'num' }, 'Members'), h('th', { class: 'num' }, 'Messages/s'), h('th', { class: 'num' }, 'Nodes'))), rooms),
+      h(
+        'table',
+        { class: 'rooms' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            h('th', {}, 'Room'),
+            h('th', {}, 'Tenant'),
+            h('th', { class: 'num' }, 'Members'),
+            h('th', { class: 'num' }, 'Messages/s'),
+            h('th', { class: 'num' }, 'Nodes'),
+          ),
+        ),
+        rooms,
+      ),
     ),
   );
   const series = new Series();

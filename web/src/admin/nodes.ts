@@ -13,7 +13,13 @@ export function renderNodes(el: HTMLElement, view: ClusterView): void {
       return h(
         'article',
         { class: 'node card', 'data-node': n.node },
-        h('div', { class: 'name' }, h('span', { class: stale ? 'pill warn' : 'pill ok' }, h('span', { class: 'dot' })), n.node, n.self ? h('span', { class: 'muted' }, '(this node)') : null),
+        h(
+          'div',
+          { class: 'name' },
+          h('span', { class: stale ? 'pill warn' : 'pill ok' }, h('span', { class: 'dot' })),
+          n.node,
+          n.self ? h('span', { class: 'muted' }, '(this node)') : null,
+        ),
         h(
           'dl',
           {},

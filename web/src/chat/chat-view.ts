@@ -21,7 +21,10 @@ export function chatView(s: ChatSettings, onLeave: () => void): HTMLElement {
   const people = new PresenceList(me);
 
   const refreshPresence = (): void => {
-    room.presence().then((members) => people.set(members), () => undefined);
+    room.presence().then(
+      (members) => people.set(members),
+      () => undefined,
+    );
   };
   const reload = async (): Promise<void> => {
     const messages: Message[] = await room.reloadFromHistory({ limit: PAGE });
