@@ -21,6 +21,7 @@ import { OfflineQueue } from './offline-queue.js';
 import type { ResolvedOptions } from './options.js';
 import { Requests, type OutFrame, type OutRequest, type ReplyTo, type RequestHandlers, type RequestType } from './requests.js';
 import { Room, type RoomHost } from './room.js';
+import { shutSocket, watchNetwork } from './socket.js';
 import type { ClientEvents, ConnectionState, RoomOptions, StateChange, WebSocketLike } from './types.js';
 
 type Timer = ReturnType<typeof setTimeout>;
@@ -342,18 +343,7 @@ export class Connection implements RoomHost {
     this.watchdogTimer = null;
     const ws = this.ws;
     this.ws = null;
-    if (ws === null) return;
-    ws.onopen = null;
-    ws.onmessage = null;
-    ws.onclose = null;
-    ws.onerror = () => undefined; // a late error event must not become an unhandled 'error'
-    try {
-      const terminate = (ws as { terminate?: () => void }).terminate;
-      if (!graceful && typeof terminate === 'function') terminate.call(ws);
-      else ws.close(1000, graceful ? 'client closed' : 'reconnecting');
-    } catch {
-      /* already closing */
-    }
+    if (ws !== null) shutSocket(ws, graceful);
   }
 
   private armWatchdog(): void {
@@ -383,26 +373,18 @@ export class Connection implements RoomHost {
 
   /** Browsers: drop the connection when the machine goes offline, reconnect when it is back. */
   private listenNetwork(): void {
-    const g = globalThis as { addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void };
-    const add = g.addEventListener;
-    const remove = g.removeEventListener;
-    if (typeof add !== 'function' || typeof remove !== 'function') return;
-    const onOffline = (): void => {
-      if (this.closed || this.offline) return;
-      this.offline = true;
-      this.lost(new SwitchboardClientError('disconnected', 'the network went offline'));
-    };
-    const onOnline = (): void => {
-      if (this.closed || !this.offline) return;
-      this.offline = false;
-      this.attempt = 0;
-      if (this.reconnectTimer === null && this.ws === null) this.scheduleReconnect();
-    };
-    add.call(globalThis, 'offline', onOffline);
-    add.call(globalThis, 'online', onOnline);
-    this.unlistenNetwork = () => {
-      remove.call(globalThis, 'offline', onOffline);
-      remove.call(globalThis, 'online', onOnline);
-    };
+    this.unlistenNetwork = watchNetwork(
+      () => {
+        if (this.closed || this.offline) return;
+        this.offline = true;
+        this.lost(new SwitchboardClientError('disconnected', 'the network went offline'));
+      },
+      () => {
+        if (this.closed || !this.offline) return;
+        this.offline = false;
+        this.attempt = 0;
+        if (this.reconnectTimer === null && this.ws === null) this.scheduleReconnect();
+      },
+    );
   }
 }
