@@ -10,7 +10,7 @@ import { wireFrame } from '../protocol/encode.js';
 import type { ClientFrame, RequestId, ServerFrame } from '../protocol/frames.js';
 import { ErrorCodes, type ErrorCode } from '../protocol/errors.js';
 import type { OutboxSink } from './outbox.js';
-import type { Membership, RoomMember } from '../rooms/room.js';
+import { V1_CODEC, type Membership, type RoomCodec, type RoomMember } from '../rooms/room.js';
 import type { ConnectionDeps } from './deps.js';
 
 /** How long a cut (slow) connection has to read up to its close frame before it is terminated. */
@@ -48,6 +48,11 @@ export class Connection implements OutboxSink, RoomMember {
     this.lastRecv = openedAt;
     // Spread first pings over the interval so connections opened together are not pinged together.
     this.nextPingAt = openedAt + ctx.config.pingIntervalMs * (0.5 + Math.random() * 0.5);
+  }
+
+  /** Protocol v1's room frames (on the prototype: no per-connection cost). */
+  get codec(): RoomCodec {
+    return V1_CODEC;
   }
 
   send(frame: Buffer): void {

@@ -9,7 +9,8 @@ import type { Json, RoomMessage, RoomRef } from '../engines/types.js';
 export const roomSubject = (ref: RoomRef): string => `sb.r.${ref.tenant}.${ref.room}`;
 export const userSubject = (tenant: string, user: string): string => `sb.u.${tenant}.${Buffer.from(user, 'utf8').toString('base64url')}`;
 
-export type RoomEnvelope = { k: 'm'; m: RoomMessage } | { k: 'p'; kind: 'join' | 'leave'; user: string; at: number };
+/** A sequenced message, or a user's first join / last leave (with the user's `info` on a Pusher presence join). */
+export type RoomEnvelope = { k: 'm'; m: RoomMessage } | { k: 'p'; kind: 'join' | 'leave'; user: string; at: number; info?: Json };
 
 export interface DirectEnvelope {
   from: string;

@@ -6,12 +6,17 @@
  * fetched from the RoomLog. Seqs below the next expected one are duplicates and dropped. Each message's
  * frame is encoded once here and the same bytes are queued to every member.
  */
-import type { RoomMessage, RoomPosition, RoomRef } from '../engines/types.js';
+import type { Json, RoomMessage, RoomPosition, RoomRef } from '../engines/types.js';
 import { messageFrame, wireFrame } from '../protocol/encode.js';
 
 /** A connection's membership of one room. */
 export interface Membership {
   readonly conn: RoomMember;
+  /**
+   * The user this membership is present as, when it is not the connection's own (a Pusher presence channel's
+   * `channel_data` names it): presence events about this user are not sent to this membership.
+   */
+  readonly presenceUser?: string;
   /** The local room once the join has acquired it. */
   local: LocalRoom | null;
   /** While joining: frames that arrived before the join's recovery was sent (seq, frame). */
@@ -28,8 +33,34 @@ export const PRESENCE_DIFF_MAX_USERS = 50;
 /** Frames buffered per joining member at most (a join whose recovery takes longer is reset instead). */
 export const MAX_PENDING = 10_000;
 
+/**
+ * How one wire protocol writes what a room delivers. A room encodes each message once per codec among its
+ * members (not once per member), so a room of v1 and Pusher members encodes every message twice at most.
+ */
+export interface RoomCodec {
+  /** The frame of a sequenced room message. */
+  message(m: RoomMessage): Buffer;
+  /** Members get presence as `presence.diff` frames batched per interval (protocol v1), not from `presence`. */
+  readonly batchesPresence: boolean;
+  /** A user's first join / last leave of the room as a frame of its own, sent at once; null: nothing to send. */
+  presence(ref: RoomRef, change: PresenceEvent): Buffer | null;
+}
+
+/** A user's presence in a room changed somewhere in the cluster (first join or last leave). */
+export interface PresenceEvent {
+  readonly kind: 'join' | 'leave';
+  readonly user: string;
+  readonly at: number;
+  /** What the user is shown with (a Pusher presence channel's `user_info`), on joins. */
+  readonly info?: Json;
+}
+
+/** Protocol v1: message frames, presence batched into diffs. */
+export const V1_CODEC: RoomCodec = { message: messageFrame, batchesPresence: true, presence: () => null };
+
 /** What a room needs of a connection. */
 export interface RoomMember {
+  readonly codec: RoomCodec;
   send(frame: Buffer): void;
 }
 
@@ -198,19 +229,58 @@ export class LocalRoom {
     this.lastSeq = m.seq;
     this.gapSince = 0;
     if (this.members.size === 0) return;
-    const frame = messageFrame(m);
+    // Encoded once per codec: the first codec's frame in locals (usually the only one), others in a map.
+    let codec: RoomCodec | null = null;
+    let frame: Buffer | null = null;
+    let others: Map<RoomCodec, Buffer> | null = null;
     for (const ms of this.members) {
-      if (ms.pending !== null) {
-        if (ms.pending.length < MAX_PENDING) ms.pending.push([m.seq, frame]);
-        else ms.overflow = true;
-      } else if (m.seq > ms.skipUpTo) ms.conn.send(frame);
+      const c = ms.conn.codec;
+      if (c !== codec) {
+        if (codec === null) {
+          codec = c;
+          frame = c.message(m);
+        } else {
+          others ??= new Map();
+          let f = others.get(c);
+          if (f === undefined) others.set(c, (f = c.message(m)));
+          this.sendMessage(ms, m.seq, f);
+          continue;
+        }
+      }
+      this.sendMessage(ms, m.seq, frame!);
     }
     this.hooks.onDelivered(m, this.members.size);
   }
 
-  /** A user's presence in the room changed somewhere in the cluster; batched into one diff frame. */
-  presence(kind: 'join' | 'leave', user: string, at: number): void {
+  private sendMessage(ms: Membership, seq: number, frame: Buffer): void {
+    if (ms.pending !== null) {
+      if (ms.pending.length < MAX_PENDING) ms.pending.push([seq, frame]);
+      else ms.overflow = true;
+    } else if (seq > ms.skipUpTo) ms.conn.send(frame);
+  }
+
+
+  /**
+   * A user's presence in the room changed somewhere in the cluster: members whose codec has a frame for it
+   * get it at once (encoded once per codec; not a membership present as that very user), the others one
+   * batched diff frame per interval.
+   */
+  presence(change: PresenceEvent): void {
     if (this.closed) return;
+    const { kind, user, at } = change;
+    let batched = false;
+    const frames = new Map<RoomCodec, Buffer | null>();
+    for (const ms of this.members) {
+      const c = ms.conn.codec;
+      if (c.batchesPresence) {
+        batched = true;
+        continue;
+      }
+      let frame = frames.get(c);
+      if (frame === undefined) frames.set(c, (frame = c.presence(this.ref, change)));
+      if (frame !== null && ms.pending === null && ms.presenceUser !== user) ms.conn.send(frame);
+    }
+    if (!batched) return;
     if (kind === 'join') {
       this.presenceLeft.delete(user);
       this.presenceJoined.set(user, at);

@@ -73,7 +73,7 @@ export class RoomRegistry {
         return;
       }
       if (env.k === 'm') room.accept(env.m);
-      else room.presence(env.kind, env.user, env.at);
+      else room.presence(env.info !== undefined ? { kind: env.kind, user: env.user, at: env.at, info: env.info } : { kind: env.kind, user: env.user, at: env.at });
     });
     if (room.closed) {
       await sub.unsubscribe();

@@ -1,7 +1,7 @@
 /** LocalRoom: ordered delivery, gap hold/repair/skip, pending members, encode-once, presence batching. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RoomMessage, RoomRef } from '../../src/engines/types.js';
-import { LocalRoom, type Membership, type RoomHooks } from '../../src/rooms/room.js';
+import { LocalRoom, V1_CODEC, type Membership, type RoomHooks } from '../../src/rooms/room.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { decodeFrame } from './ws-frames.js';
 
@@ -26,7 +26,7 @@ interface TestMember {
 function member(room: LocalRoom, opts: { pending?: boolean; skipUpTo?: number } = {}): TestMember {
   const frames: Buffer[] = [];
   const membership: Membership = {
-    conn: { send: (frame: Buffer) => frames.push(frame) },
+    conn: { codec: V1_CODEC, send: (frame: Buffer) => frames.push(frame) },
     local: room,
     pending: opts.pending === true ? [] : null,
     skipUpTo: opts.skipUpTo ?? 0,
@@ -340,7 +340,7 @@ describe('LocalRoom ordered delivery', () => {
     room.accept(msg(3));
     room.close();
     room.accept(msg(2));
-    room.presence('join', 'bob', 1);
+    room.presence({ kind: 'join', user: 'bob', at: 1 });
     await sleep(Math.max(GAP_WAIT_MS, PRESENCE_MS) * 3);
     expect(a.seqs()).toEqual([1]);
     expect(h.fetches).toEqual([]);
@@ -421,9 +421,9 @@ describe('LocalRoom presence diffs', () => {
     const room = newRoom(h);
     const a = member(room);
     const b = member(room);
-    room.presence('join', 'alice', 100);
-    room.presence('join', 'bob', 101);
-    room.presence('leave', 'carol', 102);
+    room.presence({ kind: 'join', user: 'alice', at: 100 });
+    room.presence({ kind: 'join', user: 'bob', at: 101 });
+    room.presence({ kind: 'leave', user: 'carol', at: 102 });
     expect(a.frames).toEqual([]); // batched, not sent synchronously
     await waitFor(() => a.frames.length > 0, 2_000, 'presence diff');
     await sleep(PRESENCE_MS * 3);
@@ -447,10 +447,10 @@ describe('LocalRoom presence diffs', () => {
     const h = hooks();
     const room = newRoom(h);
     const a = member(room);
-    room.presence('join', 'dave', 200);
-    room.presence('leave', 'dave', 201);
-    room.presence('leave', 'erin', 202);
-    room.presence('join', 'erin', 203);
+    room.presence({ kind: 'join', user: 'dave', at: 200 });
+    room.presence({ kind: 'leave', user: 'dave', at: 201 });
+    room.presence({ kind: 'leave', user: 'erin', at: 202 });
+    room.presence({ kind: 'join', user: 'erin', at: 203 });
     await waitFor(() => a.frames.length > 0, 2_000, 'presence diff');
     expect(diffs(a)).toEqual([{ type: 'presence.diff', room: 'lobby', joined: [{ user: 'erin', at: 203 }], left: [{ user: 'dave', lastSeen: 201 }] }]);
   });
@@ -459,9 +459,9 @@ describe('LocalRoom presence diffs', () => {
     const h = hooks();
     const room = newRoom(h);
     const a = member(room);
-    room.presence('join', 'alice', 1);
+    room.presence({ kind: 'join', user: 'alice', at: 1 });
     await waitFor(() => a.frames.length === 1, 2_000, 'first diff');
-    room.presence('leave', 'alice', 2);
+    room.presence({ kind: 'leave', user: 'alice', at: 2 });
     await waitFor(() => a.frames.length === 2, 2_000, 'second diff');
     await sleep(PRESENCE_MS * 3);
     expect(diffs(a).map((d) => [d.joined, d.left])).toEqual([
@@ -475,7 +475,7 @@ describe('LocalRoom presence diffs', () => {
     const room = newRoom(h);
     const live = member(room);
     const joining = member(room, { pending: true });
-    room.presence('join', 'alice', 1);
+    room.presence({ kind: 'join', user: 'alice', at: 1 });
     await waitFor(() => live.frames.length === 1, 2_000, 'diff');
     expect(joining.frames).toEqual([]);
     expect(joining.membership.pending).toEqual([]);
@@ -502,6 +502,7 @@ describe('LocalRoom held-message bound', () => {
     );
     room.members.add({
       conn: {
+        codec: V1_CODEC,
         send: () => {
           delivered++;
         },
@@ -525,10 +526,10 @@ describe('LocalRoom presence at scale', () => {
   it('a diff naming more than 50 users carries counts only: one small frame per member per interval', async () => {
     const room = new LocalRoom(ref, { fetchRange: async () => [], onDelivered: () => undefined, onGap: () => undefined }, GAP_WAIT_MS, PRESENCE_MS);
     const frames: Buffer[] = [];
-    room.members.add({ conn: { send: (f: Buffer) => frames.push(f) }, local: room, pending: null, skipUpTo: 0 });
+    room.members.add({ conn: { codec: V1_CODEC, send: (f: Buffer) => frames.push(f) }, local: room, pending: null, skipUpTo: 0 });
     room.start({ seq: 0, epoch: EPOCH });
-    for (let i = 0; i < 5000; i++) room.presence('join', `user-${i}`, 1000 + i);
-    room.presence('leave', 'someone-else', 2000);
+    for (let i = 0; i < 5000; i++) room.presence({ kind: 'join', user: `user-${i}`, at: 1000 + i });
+    room.presence({ kind: 'leave', user: 'someone-else', at: 2000 });
     await waitFor(() => frames.length === 1, 2000, 'one diff');
     await sleep(PRESENCE_MS * 3);
     expect(frames).toHaveLength(1);
@@ -550,7 +551,7 @@ describe('LocalRoom gap give-up', () => {
       5_000,
     );
     const got: number[] = [];
-    room.members.add({ conn: { send: (f: Buffer) => got.push((decodeFrame(f) as { seq: number }).seq) }, local: room, pending: null, skipUpTo: 0 });
+    room.members.add({ conn: { codec: V1_CODEC, send: (f: Buffer) => got.push((decodeFrame(f) as { seq: number }).seq) }, local: room, pending: null, skipUpTo: 0 });
     room.start({ seq: 0, epoch: EPOCH });
     room.accept(msg(2));
     await sleep(GAP_WAIT_MS * 6);
