@@ -56,6 +56,7 @@ function readConfigFile(path: string): Record<string, unknown> {
 export function redactConfig(config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = { ...config };
   for (const k of SECRET_KEYS) if (out[k] !== undefined) out[k] = '[redacted]';
+  out.pusherApps = config.pusherApps.map((app) => ({ ...app, secret: '[redacted]' }));
   for (const k of ['nats', 'redis', 'database'] as const) {
     const v = config[k];
     if (v !== undefined) out[k] = v.split(',').map(redactUrl).join(',');

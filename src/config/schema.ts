@@ -10,6 +10,42 @@ const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
 const bool = z.preprocess((v) => (typeof v === 'string' ? !['false', '0', 'no', ''].includes(v.toLowerCase()) : v), z.boolean());
 
+/**
+ * One Pusher app (docs/pusher.md): the app id is the tenant its channels are rooms of; the key is in the
+ * WebSocket path (`/app/:key`), the secret signs channel authorizations and HTTP API requests.
+ */
+export const pusherAppSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'app id: 1–64 of A–Z a–z 0–9 _ - (it is the tenant)'),
+    key: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'app key: 1–64 of A–Z a–z 0–9 _ -'),
+    secret: z.string().min(8, 'app secret: at least 8 characters'),
+    /** Whether clients may send `client-*` events on private and presence channels. */
+    clientEvents: z.boolean().default(false),
+    /** Client events one connection may send per second (Pusher's 10). */
+    clientEventsPerSecond: z.number().int().positive().default(10),
+    /** Most connections of this app on one node (the node's maxConnections bounds all apps together). */
+    maxConnections: z.number().int().positive().optional(),
+    /** Most users in one presence channel (Pusher's 100). */
+    maxPresenceMembers: z.number().int().positive().default(100),
+    /** Largest event `data`, bytes (Pusher's 10 KB). */
+    maxEventBytes: z.number().int().positive().default(10_240),
+    /** Where webhooks go (the webhooks themselves are issue 15's). */
+    webhooks: z.array(z.url()).default([]),
+  })
+  .strict();
+
+export type PusherApp = z.infer<typeof pusherAppSchema>;
+
+/** A list of apps from a config file (an array) or from a flag or variable (its JSON text). */
+const pusherAppsSchema = z.preprocess((v) => {
+  if (typeof v !== 'string') return v;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch {
+    return v; // reported by the array check below, with the option's name
+  }
+}, z.array(pusherAppSchema));
+
 export const configSchema = z
   .object({
     port: port.default(8080),
@@ -93,6 +129,10 @@ export const configSchema = z
     /** Shutdown: clients are told to reconnect after a random delay in [0, drainSpreadMs]. */
     drainSpreadMs: positiveInt.default(5_000),
     drainTimeoutMs: positiveInt.default(10_000),
+    /** Pusher Channels protocol apps served on /app/:key and /apps/:id (docs/pusher.md). */
+    pusherApps: pusherAppsSchema.default([]),
+    /** The `activity_timeout` announced to Pusher clients, s: they ping after this long without traffic. */
+    pusherActivityTimeoutS: positiveInt.default(120),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((c, ctx) => {
@@ -120,6 +160,14 @@ export const configSchema = z
     if (durable.some((s) => !/^[a-z0-9_-]{1,64}$/.test(s)))
       ctx.addIssue({ code: 'custom', message: 'durable-services: comma-separated service names of 1–64 a–z 0–9 _ -' });
     if (durable.length > 0 && c.nats === undefined) ctx.addIssue({ code: 'custom', message: '--durable-services needs --nats (with JetStream)' });
+    const ids = new Set<string>();
+    const keys = new Set<string>();
+    for (const app of c.pusherApps) {
+      if (ids.has(app.id)) ctx.addIssue({ code: 'custom', message: `pusher-apps: app id ${app.id} is given twice` });
+      if (keys.has(app.key)) ctx.addIssue({ code: 'custom', message: `pusher-apps: app key ${app.key} is given twice` });
+      ids.add(app.id);
+      keys.add(app.key);
+    }
     if (c.retryAfterMaxS < c.retryAfterMinS) ctx.addIssue({ code: 'custom', message: 'retry-after-max-s must be >= retry-after-min-s' });
   });
 

@@ -45,6 +45,32 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
 
     const lobby: RoomRef = { tenant: 'acme', room: 'lobby' };
 
+    it("lists an online member with the info of their latest join that gave one, on every node, and drops it with the user", async () => {
+      const [s1, s2] = await open({}, 2);
+      const a1 = { ...conn('acme', 'alice', 'n1', 1), info: { name: 'Alice', n: 1 } };
+      const a2 = { ...conn('acme', 'alice', 'n2', 2), info: { name: 'Alice', n: 2 } };
+      const b1 = conn('acme', 'bob', 'n1', 3);
+      await s1!.join(lobby, a1);
+      await s2!.join(lobby, b1);
+      for (const s of [s1!, s2!]) {
+        const members = await s.members(lobby);
+        expect(find(members, 'alice')?.info).toEqual({ name: 'Alice', n: 1 });
+        expect(find(members, 'bob')).not.toHaveProperty('info');
+      }
+      await s2!.join(lobby, a2);
+      expect(find(await s1!.members(lobby), 'alice')?.info).toEqual({ name: 'Alice', n: 2 });
+      // Another tenant's room of the same name does not see it.
+      expect(await s1!.members({ tenant: 'other', room: 'lobby' })).toEqual([]);
+      await s1!.leave(lobby, a1);
+      await s2!.leave(lobby, a2);
+      const gone = find(await s1!.members(lobby), 'alice');
+      expect(gone?.online).toBe(false);
+      expect(gone).not.toHaveProperty('info');
+      // Back without info: listed without the old one.
+      await s1!.join(lobby, conn('acme', 'alice', 'n1', 4));
+      expect(find(await s2!.members(lobby), 'alice')).not.toHaveProperty('info');
+    });
+
     it("reports changed only on a user's first join and last leave of a room", async () => {
       const [s] = await open();
       const a1 = conn('acme', 'alice', 'n1', 1);

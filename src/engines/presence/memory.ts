@@ -1,5 +1,5 @@
 import { fewAdd, fewDelete, fewEach, fewHas, fewList, fewSize, type Few } from '../../util/few.js';
-import type { RoomRef } from '../types.js';
+import type { Json, RoomRef } from '../types.js';
 import { defaultPresenceOptions, type PresenceConn, type PresenceOptions, type PresenceStore, type RoomMember, type UserPresence } from './presence.js';
 import { EngineError } from '../errors.js';
 
@@ -19,6 +19,8 @@ interface ConnState {
 interface RoomState {
   /** Online members: user -> their connection ids in this room. */
   readonly members: Map<string, Few<string>>;
+  /** Online members' latest join info (PresenceConn.info), for users whose join gave one. */
+  readonly info: Map<string, Json>;
   /** Users who left (and are not back), user -> when their last connection left. */
   readonly recent: Map<string, number>;
 }
@@ -93,6 +95,7 @@ export class MemoryPresenceStore implements PresenceStore {
     const changed = ids === undefined;
     if (changed) target.recent.delete(conn.user);
     target.members.set(conn.user, fewAdd(ids, conn.connId));
+    if (conn.info !== undefined) target.info.set(conn.user, conn.info);
     return { changed };
   }
 
@@ -132,7 +135,8 @@ export class MemoryPresenceStore implements PresenceStore {
     for (const [user, ids] of room.members) {
       let lastSeen = 0;
       fewEach(ids, (id) => (lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0)));
-      online.push({ user, online: true, connections: fewSize(ids), lastSeen });
+      const info = room.info.get(user);
+      online.push(info !== undefined ? { user, online: true, connections: fewSize(ids), lastSeen, info } : { user, online: true, connections: fewSize(ids), lastSeen });
     }
     online.sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
     const offline: RoomMember[] = [...room.recent]
@@ -257,6 +261,7 @@ export class MemoryPresenceStore implements PresenceStore {
       return false;
     }
     room.members.delete(state.conn.user);
+    room.info.delete(state.conn.user);
     this.remember(room, state.conn.user, at);
     return true;
   }
@@ -317,7 +322,7 @@ export class MemoryPresenceStore implements PresenceStore {
   private room(tenant: TenantState, name: string): RoomState {
     let room = tenant.rooms.get(name);
     if (room === undefined) {
-      room = { members: new Map(), recent: new Map() };
+      room = { members: new Map(), info: new Map(), recent: new Map() };
       tenant.rooms.set(name, room);
     }
     return room;

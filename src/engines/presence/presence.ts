@@ -1,4 +1,4 @@
-import type { RoomRef } from '../types.js';
+import type { Json, RoomRef } from '../types.js';
 
 /** One live connection as presence sees it. */
 export interface PresenceConn {
@@ -7,6 +7,11 @@ export interface PresenceConn {
   /** Globally unique connection id (node id + local counter). */
   readonly connId: string;
   readonly nodeId: string;
+  /**
+   * What the user is shown with in rooms this connection joins (a Pusher presence channel's `user_info`);
+   * `members` returns the info of the user's latest join that gave one.
+   */
+  readonly info?: Json;
 }
 
 export interface RoomMember {
@@ -16,6 +21,8 @@ export interface RoomMember {
   readonly connections: number;
   /** ms timestamp: when the user's last connection left the room, or the last heartbeat while online. */
   readonly lastSeen: number;
+  /** Online members whose join gave `info` (PresenceConn.info): the latest such info. */
+  readonly info?: Json;
 }
 
 export interface UserPresence {
@@ -42,7 +49,8 @@ export interface PresenceChange {
  *   counts as gone (a crashed node's users go offline within the TTL), and its user's `lastSeen` is the
  *   time of the last refresh.
  * - `members` lists the online users of a room and the users who left it within `recentMs`, with
- *   lastSeen; it never returns members of another tenant's room of the same name.
+ *   lastSeen (and, for online users whose join gave one, the latest `info`); it never returns members of
+ *   another tenant's room of the same name.
  * - `removeNode(nodeId)` drops every connection of that node at once (clean shutdown).
  */
 export interface PresenceStore {

@@ -1,6 +1,6 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import { openRedis, type RedisConnectOptions } from '../../connections/redis.js';
-import type { RoomRef } from '../types.js';
+import type { Json, RoomRef } from '../types.js';
 import { defaultPresenceOptions, type PresenceConn, type PresenceOptions, type PresenceStore, type RoomMember, type UserPresence } from './presence.js';
 import { NODE_LUA, ROOM_LUA, USER_LUA } from './redis-lua.js';
 import { EngineError } from '../errors.js';
@@ -101,6 +101,12 @@ export class RedisPresenceStore implements PresenceStore {
     this.nodeCall(p, conn.nodeId, 'add', conn.connId, conn.tenant, conn.user, ref.room);
     this.userCall(p, conn.tenant, conn.user, 'add', '', conn.connId);
     this.roomCall(p, ref, 'join', '', conn.user, member(conn.user, conn.connId));
+    if (conn.info !== undefined) {
+      // The user's latest info, beside the room's keys (same hash slot); it lives as long as they do.
+      const infoKey = `${this.roomBase(ref)}:info`;
+      p.hset(infoKey, conn.user, JSON.stringify(conn.info));
+      p.pexpire(infoKey, this.keyTtl());
+    }
     const replies = await run(p);
     return { changed: replies[2] === 1 };
   }
@@ -112,7 +118,10 @@ export class RedisPresenceStore implements PresenceStore {
     this.roomCall(p, ref, 'leave', '', member(conn.user, conn.connId), 'now');
     this.nodeCall(p, conn.nodeId, 'unjoin', conn.connId, '', '', ref.room);
     const replies = await run(p);
-    return { changed: replies[0] === 1 };
+    const changed = replies[0] === 1;
+    // The user's info goes with their last connection (an expired one's stays until the key expires).
+    if (changed) await this.client.hdel(`${this.roomBase(ref)}:info`, conn.user);
+    return { changed };
   }
 
   async heartbeat(nodeId: string, connIds: readonly string[]): Promise<void> {
@@ -137,7 +146,12 @@ export class RedisPresenceStore implements PresenceStore {
       if (m === undefined) online.set(user, { connections: 1, lastSeen: beat });
       else online.set(user, { connections: m.connections + 1, lastSeen: Math.max(m.lastSeen, beat) });
     }
-    const result: RoomMember[] = [...online].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([user, m]) => ({ user, online: true, ...m }));
+    const sorted = [...online].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const infos = sorted.length > 0 ? await this.client.hmget(`${this.roomBase(ref)}:info`, ...sorted.map(([user]) => user)) : [];
+    const result: RoomMember[] = sorted.map(([user, m], i) => {
+      const info = infos[i];
+      return info != null ? { user, online: true, ...m, info: JSON.parse(info) as Json } : { user, online: true, ...m };
+    });
     for (let i = 0; i + 1 < recent.length; i += 2) {
       const user = recent[i]!;
       if (!online.has(user)) result.push({ user, online: false, connections: 0, lastSeen: Number(recent[i + 1]) });
@@ -255,8 +269,12 @@ export class RedisPresenceStore implements PresenceStore {
     this.userCall(p, e.tenant, e.user, 'remove', '', e.connId);
   }
 
+  private roomBase(ref: RoomRef): string {
+    return `${this.prefix}{${ref.tenant}/${ref.room}}`;
+  }
+
   private roomCall(p: ChainableCommander, ref: RoomRef, op: string, now: number | '', ...rest: ScriptArg[]): void {
-    const base = `${this.prefix}{${ref.tenant}/${ref.room}}`;
+    const base = this.roomBase(ref);
     const { ttlMs, recentMs, recentMax } = this.options;
     queue(p, ROOM, [`${base}:pres`, `${base}:cnt`, `${base}:recent`, op, now, ttlMs, recentMs, recentMax, this.keyTtl(), ...rest]);
   }
