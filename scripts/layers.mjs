@@ -18,6 +18,7 @@ export const LAYERS = [
   ['messaging'],
   ['rooms', 'services'],
   ['gateway', 'http'],
+  ['pusher'],
   ['node'],
   ['cli'],
 ];

@@ -27,6 +27,8 @@ export class Gateway {
   constructor(
     private readonly ctx: GatewayDeps,
     readonly admission: Admission,
+    /** Open connections of the node, every protocol (for the connection ceiling); this gateway's own by default. */
+    private readonly openConnections: () => number = () => this.conns.size,
   ) {
     this.session = new Session(ctx);
     this.wss = new WebSocketServer({
@@ -61,7 +63,7 @@ export class Gateway {
       rejectUpgrade(socket, 400, 'Bad Request', `unsupported WebSocket subprotocol; offer ${SUBPROTOCOL} or none`);
       return;
     }
-    const result = this.admission.tryAdmit(this.conns.size);
+    const result = this.admission.tryAdmit(this.openConnections());
     this.ctx.metrics.admission.inc({ result });
     if (result !== 'admitted') {
       rejectUpgrade(socket, 503, 'Service Unavailable', `connection refused (${result}); retry later`, this.admission.retryAfterS());

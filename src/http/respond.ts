@@ -42,6 +42,16 @@ export function httpErrorOf(err: SwitchboardError): HttpError {
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const type = req.headers['content-type'] ?? '';
   if (!/^application\/json\b/i.test(type)) throw new HttpError(415, 'bad_request', 'Content-Type must be application/json');
+  const body = await readBody(req, limit);
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'bad_json', 'body is not valid JSON');
+  }
+}
+
+/** Reads a body of at most `limit` bytes (413 beyond it, RequestAbortedError when the client goes away mid-body). */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, 'frame_too_large', `body exceeds ${limit} bytes`);
   const chunks: Buffer[] = [];
@@ -57,9 +67,5 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
     if (!(err instanceof HttpError) && (req.destroyed || req.socket.destroyed)) throw new RequestAbortedError({ cause: err });
     throw err;
   }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'bad_json', 'body is not valid JSON');
-  }
+  return Buffer.concat(chunks);
 }

@@ -26,8 +26,13 @@ export interface HttpDeps extends ApiDeps {
   readonly edge: Edge;
   readonly readiness: () => Readiness;
   readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** Further APIs served by layers above this one (the Pusher HTTP API), tried in order after /api/. */
+  readonly routes?: readonly HttpRoute[];
   readonly cluster?: AdminSource;
 }
+
+/** A handler for the paths it knows: resolves to its route label (for metrics), or null for a path it does not serve. */
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams) => Promise<string | null>;
 
 export function createHttpServer(deps: HttpDeps): Server {
   const api = new Api(deps);
@@ -85,6 +90,13 @@ export function createHttpServer(deps: HttpDeps): Server {
         return;
       }
       throw new HttpError(404, 'bad_request', `no API route ${path}`);
+    }
+    for (const r of deps.routes ?? []) {
+      const label = await r(req, res, path, url.searchParams);
+      if (label !== null) {
+        route = label;
+        return;
+      }
     }
     const page = webAsset(path);
     if (page !== null && (req.method === 'GET' || req.method === 'HEAD')) {

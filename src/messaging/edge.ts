@@ -27,12 +27,22 @@ import { readHistory } from './history.js';
 import type { Publisher } from './publisher.js';
 
 /** Which transport a request came through (a label of the publish counter). */
-export type Source = 'ws' | 'http' | 'nats';
+export type Source = 'ws' | 'http' | 'nats' | 'pusher';
 
 /** A publish to a room (sequenced, durable, fanned out) or to a user's connections (direct). */
 export type PublishRequest =
-  | { readonly tenant: string; readonly room: string; readonly from: string; readonly data: Json; readonly idem?: string }
-  | { readonly tenant: string; readonly user: string; readonly from: string; readonly data: Json };
+  | {
+      readonly tenant: string;
+      readonly room: string;
+      readonly from: string;
+      readonly data: Json;
+      readonly idem?: string;
+      /** The event name (Pusher's; optional in protocol v1). */
+      readonly event?: string;
+      /** A connection (socket id) the message is not delivered to. */
+      readonly except?: string;
+    }
+  | { readonly tenant: string; readonly user: string; readonly from: string; readonly data: Json; readonly event?: string };
 
 export type PublishReply =
   { tenant: string; room: string; seq: number; epoch: string; ts: number; duplicate: boolean } | { tenant: string; user: string; status: 'sent' };
@@ -101,14 +111,27 @@ export class Edge {
     checkPublish(req);
     const { publisher, metrics } = this.deps;
     if ('user' in req) {
-      await publisher.toUser(req.tenant, req.user, req.from, req.data);
+      await publisher.toUser(req.tenant, req.user, req.from, req.data, req.event);
       return { tenant: req.tenant, user: req.user, status: 'sent' };
     }
     const ref = { tenant: req.tenant, room: req.room };
-    const { message, duplicate } = await publisher.toRoom(ref, { from: req.from, data: req.data, ...(req.idem !== undefined ? { idem: req.idem } : {}) });
+    const input = {
+      from: req.from,
+      data: req.data,
+      ...(req.idem !== undefined ? { idem: req.idem } : {}),
+      ...(req.event !== undefined ? { event: req.event } : {}),
+    };
+    const { message, duplicate } = await publisher.toRoom(ref, input, req.except);
     if (duplicate) metrics.duplicates.inc();
     else metrics.published.inc({ source });
     return { tenant: ref.tenant, room: ref.room, seq: message.seq, epoch: message.epoch, ts: message.ts, duplicate };
+  }
+
+  /** Closes a user's Pusher connections on every node (Pusher's terminate_connections). */
+  async terminateUser(tenant: string, user: string): Promise<void> {
+    if (!isTenantName(tenant)) throw new SwitchboardError('bad_request', `tenant: ${TENANT_NAME_RULE}`);
+    if (!isUserId(user)) throw new SwitchboardError('bad_request', `user: ${USER_ID_RULE}`);
+    await this.deps.publisher.terminateUser(tenant, user);
   }
 
   /** One page of a room's history (protocol.md `history`, GET /api/rooms/:room/history). */

@@ -30,7 +30,8 @@ export class Publisher {
     private readonly durableTimeoutMs: number,
   ) {}
 
-  async toRoom(ref: RoomRef, input: PublishInput): Promise<PublishOutcome> {
+  /** `except`: the socket id of a connection the message is not delivered to (a Pusher client event's sender). */
+  async toRoom(ref: RoomRef, input: PublishInput, except?: string): Promise<PublishOutcome> {
     let appended;
     try {
       appended = await this.roomLog.append(ref, input);
@@ -43,7 +44,10 @@ export class Publisher {
       throw new SwitchboardError('unavailable', 'durable log unavailable, publish not acknowledged; retry with the same idem', { cause: err });
     }
     try {
-      await this.backplane.publish(roomSubject(ref), encodeEnvelope({ k: 'm', m: appended.message }));
+      await this.backplane.publish(
+        roomSubject(ref),
+        encodeEnvelope(except !== undefined ? { k: 'm', m: appended.message, x: except } : { k: 'm', m: appended.message }),
+      );
     } catch (err) {
       // Durable already: members get it through gap repair when the next message arrives, or when the
       // publisher retries with the same idempotency id.
@@ -52,10 +56,22 @@ export class Publisher {
     return appended;
   }
 
-  /** A direct message to every live connection of a user (not sequenced, not stored). */
-  async toUser(tenant: string, user: string, from: string, data: Json): Promise<void> {
+  /** Closes every connection of a user that can be terminated (Pusher's), on every node. */
+  async terminateUser(tenant: string, user: string): Promise<void> {
     try {
-      await this.backplane.publish(userSubject(tenant, user), encodeEnvelope({ from, ts: Date.now(), data }));
+      await this.backplane.publish(userSubject(tenant, user), encodeEnvelope({ from: 'server', ts: Date.now(), data: null, terminate: true }));
+    } catch (err) {
+      throw new SwitchboardError('unavailable', 'backplane unavailable', { cause: err });
+    }
+  }
+
+  /** A direct message to every live connection of a user (not sequenced, not stored). */
+  async toUser(tenant: string, user: string, from: string, data: Json, event?: string): Promise<void> {
+    try {
+      await this.backplane.publish(
+        userSubject(tenant, user),
+        encodeEnvelope(event !== undefined ? { from, ts: Date.now(), data, event } : { from, ts: Date.now(), data }),
+      );
     } catch (err) {
       throw new SwitchboardError('unavailable', 'backplane unavailable', { cause: err });
     }

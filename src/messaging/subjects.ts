@@ -9,13 +9,19 @@ import type { Json, RoomMessage, RoomRef } from '../engines/types.js';
 export const roomSubject = (ref: RoomRef): string => `sb.r.${ref.tenant}.${ref.room}`;
 export const userSubject = (tenant: string, user: string): string => `sb.u.${tenant}.${Buffer.from(user, 'utf8').toString('base64url')}`;
 
-/** A sequenced message, or a user's first join / last leave (with the user's `info` on a Pusher presence join). */
-export type RoomEnvelope = { k: 'm'; m: RoomMessage } | { k: 'p'; kind: 'join' | 'leave'; user: string; at: number; info?: Json };
+/** A sequenced message (`x`: the socket id it is not delivered to), or a user's first join / last leave (with the user's `info` on a Pusher presence join). */
+export type RoomEnvelope = { k: 'm'; m: RoomMessage; x?: string } | { k: 'p'; kind: 'join' | 'leave'; user: string; at: number; info?: Json };
 
+/**
+ * A direct message to every connection of a user (`event`: its name, for Pusher's user events), or, with
+ * `terminate`, the order to close them (Pusher's terminate_connections; protocol-v1 connections ignore it).
+ */
 export interface DirectEnvelope {
   from: string;
   ts: number;
   data: Json;
+  event?: string;
+  terminate?: true;
 }
 
 export function encodeEnvelope(e: RoomEnvelope | DirectEnvelope): Uint8Array {

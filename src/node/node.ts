@@ -28,6 +28,8 @@ import { Publisher } from '../messaging/publisher.js';
 import { RoomRegistry } from '../rooms/rooms.js';
 import { openNodeServices } from './services-node.js';
 import { UserRouter } from '../rooms/users.js';
+import { PusherGateway } from '../pusher/gateway.js';
+import { PusherApi } from '../pusher/http-api.js';
 
 export interface StartOptions {
   /** Engines to use instead of the embedded ones (cluster engines, or a shared in-process bus). */
@@ -133,7 +135,15 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     retryAfterMinS: config.retryAfterMinS,
     retryAfterMaxS: config.retryAfterMaxS,
   });
-  const gateway = new Gateway(ctx, admission);
+  let pusher: PusherGateway | null = null;
+  const openConnections = (): number => gateway.conns.size + (pusher?.conns.size ?? 0);
+  const gateway = new Gateway(ctx, admission, openConnections);
+  // Pusher Channels protocol 7 beside v1, on the same port, rooms and engines (docs/pusher.md).
+  pusher =
+    config.pusherApps.length > 0
+      ? new PusherGateway({ nodeId, config, engines, metrics, log, outbox, rooms, users: ctx.users, edge, admission, openConnections })
+      : null;
+  const pusherApi = pusher !== null ? new PusherApi({ config, edge, engines, log }) : null;
   const stats = new NodeStats(nodeId, metrics, rooms, config.maxConnections, opened.backplane.kind);
   const directory = new NodeDirectory<NodeInfo>(engines.backplane, nodeId, {
     intervalMs: ANNOUNCE_INTERVAL_MS,
@@ -201,7 +211,11 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     edge,
     readiness,
     isDraining: () => admission.draining,
-    upgrade: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
+    upgrade: (req, socket, head) => {
+      if (pusher !== null && req.url?.startsWith('/app/') === true) pusher.handleUpgrade(req, socket, head);
+      else gateway.handleUpgrade(req, socket, head);
+    },
+    routes: pusherApi !== null ? [(req, res, path, query) => pusherApi.handle(req, res, path, query)] : [],
     cluster: { nodeId, announceIntervalMs: ANNOUNCE_INTERVAL_MS, nodes: () => directory.nodes() },
   });
   server.listen(config.port, config.host);
@@ -211,8 +225,9 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      await gateway.drain();
+      await Promise.all([gateway.drain(), pusher?.drain()]);
       gateway.close();
+      pusher?.close();
       clearInterval(lagTimer);
       server.close();
       server.closeAllConnections();

@@ -14,3 +14,8 @@ export const ROOM_NAME_RULE = '1–128 characters of A–Z a–z 0–9 _ - : @ ~
 export const TENANT_NAME_RULE = '1–64 characters of A–Z a–z 0–9 _ -';
 export const IDEM_RULE = '1–128 printable ASCII characters';
 export const USER_ID_RULE = '1–128 characters of A–Z a–z 0–9 _ - . : @ ~';
+
+/** TEMP until merged with msg-event. */
+const EVENT = /^[\x21-\x7e]{1,200}$/;
+export const isEventName = (s: unknown): s is string => typeof s === 'string' && EVENT.test(s);
+export const EVENT_NAME_RULE = '1–200 printable ASCII characters';

@@ -44,6 +44,16 @@ export interface RoomCodec {
   readonly batchesPresence: boolean;
   /** A user's first join / last leave of the room as a frame of its own, sent at once; null: nothing to send. */
   presence(ref: RoomRef, change: PresenceEvent): Buffer | null;
+  /** A direct message to a user (rooms/users.ts). */
+  direct(user: string, env: DirectMessage): Buffer;
+}
+
+/** A direct message as the user's connections get it. */
+export interface DirectMessage {
+  readonly from: string;
+  readonly ts: number;
+  readonly data: Json;
+  readonly event?: string;
 }
 
 /** A user's presence in a room changed somewhere in the cluster (first join or last leave). */
@@ -56,11 +66,18 @@ export interface PresenceEvent {
 }
 
 /** Protocol v1: message frames, presence batched into diffs. */
-export const V1_CODEC: RoomCodec = { message: messageFrame, batchesPresence: true, presence: () => null };
+export const V1_CODEC: RoomCodec = {
+  message: messageFrame,
+  batchesPresence: true,
+  presence: () => null,
+  direct: (_user, env) => wireFrame({ type: 'direct', from: env.from, ts: env.ts, data: env.data }),
+};
 
 /** What a room needs of a connection. */
 export interface RoomMember {
   readonly codec: RoomCodec;
+  /** A connection that can be excluded from a message (Pusher's socket id). */
+  readonly socketId?: string;
   send(frame: Buffer): void;
 }
 
@@ -90,6 +107,11 @@ export class LocalRoom {
   private presenceJoined = new Map<string, number>();
   private presenceLeft = new Map<string, number>();
   private presenceTimer: NodeJS.Timeout | null = null;
+  /**
+   * The connection (its `socketId`) a message is not delivered to: a Pusher client event's sender, an HTTP
+   * trigger's `socket_id`. Known for messages that came by the backplane, not for ones fetched by gap repair.
+   */
+  private readonly except = new WeakMap<RoomMessage, string>();
   closed = false;
 
   constructor(
@@ -119,8 +141,9 @@ export class LocalRoom {
   }
 
   /** A sequenced message from the backplane. */
-  accept(m: RoomMessage): void {
+  accept(m: RoomMessage, except?: string): void {
     if (this.closed) return;
+    if (except !== undefined) this.except.set(m, except);
     if (!this.started) {
       this.hold(m);
       return;
@@ -187,7 +210,8 @@ export class LocalRoom {
     let found = false;
     try {
       const fetched = await this.hooks.fetchRange(this.ref, from, firstHeld - 1);
-      for (const m of fetched) if (m.epoch === this.epoch && m.seq > this.lastSeq) this.held.set(m.seq, m);
+      // A copy held already came by the backplane (with its `except`): kept over the fetched one.
+      for (const m of fetched) if (m.epoch === this.epoch && m.seq > this.lastSeq && !this.held.has(m.seq)) this.held.set(m.seq, m);
       found = this.held.has(this.lastSeq + 1);
     } catch (err) {
       // Counted and logged by the node; the gap is retried below like one the window does not hold yet.
@@ -229,6 +253,7 @@ export class LocalRoom {
     this.lastSeq = m.seq;
     this.gapSince = 0;
     if (this.members.size === 0) return;
+    const except = this.except.get(m);
     // Encoded once per codec: the first codec's frame in locals (usually the only one), others in a map.
     let codec: RoomCodec | null = null;
     let frame: Buffer | null = null;
@@ -243,11 +268,11 @@ export class LocalRoom {
           others ??= new Map();
           let f = others.get(c);
           if (f === undefined) others.set(c, (f = c.message(m)));
-          this.sendMessage(ms, m.seq, f);
+          if (except === undefined || ms.conn.socketId !== except) this.sendMessage(ms, m.seq, f);
           continue;
         }
       }
-      this.sendMessage(ms, m.seq, frame!);
+      if (except === undefined || ms.conn.socketId !== except) this.sendMessage(ms, m.seq, frame!);
     }
     this.hooks.onDelivered(m, this.members.size);
   }
@@ -258,7 +283,6 @@ export class LocalRoom {
       else ms.overflow = true;
     } else if (seq > ms.skipUpTo) ms.conn.send(frame);
   }
-
 
   /**
    * A user's presence in the room changed somewhere in the cluster: members whose codec has a frame for it

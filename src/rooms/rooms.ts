@@ -72,8 +72,9 @@ export class RoomRegistry {
         this.onError(err);
         return;
       }
-      if (env.k === 'm') room.accept(env.m);
-      else room.presence(env.info !== undefined ? { kind: env.kind, user: env.user, at: env.at, info: env.info } : { kind: env.kind, user: env.user, at: env.at });
+      if (env.k === 'm') room.accept(env.m, env.x);
+      else
+        room.presence(env.info !== undefined ? { kind: env.kind, user: env.user, at: env.at, info: env.info } : { kind: env.kind, user: env.user, at: env.at });
     });
     if (room.closed) {
       await sub.unsubscribe();

@@ -3,12 +3,16 @@
  * and writes each direct message (encoded once) to all of the user's local connections.
  */
 import type { Backplane, BackplaneSubscription } from '../engines/backplane/backplane.js';
-import { wireFrame } from '../protocol/encode.js';
 import { fewAdd, fewDelete, fewEach, type Few } from '../util/few.js';
 import { decodeEnvelope, userSubject, type DirectEnvelope } from '../messaging/subjects.js';
+import type { RoomCodec } from './room.js';
 
 export interface UserConn {
+  /** How the connection's protocol writes a direct message (encoded once per codec). */
+  readonly codec: Pick<RoomCodec, 'direct'>;
   send(frame: Buffer): void;
+  /** Closes the connection on a terminate order; connections without it ignore the order. */
+  terminate?(): void;
 }
 
 interface Entry {
@@ -40,8 +44,16 @@ export class UserRouter {
             this.onError(err);
             return;
           }
-          const frame = wireFrame({ type: 'direct', from: env.from, ts: env.ts, data: env.data });
-          fewEach(created.conns, (c) => c.send(frame));
+          if (env.terminate === true) {
+            fewEach(created.conns, (c) => c.terminate?.());
+            return;
+          }
+          const frames = new Map<Pick<RoomCodec, 'direct'>, Buffer>();
+          fewEach(created.conns, (c) => {
+            let frame = frames.get(c.codec);
+            if (frame === undefined) frames.set(c.codec, (frame = c.codec.direct(user, env)));
+            c.send(frame);
+          });
         })
         .catch((err: unknown) => {
           this.onError(err);

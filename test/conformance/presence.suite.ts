@@ -45,7 +45,7 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
 
     const lobby: RoomRef = { tenant: 'acme', room: 'lobby' };
 
-    it("lists an online member with the info of their latest join that gave one, on every node, and drops it with the user", async () => {
+    it('lists an online member with the info of their latest join that gave one, on every node, and drops it with the user', async () => {
       const [s1, s2] = await open({}, 2);
       const a1 = { ...conn('acme', 'alice', 'n1', 1), info: { name: 'Alice', n: 1 } };
       const a2 = { ...conn('acme', 'alice', 'n2', 2), info: { name: 'Alice', n: 2 } };
@@ -69,6 +69,19 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
       // Back without info: listed without the old one.
       await s1!.join(lobby, conn('acme', 'alice', 'n1', 4));
       expect(find(await s2!.members(lobby), 'alice')).not.toHaveProperty('info');
+    });
+
+    it("lists the rooms of a tenant with online members, on every node, sorted, and no other tenant's", async () => {
+      const [s1, s2] = await open({}, 2);
+      const a = conn('acme', 'alice', 'n1', 1);
+      const b = conn('acme', 'bob', 'n2', 2);
+      await s1!.join({ tenant: 'acme', room: 'zeta' }, a);
+      await s2!.join({ tenant: 'acme', room: 'alpha.1' }, b);
+      await s2!.join({ tenant: 'other', room: 'hidden' }, conn('other', 'carol', 'n2', 3));
+      for (const s of [s1!, s2!]) expect(await s.rooms('acme')).toEqual(['alpha.1', 'zeta']);
+      await s1!.leave({ tenant: 'acme', room: 'zeta' }, a);
+      for (const s of [s1!, s2!]) expect(await s.rooms('acme')).toEqual(['alpha.1']);
+      expect(await s1!.rooms('nobody')).toEqual([]);
     });
 
     it("reports changed only on a user's first join and last leave of a room", async () => {

@@ -551,7 +551,12 @@ describe('LocalRoom gap give-up', () => {
       5_000,
     );
     const got: number[] = [];
-    room.members.add({ conn: { codec: V1_CODEC, send: (f: Buffer) => got.push((decodeFrame(f) as { seq: number }).seq) }, local: room, pending: null, skipUpTo: 0 });
+    room.members.add({
+      conn: { codec: V1_CODEC, send: (f: Buffer) => got.push((decodeFrame(f) as { seq: number }).seq) },
+      local: room,
+      pending: null,
+      skipUpTo: 0,
+    });
     room.start({ seq: 0, epoch: EPOCH });
     room.accept(msg(2));
     await sleep(GAP_WAIT_MS * 6);

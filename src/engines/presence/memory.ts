@@ -136,7 +136,9 @@ export class MemoryPresenceStore implements PresenceStore {
       let lastSeen = 0;
       fewEach(ids, (id) => (lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0)));
       const info = room.info.get(user);
-      online.push(info !== undefined ? { user, online: true, connections: fewSize(ids), lastSeen, info } : { user, online: true, connections: fewSize(ids), lastSeen });
+      online.push(
+        info !== undefined ? { user, online: true, connections: fewSize(ids), lastSeen, info } : { user, online: true, connections: fewSize(ids), lastSeen },
+      );
     }
     online.sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
     const offline: RoomMember[] = [...room.recent]
@@ -144,6 +146,18 @@ export class MemoryPresenceStore implements PresenceStore {
       .sort((a, b) => b.lastSeen - a.lastSeen);
     this.collect(ref.tenant, ref.room);
     return [...online, ...offline];
+  }
+
+  async rooms(tenantName: string): Promise<string[]> {
+    this.ensureOpen();
+    const tenant = this.tenants.get(tenantName);
+    if (tenant === undefined) return [];
+    const out: string[] = [];
+    for (const [name, room] of tenant.rooms) {
+      this.expireRoom(room);
+      if (room.members.size > 0) out.push(name);
+    }
+    return out.sort();
   }
 
   async user(tenant: string, user: string): Promise<UserPresence> {

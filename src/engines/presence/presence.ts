@@ -62,6 +62,11 @@ export interface PresenceStore {
   heartbeat(nodeId: string, connIds: readonly string[]): Promise<void>;
   members(ref: RoomRef): Promise<RoomMember[]>;
   user(tenant: string, user: string): Promise<UserPresence>;
+  /**
+   * Rooms of the tenant that may have online members now: every room with a member online is listed (a room
+   * whose members all expired or left may still be, until it is read; `members` tells who is there). Sorted.
+   */
+  rooms(tenant: string): Promise<string[]>;
   removeNode(nodeId: string): Promise<void>;
   /** Whether the store can be written now (connected), for readiness: every `connect` registers here. */
   health(): { ok: boolean; detail?: string };

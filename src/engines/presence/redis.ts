@@ -101,6 +101,9 @@ export class RedisPresenceStore implements PresenceStore {
     this.nodeCall(p, conn.nodeId, 'add', conn.connId, conn.tenant, conn.user, ref.room);
     this.userCall(p, conn.tenant, conn.user, 'add', '', conn.connId);
     this.roomCall(p, ref, 'join', '', conn.user, member(conn.user, conn.connId));
+    // The tenant's room index (for `rooms`): rooms are taken out when read empty.
+    p.sadd(this.roomsKey(conn.tenant), ref.room);
+    p.pexpire(this.roomsKey(conn.tenant), this.keyTtl());
     if (conn.info !== undefined) {
       // The user's latest info, beside the room's keys (same hash slot); it lives as long as they do.
       const infoKey = `${this.roomBase(ref)}:info`;
@@ -157,6 +160,22 @@ export class RedisPresenceStore implements PresenceStore {
       if (!online.has(user)) result.push({ user, online: false, connections: 0, lastSeen: Number(recent[i + 1]) });
     }
     return result;
+  }
+
+  async rooms(tenant: string): Promise<string[]> {
+    this.ensureOpen();
+    const names = await this.client.smembers(this.roomsKey(tenant));
+    if (names.length === 0) return [];
+    const p = this.client.pipeline();
+    for (const room of names) p.hlen(`${this.roomBase({ tenant, room })}:cnt`);
+    const counts = await run(p);
+    const empty = names.filter((_, i) => counts[i] === 0);
+    if (empty.length > 0) await this.client.srem(this.roomsKey(tenant), ...empty);
+    return names.filter((_, i) => counts[i] !== 0).sort();
+  }
+
+  private roomsKey(tenant: string): string {
+    return `${this.prefix}t:{${tenant}}:rooms`;
   }
 
   async user(tenant: string, user: string): Promise<UserPresence> {

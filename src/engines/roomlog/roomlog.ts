@@ -4,6 +4,8 @@ import type { Json, RoomMessage, RoomPosition, RoomRef } from '../types.js';
 export interface PublishInput {
   readonly from: string;
   readonly data: Json;
+  /** The event name (messages published without one have none). */
+  readonly event?: string;
   /** Client idempotency id; scoped to (room, from). */
   readonly idem?: string;
 }
