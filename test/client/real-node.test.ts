@@ -1,7 +1,7 @@
 /**
  * The client SDK against real node processes (dist/cli/main.js; run `npm run build` first): a node killed
- * with SIGSTOP, publishes queued while the node is down, the offline queue bound, and message event names.
- * offline queue bound.
+ * with SIGKILL mid-stream, a node paused with SIGSTOP, publishes queued while the node is down, the offline
+ * queue bound, and message event names.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Message } from '../../src/client/index.js';
