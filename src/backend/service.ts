@@ -86,6 +86,8 @@ export interface PublishOptions {
   from?: string;
   /** Idempotency id: a repeated publish is stored once. */
   idem?: string;
+  /** Event name of the room message (1–200 printable ASCII characters, no spaces); members see it as `event`. */
+  event?: string;
 }
 
 export interface RoomPublishResult {
@@ -112,7 +114,7 @@ export interface Service {
   /** Publishes to a room through a gateway: sequenced, stored and fanned out like POST /api/publish. */
   publishToRoom(room: string, data: Json, options?: PublishOptions): Promise<RoomPublishResult>;
   /** A direct message to every live connection of a user (not stored). */
-  publishToUser(user: string, data: Json, options?: Omit<PublishOptions, 'idem'>): Promise<void>;
+  publishToUser(user: string, data: Json, options?: Omit<PublishOptions, 'idem' | 'event'>): Promise<void>;
   /** Who is in a room, as GET /api/rooms/:room/presence. */
   presence(room: string, options?: { tenant?: string }): Promise<PresenceResult>;
   /** Stops receiving, lets running handlers finish (durable ones ack), then drains the connection. */
@@ -242,7 +244,7 @@ class ServiceInstance implements Service {
     return this.api(API_PUBLISH, { ...options, room, data });
   }
 
-  async publishToUser(user: string, data: Json, options: Omit<PublishOptions, 'idem'> = {}): Promise<void> {
+  async publishToUser(user: string, data: Json, options: Omit<PublishOptions, 'idem' | 'event'> = {}): Promise<void> {
     await this.api(API_PUBLISH, { ...options, user, data });
   }
 

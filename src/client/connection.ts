@@ -11,7 +11,7 @@
  * protocol/close-codes.ts (docs/protocol.md §6); 4005 (token expired) reconnects only with `getToken`.
  */
 import { isTerminalCloseCode } from '../protocol/close-codes.js';
-import { isRoomName } from '../protocol/names.js';
+import { isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
 import { parseServerFrame } from '../protocol/parse.js';
 import type { ConnectedFrame, ErrorFrame } from '../protocol/wire.js';
 import { backoffDelay } from './backoff.js';
@@ -94,7 +94,7 @@ export class Connection implements RoomHost {
   }
 
   room(name: string, options: RoomOptions = {}): Room {
-    if (!isRoomName(name)) throw invalidArgument(`invalid room name ${JSON.stringify(name)}: 1–128 characters of A–Z a–z 0–9 _ - : @ ~`);
+    if (!isRoomName(name)) throw invalidArgument(`invalid room name ${JSON.stringify(name)}: ${ROOM_NAME_RULE}`);
     if (typeof options !== 'object' || options === null) throw invalidArgument('room options must be an object');
     const since = options.since;
     if (

@@ -15,6 +15,8 @@ export interface PendingPublish {
   readonly data: Json;
   /** Idempotency id, fixed at the first attempt: every retry sends the same one. */
   readonly idem: string;
+  /** Event name of the message, if the app gave one. */
+  readonly event?: string;
   /** Retryable failures so far (server errors, timeouts; not disconnects). */
   failures: number;
   resolve(result: PublishResult): void;

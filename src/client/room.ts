@@ -3,7 +3,7 @@
  * the app received), its messages delivered strictly in seq order and each once, publishes that survive
  * disconnects (offline queue, idempotent retries), history and presence.
  */
-import { isIdemId } from '../protocol/names.js';
+import { isEventName, isIdemId } from '../protocol/names.js';
 import type { JoinedFrame, MessageFrame, PresenceDiffFrame } from '../protocol/wire.js';
 import { backoffDelay } from './backoff.js';
 import { Emitter, type Listener } from './events.js';
@@ -94,9 +94,10 @@ export class Room {
    * Publishes `data` (any JSON value). Resolves with the message's seq and epoch once the server stored it.
    * While the room is not joined (offline, reconnecting) the publish waits in the offline queue; a full
    * queue rejects with `offline_queue_full`. Disconnects, `unavailable` and timeouts are retried with the same
-   * `idem`, so the message is stored once.
+   * `idem`, so the message is stored once. `event` names the message (1–200 printable ASCII characters, no
+   * spaces); members receive it as `message.event`.
    */
-  publish(data: Json, options: { idem?: string } = {}): Promise<PublishResult> {
+  publish(data: Json, options: { idem?: string; event?: string } = {}): Promise<PublishResult> {
     let snapshot: Json;
     try {
       snapshot = this.checkPublish(data, options);
@@ -110,6 +111,7 @@ export class Room {
         room: this.name,
         data: snapshot,
         idem: options.idem ?? newIdem(),
+        ...(options.event !== undefined ? { event: options.event } : {}),
         failures: 0,
         resolve,
         reject,
@@ -275,9 +277,10 @@ export class Room {
 
   // ---- publish -----------------------------------------------------------------------------------------
 
-  private checkPublish(data: Json, options: { idem?: string }): Json {
+  private checkPublish(data: Json, options: { idem?: string; event?: string }): Json {
     if (typeof options !== 'object' || options === null) throw invalidArgument('publish options must be an object');
     if (options.idem !== undefined && !isIdemId(options.idem)) throw invalidArgument('idem must be 1–128 printable ASCII characters without spaces');
+    if (options.event !== undefined && !isEventName(options.event)) throw invalidArgument('event must be 1–200 printable ASCII characters without spaces');
     let text: string | undefined;
     try {
       text = JSON.stringify(data);
@@ -297,7 +300,7 @@ export class Room {
 
   private sendPublish(p: PendingPublish): void {
     this.host.request(
-      { type: 'publish', room: this.name, data: p.data, idem: p.idem },
+      { type: 'publish', room: this.name, data: p.data, idem: p.idem, event: p.event },
       {
         onReply: (f) => p.resolve({ seq: f.seq, epoch: f.epoch, duplicate: f.duplicate }),
         onError: (e) => this.publishFailed(p, e),

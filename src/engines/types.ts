@@ -19,8 +19,6 @@ export interface RoomRef {
  */
 export interface RoomMessage extends Readonly<WireMessage> {
   readonly tenant: string;
-  /** The event name it was published under, if any (TEMP until merged with msg-event). */
-  readonly event?: string;
   /** Client idempotency id, if the publisher gave one. */
   readonly idem?: string;
 }

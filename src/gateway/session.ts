@@ -361,6 +361,7 @@ export class Session {
         from: id.user,
         data: f.data,
         ...(f.idem !== undefined ? { idem: f.idem } : {}),
+        ...(f.event !== undefined ? { event: f.event } : {}),
       });
       if ('seq' in reply) c.sendFrame({ type: 'ack', id: f.id, room: f.room, seq: reply.seq, epoch: reply.epoch, duplicate: reply.duplicate });
     } catch (err) {

@@ -3,7 +3,7 @@
  * API and the backend API on NATS — ends here, so a request is validated once, by one set of rules, fails
  * with one set of codes (protocol/errors.ts) and is counted in one place:
  *   - `publish` / `history` / `presence` validate what the transports have in common (names, idempotency
- *     id, JSON depth, page bounds), run the operation, map a backing-service failure to `unavailable`, and
+ *     id, event name, JSON depth, page bounds), run the operation, map a backing-service failure to `unavailable`, and
  *     count accepted publishes (`switchboard_messages_published_total{source}`) and duplicates;
  *   - `refused` is where every error a caller is answered with gets its code and its count
  *     (`switchboard_errors_total{code}`); anything that is not a SwitchboardError is logged at error level
@@ -21,7 +21,18 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { SwitchboardError, type ErrorCode } from '../protocol/errors.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
-import { IDEM_RULE, isIdemId, isRoomName, isTenantName, isUserId, ROOM_NAME_RULE, TENANT_NAME_RULE, USER_ID_RULE } from '../protocol/names.js';
+import {
+  EVENT_NAME_RULE,
+  IDEM_RULE,
+  isEventName,
+  isIdemId,
+  isRoomName,
+  isTenantName,
+  isUserId,
+  ROOM_NAME_RULE,
+  TENANT_NAME_RULE,
+  USER_ID_RULE,
+} from '../protocol/names.js';
 import type { HoleFilling } from './history-fill.js';
 import { readHistory } from './history.js';
 import type { Publisher } from './publisher.js';
@@ -74,6 +85,7 @@ const publishBodySchema = z
     user: z.string().optional(),
     from: z.string().default('server'),
     idem: z.string().optional(),
+    event: z.string().optional(),
     data: z.json(),
   })
   .strict();
@@ -93,9 +105,17 @@ export class Edge {
     if ((b.room === undefined) === (b.user === undefined)) throw new SwitchboardError('bad_request', 'give exactly one of room or user');
     if (b.user !== undefined) {
       if (b.idem !== undefined) throw new SwitchboardError('bad_request', 'idem: direct messages are not sequenced; idem applies to rooms');
+      if (b.event !== undefined) throw new SwitchboardError('bad_request', 'event: applies to room messages, not direct messages');
       return { tenant: b.tenant, user: b.user, from: b.from, data: b.data };
     }
-    return { tenant: b.tenant, room: b.room!, from: b.from, data: b.data, ...(b.idem !== undefined ? { idem: b.idem } : {}) };
+    return {
+      tenant: b.tenant,
+      room: b.room!,
+      from: b.from,
+      data: b.data,
+      ...(b.idem !== undefined ? { idem: b.idem } : {}),
+      ...(b.event !== undefined ? { event: b.event } : {}),
+    };
   }
 
   /** Turns a `{tenant, room}` body into a room reference (validated as every room reference is). */
@@ -218,6 +238,7 @@ function checkPublish(req: PublishRequest): void {
     if (!isRoomName(req.room)) throw new SwitchboardError('bad_room', `room: ${ROOM_NAME_RULE}`);
     if (req.idem !== undefined && !isIdemId(req.idem)) throw new SwitchboardError('bad_request', `idem: ${IDEM_RULE}`);
   }
+  if (req.event !== undefined && !isEventName(req.event)) throw new SwitchboardError('bad_request', `event: ${EVENT_NAME_RULE}`);
   if (!isUserId(req.from)) throw new SwitchboardError('bad_request', `from: ${USER_ID_RULE}`);
   // The data's depth is bounded where the transport parsed it (the whole frame, or the body in parsePublish):
   // walking it again per publish would be the same work twice on the hot path.

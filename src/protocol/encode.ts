@@ -17,8 +17,10 @@ export function wireFrame(frame: ServerFrame): Buffer {
   return textFrame(encodeFrame(frame));
 }
 
+/** Keeps exactly the wire fields; `event` only when the message has one (v1 frames without it are unchanged). */
 export function toWire(m: Readonly<WireMessage>): WireMessage {
-  return { room: m.room, seq: m.seq, epoch: m.epoch, from: m.from, ts: m.ts, data: m.data };
+  if (m.event === undefined) return { room: m.room, seq: m.seq, epoch: m.epoch, from: m.from, ts: m.ts, data: m.data };
+  return { room: m.room, seq: m.seq, epoch: m.epoch, from: m.from, ts: m.ts, event: m.event, data: m.data };
 }
 
 /** The `message` frame of a room message, encoded once and shared by every local member. */

@@ -58,6 +58,8 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
     room: roomField,
     data: json,
     idem: z.string().max(256).optional(),
+    /** An event name for the message (protocol/names.ts EVENT_NAME_RULE, checked by the edge). */
+    event: z.string().max(256).optional(),
   }),
   z.object({
     type: z.literal('history'),

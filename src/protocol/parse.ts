@@ -13,7 +13,7 @@ type FieldSpec<V> = undefined extends V ? `${Kind}?` : Kind | readonly string[];
 /** Every field of frame F but `type` must be described: adding a field to a frame without a check here fails to compile. */
 type Shape<F> = { readonly [K in Exclude<keyof F, 'type'>]-?: FieldSpec<F[K]> };
 
-const MESSAGE: Shape<WireMessage> = { room: 's', seq: 'n', epoch: 's', from: 's', ts: 'n', data: 'j' };
+const MESSAGE: Shape<WireMessage> = { room: 's', seq: 'n', epoch: 's', from: 's', ts: 'n', event: 's?', data: 'j' };
 
 const SHAPES: { readonly [T in ServerFrameType]: Shape<ServerFrameOf<T>> } = {
   connected: {

@@ -23,6 +23,8 @@ export interface WireMessage {
   from: string;
   /** Server timestamp (ms since the Unix epoch) assigned together with the seq. */
   ts: number;
+  /** The event name given by the publisher (e.g. a Pusher event); the key is absent when none was given. */
+  event?: string;
   data: Json;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The client SDK against real node processes (dist/cli/main.js; run `npm run build` first): a node killed
- * with SIGKILL mid-stream, a node paused with SIGSTOP, publishes queued while the node is down, and the
- * offline queue bound.
+ * with SIGKILL mid-stream, a node paused with SIGSTOP, publishes queued while the node is down, the offline
+ * queue bound, and message event names.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Message } from '../../src/client/index.js';
@@ -93,6 +93,23 @@ describe('SDK against a real node', () => {
       expect(s.resets).toEqual([]);
       expect(s.states.some((e) => e.to === 'reconnecting')).toBe(true);
     }
+  });
+
+  it('publish with an event: members receive it as message.event; without one there is no event key', async () => {
+    const n = await node();
+    const room = 'presence-chat.1';
+    const [a, b] = [track(sdk(n.wsUrl, room, { user: 'ev-a' })), track(sdk(n.wsUrl, room, { user: 'ev-b' }))];
+    await waitFor(() => [a, b].every((r) => r.client.room(room).joined), 15_000, 'both joined');
+    expect(await a.client.room(room).publish({ text: 'hi' }, { event: 'client-message' })).toMatchObject({ seq: 1, duplicate: false });
+    await a.client.room(room).publish('plain');
+    await waitFor(() => b.messages.length === 2, 10_000, 'two messages');
+    expect(b.messages.map((m) => [m.seq, m.event, m.data])).toEqual([
+      [1, 'client-message', { text: 'hi' }],
+      [2, undefined, 'plain'],
+    ]);
+    expect(Object.keys(b.messages[1]!)).not.toContain('event');
+    const page = await b.client.room(room).history();
+    expect(page.messages.map((m) => m.event)).toEqual(['client-message', undefined]);
   });
 
   it('a paused (SIGSTOP) node is detected by the watchdog; the client recovers after SIGCONT', async () => {

@@ -175,6 +175,10 @@ describe('options and errors', () => {
       expect(c.room('ok')).toBe(room);
       await expect(room.publish(undefined as never)).rejects.toMatchObject({ code: 'invalid_argument' });
       await expect(room.publish(1, { idem: 'has space' })).rejects.toMatchObject({ code: 'invalid_argument' });
+      await expect(room.publish(1, { event: 'has space' })).rejects.toMatchObject({ code: 'invalid_argument' });
+      await expect(room.publish(1, { event: '' })).rejects.toMatchObject({ code: 'invalid_argument' });
+      expect(c.room('private-App.Models.User.1').name).toBe('private-App.Models.User.1');
+      expect(() => c.room('r'.repeat(165))).toThrow(expect.objectContaining({ code: 'invalid_argument' }));
       await expect(room.publish('x'.repeat(70_000))).rejects.toMatchObject({ code: 'frame_too_large' });
       await expect(room.history({ before: 1, after: 2 })).rejects.toMatchObject({ code: 'invalid_argument' });
       await expect(room.history({ limit: 0 })).rejects.toMatchObject({ code: 'invalid_argument' });

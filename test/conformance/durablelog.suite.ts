@@ -100,6 +100,32 @@ export function durableLogConformance(name: string, factory: () => Promise<Durab
       }
     });
 
+    it('carries an event name through append, uncommitted and delivery; a message without one has no event key', async () => {
+      const log = await open();
+      const ev = 'App\\Events\\Order"Shipped';
+      const rooms = ['private-App.Models.User.1', 'private-App%Models%User%1', 'x.y', 'x;y'];
+      const sent = rooms.flatMap((room) => [{ ...msg(room, 1, { id: 1 }), event: ev, idem: 'i1' }, msg(room, 2, 'plain')]);
+      const appends = Promise.all(sent.map((m) => log.append(m)));
+      appends.catch(() => undefined);
+      await waitFor(() => log.lag().messages === sent.length, 10_000, 'every message pending');
+      for (const room of rooms) {
+        const pending = (await log.uncommitted({ tenant: 'acme', room }, [1, 2])).sort((x, y) => x.seq - y.seq);
+        expect(pending).toEqual(sent.filter((m) => m.room === room));
+        expect(pending[0]!.event).toBe(ev);
+        expect(Object.keys(pending[1]!)).not.toContain('event');
+      }
+      const rec = recorder();
+      consumer = log.consume(rec.handler, { maxBatch: 100, maxWaitMs: 5, retryMs: 20 });
+      await appends;
+      await waitFor(() => rec.committed().length >= sent.length, 10_000, 'every message committed');
+      const got = rec.committed();
+      for (const room of rooms) expect(got.filter((m) => m.room === room)).toEqual(sent.filter((m) => m.room === room));
+      for (const m of got) {
+        if (m.seq === 1) expect(m.event).toBe(ev);
+        else expect(Object.keys(m)).not.toContain('event');
+      }
+    });
+
     it('fills a batch up to maxBatch when messages are already waiting', async () => {
       const log = await open();
       const rec = recorder();

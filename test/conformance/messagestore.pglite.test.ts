@@ -100,25 +100,46 @@ describe('SqlMessageStore on PGlite (memory://)', () => {
   beforeAll(async () => {
     db = await PGlite.create();
     driver = new PgliteDriver(db);
-    expect(await migrate(driver)).toEqual([1]);
+    expect(await migrate(driver)).toEqual([1, 2]);
     recording = new RecordingDriver(driver);
   });
   afterAll(async () => {
     await driver.close();
   });
 
-  it('migrations run once: a second run applies nothing and version 1 is recorded once', async () => {
+  it('migrations run once: a second run applies nothing and each version is recorded once', async () => {
     expect(await migrate(driver)).toEqual([]);
-    expect([...(await appliedVersions(driver))]).toEqual([1]);
+    expect([...(await appliedVersions(driver))].sort()).toEqual([1, 2]);
     const rows = await driver.query<{ version: number; applied_at: Date }>('SELECT version, applied_at FROM schema_migrations');
-    expect(rows.rows).toHaveLength(1);
+    expect(rows.rows).toHaveLength(2);
     expect(rows.rows[0]!.applied_at).toBeInstanceOf(Date);
   });
 
+  it('migration 2 adds messages.event to a version-1 database; rows stored before read back without an event', async () => {
+    const old = new PgliteDriver(await PGlite.create());
+    try {
+      expect(await migrate(old, MIGRATIONS.slice(0, 1))).toEqual([1]);
+      await old.query(
+        "INSERT INTO messages (tenant, room, seq, epoch, sender, ts, data, idem) VALUES ('acme', 'v1', 1, 'E', 'alice', 1700000000000, '{\"n\":1}', 'k')",
+      );
+      expect(await migrate(old)).toEqual([2]);
+      const store = new SqlMessageStore(old);
+      await store.insert([{ tenant: 'acme', room: 'v1', seq: 2, epoch: 'E', from: 'bob', ts: 1_700_000_000_001, event: 'my-event', data: 2 }]);
+      const page = await store.page({ tenant: 'acme', room: 'v1' }, { limit: 10 });
+      expect(page.messages).toEqual([
+        { tenant: 'acme', room: 'v1', seq: 1, epoch: 'E', from: 'alice', ts: 1_700_000_000_000, data: { n: 1 }, idem: 'k' },
+        { tenant: 'acme', room: 'v1', seq: 2, epoch: 'E', from: 'bob', ts: 1_700_000_000_001, event: 'my-event', data: 2 },
+      ]);
+      expect(Object.keys(page.messages[0]!)).not.toContain('event');
+    } finally {
+      await old.close();
+    }
+  });
+
   it('a failing migration rolls back entirely and is not recorded', async () => {
-    const bad = [...MIGRATIONS, { version: 2, name: 'broken', sql: 'CREATE TABLE half_done (x int); SELECT no_such_column FROM half_done;' }];
+    const bad = [...MIGRATIONS, { version: 3, name: 'broken', sql: 'CREATE TABLE half_done (x int); SELECT no_such_column FROM half_done;' }];
     await expect(migrate(driver, bad)).rejects.toThrow(/no_such_column/);
-    expect([...(await appliedVersions(driver))]).toEqual([1]);
+    expect([...(await appliedVersions(driver))].sort()).toEqual([1, 2]);
     expect((await driver.query<{ t: string | null }>("SELECT to_regclass('half_done')::text AS t")).rows[0]!.t).toBeNull();
   });
 
@@ -147,13 +168,13 @@ describe('SqlMessageStore on PGlite (memory://)', () => {
     const r = fresh();
     await store.insert(range(1, 2000).map((s) => msg(s, s, r.room)));
     expect(recording.statements).toHaveLength(1);
-    expect(recording.statements[0]).toMatchObject({ params: 16_000, inTx: false });
+    expect(recording.statements[0]).toMatchObject({ params: 18_000, inTx: false });
     expect(recording.statements[0]!.text).toMatch(/ON CONFLICT \(tenant, room, seq\) DO NOTHING$/);
 
     recording.statements.length = 0;
     const big = fresh();
     await store.insert(range(1, MAX_ROWS_PER_STATEMENT + 10).map((s) => msg(s, s, big.room)));
-    expect(recording.statements.map((s) => s.params)).toEqual([MAX_ROWS_PER_STATEMENT * 8, 80]);
+    expect(recording.statements.map((s) => s.params)).toEqual([MAX_ROWS_PER_STATEMENT * 9, 90]);
     expect(recording.statements.every((s) => s.inTx && s.params <= 65_535)).toBe(true);
     expect(await seqs(store, big)).toEqual(range(1, MAX_ROWS_PER_STATEMENT + 10));
   });

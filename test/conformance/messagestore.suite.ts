@@ -84,6 +84,28 @@ export function messageStoreConformance(name: string, factory: () => Promise<Mes
       expect(page.messages[2]!.ts).toBe(TS0 + 999_999);
     });
 
+    it('stores an event name with the message; a message without one reads back with no event key', async () => {
+      const ref = fresh();
+      const dotted: RoomRef = { tenant: 'acme', room: `private-App.Models.User.${rooms}` };
+      const ev = 'App\\Events\\Order"Shipped';
+      const mixed = range(1, 300).map((s) => (s % 3 === 0 ? msg(ref, s, { event: `client-e${s}` }) : msg(ref, s)));
+      const withIdem = [msg(dotted, 1, { event: ev, idem: 'k1' }), msg(dotted, 2), msg(dotted, 3, { event: '.foo' })];
+      await store.insert([...mixed, ...withIdem]);
+      const page = await store.page(dotted, { limit: 10 });
+      expect(page).toEqual({ messages: withIdem, more: false });
+      expect(page.messages.map((m) => m.event)).toEqual([ev, undefined, '.foo']);
+      expect(Object.keys(page.messages[1]!)).not.toContain('event');
+      expect(JSON.stringify(page.messages[1])).not.toContain('event');
+      const got = await all(ref, 100);
+      expect(got).toEqual(mixed);
+      for (const m of got) {
+        if (m.seq % 3 === 0) expect(m.event).toBe(`client-e${m.seq}`);
+        else expect(Object.keys(m)).not.toContain('event');
+      }
+      const after = await store.page(ref, { after: 297, limit: 10 });
+      expect(after.messages.map((m) => m.event)).toEqual([undefined, undefined, 'client-e300']);
+    });
+
     it('an empty batch is accepted and changes nothing', async () => {
       const ref = fresh();
       await store.insert([]);

@@ -116,6 +116,44 @@ export function roomLogConformance(name: string, factory: RoomLogFactory): void 
       expect(seqs((await log!.since(room, 0, pos.epoch)).messages)).toEqual([1, 2]);
     });
 
+    it('carries an event name through append, since and range; a message without one has no event key', async () => {
+      const logs = await open({}, 2);
+      const ev = 'App\\Events\\Order"Shipped';
+      const withEvent = await logs[0]!.append(room, { from: 'alice', data: { id: 7 }, event: ev, idem: 'e1' });
+      const plain = await logs[1]!.append(room, { from: 'alice', data: 'plain' });
+      expect(withEvent.message).toMatchObject({ seq: 1, event: ev, data: { id: 7 }, idem: 'e1' });
+      expect('event' in plain.message).toBe(false);
+      // A repeat of the idem returns the first message with its event, whatever the repeat says.
+      const again = await logs[1]!.append(room, { from: 'alice', data: 'other', event: 'client-other', idem: 'e1' });
+      expect(again).toEqual({ message: withEvent.message, duplicate: true });
+      const noEventRepeat = await logs[0]!.append(room, { from: 'alice', data: 'x', idem: 'e1' });
+      expect(noEventRepeat.message.event).toBe(ev);
+      for (const log of logs) {
+        const pos = await log.position(room);
+        const since = await log.since(room, 0, pos.epoch);
+        expect(since.messages).toEqual([withEvent.message, plain.message]);
+        expect(since.messages[0]!.event).toBe(ev);
+        expect(Object.keys(since.messages[1]!)).not.toContain('event');
+        const range = await log.range(room, 1, 2);
+        expect(range).toEqual([withEvent.message, plain.message]);
+        expect(Object.keys(range[1]!)).not.toContain('event');
+        expect(JSON.stringify(range[1])).not.toContain('event');
+      }
+    });
+
+    it('keeps rooms whose names differ only in Pusher characters apart (`.`, `%`-free look-alikes)', async () => {
+      const [log] = await open();
+      const names = ['x.y', 'x_y', 'x-y', 'x;y', 'x,y', 'x=y', 'private-App.Models.User.1', 'presence-chat.1', 'presence-chat-1'];
+      for (const [i, name] of names.entries()) await log!.append({ tenant: 'acme', room: name }, { from: 'u', data: i, event: `e${i}` });
+      for (const [i, name] of names.entries()) {
+        const ref = { tenant: 'acme', room: name };
+        const pos = await log!.position(ref);
+        expect(pos.seq).toBe(1);
+        const r = await log!.since(ref, 0, pos.epoch);
+        expect(r.messages.map((m) => [m.room, m.data, m.event])).toEqual([[name, i, `e${i}`]]);
+      }
+    });
+
     it('under concurrency, exactly one append of a repeated idem is new and all get its message', async () => {
       const logs = await open({}, 2);
       const results = await Promise.all(Array.from({ length: 20 }, (_, i) => logs[i % 2]!.append(room, { from: 'alice', data: i, idem: 'same' })));

@@ -434,6 +434,7 @@ describe('one request edge', () => {
   it.each([
     ['a bad room name', { room: 'a b', data: 1 }, 'bad_room'],
     ['an idempotency id over 128 characters', { room: 'edge-ok', data: 1, idem: 'x'.repeat(200) }, 'bad_request'],
+    ['an event name with a space', { room: 'edge-ok', data: 1, event: 'has space' }, 'bad_request'],
   ])(
     '%s gets the same code over WebSocket, HTTP and NATS, and each moves switchboard_errors_total once',
     async (_what, body, code) => {

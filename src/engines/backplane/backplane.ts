@@ -15,8 +15,8 @@
  *   Rejections are EngineErrors (engines/errors.ts): `closed` after `close()`, `unavailable` while the
  *   broker is unreachable (with the driver's error as `cause`).
  *
- * Subjects are dot-separated tokens of [A-Za-z0-9_-] (see messaging/subjects.ts); implementations may
- * map them to their broker's own naming.
+ * Subjects are dot-separated tokens without `.`, `*`, `>` or whitespace (see messaging/subjects.ts: room
+ * names pass through protocol/names.ts `roomToken`); implementations may map them to their broker's own naming.
  *
  * Node announcements (which nodes are in the cluster, with their load, for the admin page) are not a
  * method here: NodeDirectory (directory.ts) builds them on `publish`/`subscribe` of the reserved subject

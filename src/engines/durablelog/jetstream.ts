@@ -2,13 +2,14 @@
  * JetStreamDurableLog: the cluster DurableLog, one JetStream stream over the room messages
  * (@nats-io/jetstream v3), read by one durable pull consumer shared by every history writer.
  *
- * Subjects. Messages are stored under their own prefix, `<prefix>.<tenant>.<room>` (default `sb.d`),
+ * Subjects. Messages are stored under their own prefix, `<prefix>.<tenant>.<room>` (default `sb.d`; the
+ * room as one token, `.` written as `%`, protocol/names.ts `roomToken`),
  * NOT the backplane's `sb.r.<tenant>.<room>`: the backplane subjects also carry presence envelopes and
  * may run over Redis pub/sub, and a stream capturing them would either store presence or make one publish
  * both the durable write and the fan-out, which ties delivery order to JetStream and delivers twice when
  * the publisher then also publishes on the backplane. So a publish is two steps, as ARCHITECTURE.md §4
  * says: JetStream stores (the ack waits for it), then the backplane fans out. The payload is the
- * RoomMessage as JSON.
+ * RoomMessage as JSON (with `event` only when the message has one).
  *
  * Behaviour (the DurableLog contract, durablelog.ts, plus):
  * - `append` publishes with `Nats-Msg-Id` = `tenant/room/seq`, so a retry within the stream's
@@ -54,6 +55,7 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { roomToken } from '../../protocol/names.js';
 import type { RoomMessage, RoomRef } from '../types.js';
 import type { ConsumeOptions, DurableConsumer, DurableLog } from './durablelog.js';
 import { PipelinedPublisher } from './jetstream-acks.js';
@@ -195,9 +197,9 @@ export class JetStreamDurableLog implements DurableLog {
     void this.watchStatus();
   }
 
-  /** The stream subject of a room. */
+  /** The stream subject of a room (the room as one subject token: protocol/names.ts `roomToken`). */
   subject(ref: RoomRef): string {
-    return `${this.options.subjectPrefix}.${ref.tenant}.${ref.room}`;
+    return `${this.options.subjectPrefix}.${ref.tenant}.${roomToken(ref.room)}`;
   }
 
   async append(message: RoomMessage): Promise<void> {
@@ -229,7 +231,13 @@ export class JetStreamDurableLog implements DurableLog {
       throw new EngineError('durablelog', 'unavailable', `jetstream: cannot check duplicate ${id}: ${(err as Error).message}`, { cause: err });
     }
     if (stored === null) return; // aged out of the stream since: it was stored, as the ack says
-    if (stored.epoch !== message.epoch || stored.ts !== message.ts || stored.from !== message.from || stored.idem !== message.idem) {
+    if (
+      stored.epoch !== message.epoch ||
+      stored.ts !== message.ts ||
+      stored.from !== message.from ||
+      stored.idem !== message.idem ||
+      stored.event !== message.event
+    ) {
       throw new EngineError('durablelog', 'conflict', `jetstream already holds another message as ${id} (sequence reused); not stored`);
     }
   }

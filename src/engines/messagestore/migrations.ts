@@ -45,6 +45,8 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (tenant, room, seq)
       );`,
   },
+  /** Migration 2: `RoomMessage.event`, NULL for messages without one (and every message stored before). */
+  { version: 2, name: 'messages.event', sql: 'ALTER TABLE messages ADD COLUMN event text NULL' },
 ];
 
 /** Arbitrary constant naming Switchboard's migration lock in `pg_advisory_xact_lock`. */

@@ -1,6 +1,6 @@
 /**
  * SqlMessageStore: the MessageStore on PostgreSQL SQL, run through a SqlDriver (PGlite embedded,
- * PostgreSQL via `pg` in a cluster). The schema is migrations.ts, migration 1.
+ * PostgreSQL via `pg` in a cluster). The schema is migrations.ts, migrations 1 and 2.
  */
 import { exceedsDepth } from '../../protocol/json-depth.js';
 import type { Json, RoomMessage, RoomPosition, RoomRef } from '../types.js';
@@ -20,8 +20,8 @@ export const MAX_PAGE_LIMIT = 1000;
 export const MAX_DATA_DEPTH = 512;
 
 /** Columns written per row; with MAX_BIND_PARAMS this bounds the rows of one INSERT. */
-const COLUMNS = 8;
-/** Most rows in one INSERT statement: 8,191 rows = 65,528 parameters. */
+const COLUMNS = 9;
+/** Most rows in one INSERT statement: 7,281 rows = 65,529 parameters. */
 export const MAX_ROWS_PER_STATEMENT = Math.floor(MAX_BIND_PARAMS / COLUMNS);
 
 export interface SqlMessageStoreOptions {
@@ -52,9 +52,10 @@ interface MessageRow {
   ts: number | string | bigint;
   data: Json;
   idem: string | null;
+  event: string | null;
 }
 
-const SELECT_COLUMNS = 'tenant, room, seq, epoch, sender, ts, data, idem';
+const SELECT_COLUMNS = 'tenant, room, seq, epoch, sender, ts, data, idem, event';
 
 /**
  * The SQL MessageStore. Behaviour beyond the MessageStore contract:
@@ -102,7 +103,7 @@ export class SqlMessageStore implements MessageStore {
     }
     await this.run('insert', 'write', async () => {
       if (this.driver.kind === 'postgres') {
-        // One statement with 8 array parameters, whatever the batch size (see unnestInsert).
+        // One statement with 9 array parameters, whatever the batch size (see unnestInsert).
         await this.driver.query(...unnestInsert(batch));
         return;
       }
@@ -202,8 +203,8 @@ function insertStatement(rows: readonly RoomMessage[]): { text: string; params: 
     const reason = unstorableReason(m.data);
     if (reason !== null) throw new UnstorableMessageError(m, reason);
     const n = params.length;
-    tuples.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7}::text::jsonb, $${n + 8})`);
-    params.push(m.tenant, m.room, m.seq, m.epoch, m.from, m.ts, jsonbText(m.data), m.idem ?? null);
+    tuples.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7}::text::jsonb, $${n + 8}, $${n + 9})`);
+    params.push(m.tenant, m.room, m.seq, m.epoch, m.from, m.ts, jsonbText(m.data), m.idem ?? null, m.event ?? null);
   }
   return {
     text: `INSERT INTO messages (${SELECT_COLUMNS}) VALUES ${tuples.join(', ')} ON CONFLICT (tenant, room, seq) DO NOTHING`,
@@ -212,12 +213,22 @@ function insertStatement(rows: readonly RoomMessage[]): { text: string; params: 
 }
 
 /**
- * PostgreSQL: the whole batch as one `INSERT … SELECT FROM unnest(8 arrays) ON CONFLICT DO NOTHING`.
- * Eight parameters instead of eight per row: no 65,535-parameter limit, one short statement text, and far
+ * PostgreSQL: the whole batch as one `INSERT … SELECT FROM unnest(9 arrays) ON CONFLICT DO NOTHING`.
+ * Nine parameters instead of nine per row: no 65,535-parameter limit, one short statement text, and far
  * less per-value work in the client than a multi-row VALUES list (measured by the bench's `engines` scenario: `npm run bench -- --only engines`).
  */
 function unnestInsert(rows: readonly RoomMessage[]): [string, SqlParam[]] {
-  const cols: [string[], string[], number[], string[], string[], number[], string[], (string | null)[]] = [[], [], [], [], [], [], [], []];
+  const cols: [string[], string[], number[], string[], string[], number[], string[], (string | null)[], (string | null)[]] = [
+    [],
+    [],
+    [],
+    [],
+    [],
+    [],
+    [],
+    [],
+    [],
+  ];
   for (const m of rows) {
     if (!Number.isSafeInteger(m.seq) || m.seq < 1) throw new TypeError(`seq must be a positive integer, got ${m.seq}`);
     if (!Number.isSafeInteger(m.ts)) throw new TypeError(`ts must be integer milliseconds, got ${m.ts}`);
@@ -231,11 +242,12 @@ function unnestInsert(rows: readonly RoomMessage[]): [string, SqlParam[]] {
     cols[5].push(m.ts);
     cols[6].push(jsonbText(m.data));
     cols[7].push(m.idem ?? null);
+    cols[8].push(m.event ?? null);
   }
   return [
     `INSERT INTO messages (${SELECT_COLUMNS})
-     SELECT t, r, s, e, f, ts, d::jsonb, i
-     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[]) AS u(t, r, s, e, f, ts, d, i)
+     SELECT t, r, s, e, f, ts, d::jsonb, i, ev
+     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[]) AS u(t, r, s, e, f, ts, d, i, ev)
      ON CONFLICT (tenant, room, seq) DO NOTHING`,
     cols as unknown as SqlParam[],
   ];
@@ -249,6 +261,7 @@ function toMessage(row: MessageRow): RoomMessage {
     epoch: row.epoch,
     from: row.sender,
     ts: toInt(row.ts, 'ts'),
+    ...(row.event !== null ? { event: row.event } : {}),
     data: row.data,
   };
   return row.idem === null ? message : { ...message, idem: row.idem };

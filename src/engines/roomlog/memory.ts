@@ -79,8 +79,17 @@ export class MemoryRoomLog implements RoomLog {
       if (seen !== undefined) return { message: seen.message, duplicate: true };
     }
     state.seq += 1;
-    const base = { tenant: ref.tenant, room: ref.room, seq: state.seq, epoch: state.epoch, from: input.from, ts: now };
-    const message: RoomMessage = input.idem === undefined ? { ...base, data: input.data } : { ...base, data: input.data, idem: input.idem };
+    const message: RoomMessage = {
+      tenant: ref.tenant,
+      room: ref.room,
+      seq: state.seq,
+      epoch: state.epoch,
+      from: input.from,
+      ts: now,
+      ...(input.event !== undefined ? { event: input.event } : {}),
+      data: input.data,
+      ...(input.idem !== undefined ? { idem: input.idem } : {}),
+    };
     state.window.push(message);
     this.trimWindow(state, now);
     if (key !== undefined) {

@@ -3,7 +3,7 @@
  * keys of one room, which share a hash tag, so they run unchanged on a Redis Cluster.
  *
  * Window entries are message JSON built by concatenation: the client passes the JSON-encoded pieces
- * (tenant, room, from, data, idem) and the script inserts seq, epoch and ts, so `data` is never decoded
+ * (tenant, room, from, event, data, idem) and the script inserts seq, epoch and ts, so `data` is never decoded
  * or re-encoded here. `"ts":` always precedes `"data":`, so the first `"ts":<digits>` of an entry is its
  * timestamp (a `"` inside a JSON string is escaped and cannot start that pattern).
  */
@@ -38,7 +38,7 @@ end
 `;
 
 /**
- * append. ARGV: head (`{"tenant":…,"room":…,"seq":`), mid (`,"from":…,"ts":`), tail (`,"data":…}`),
+ * append. ARGV: head (`{"tenant":…,"room":…,"seq":`), mid (`,"from":…,"ts":`), tail (`[,"event":…],"data":…[,"idem":…]}`),
  * idemField ('' = none), windowSize, windowMs, idemMs, idemMax, initSeq, initEpoch ('' = not given).
  * Returns {0, json} for a new message, {1, json} for a duplicate, {2} when the room has no state and
  * no init position was given (the client seeds and retries).

@@ -35,7 +35,7 @@ const READ = 'sbRoomLogRead';
  *
  * `ts` is Redis `TIME` in ms, clamped to be non-decreasing in seq order, so it is one clock for every
  * node. Messages are built by concatenating JSON pieces (see redis-lua.ts): `data` is encoded once here
- * with JSON.stringify and stored as those bytes.
+ * with JSON.stringify and stored as those bytes; `event`, when given, precedes it in the tail (after `ts`).
  *
  * A room without `meta` (never used, or Redis lost its data) starts from `seed(ref)` if configured — a
  * seed call per room at a time per instance, and the position is only written if `meta` is still
@@ -76,7 +76,8 @@ export class RedisRoomLog implements RoomLog {
     const head = `{"tenant":${JSON.stringify(ref.tenant)},"room":${JSON.stringify(ref.room)},"seq":`;
     const mid = `,"from":${JSON.stringify(input.from)},"ts":`;
     const data = JSON.stringify(input.data) ?? 'null';
-    const tail = input.idem === undefined ? `,"data":${data}}` : `,"data":${data},"idem":${JSON.stringify(input.idem)}}`;
+    const event = input.event === undefined ? '' : `,"event":${JSON.stringify(input.event)}`;
+    const tail = input.idem === undefined ? `${event},"data":${data}}` : `${event},"data":${data},"idem":${JSON.stringify(input.idem)}}`;
     const field = input.idem === undefined ? '' : `${input.from}\u0000${input.idem}`;
     let init = this.options.seed === undefined ? fresh() : undefined;
     for (;;) {

@@ -4,10 +4,10 @@ import type { Json, RoomMessage, RoomPosition, RoomRef } from '../types.js';
 export interface PublishInput {
   readonly from: string;
   readonly data: Json;
-  /** The event name (messages published without one have none). */
-  readonly event?: string;
   /** Client idempotency id; scoped to (room, from). */
   readonly idem?: string;
+  /** Event name of the message (protocol/names.ts); the message has no `event` key when absent. */
+  readonly event?: string;
 }
 
 export interface AppendResult {
@@ -34,6 +34,7 @@ export interface RecoveryResult {
  * - `append` is atomic per room: it either returns the first message published with the same
  *   (from, idem) within the idempotency window (`duplicate: true`, nothing new stored), or assigns
  *   seq = previous + 1 (starting at 1), stamps `ts` and the room's epoch, and appends to the window.
+ *   The message carries `event` exactly when the input has one (no `event` key otherwise), in every read.
  *   Concurrent appends to one room get distinct, gap-free seqs.
  * - The recent window keeps at least the newest `windowSize` messages younger than `windowMs`.
  * - `since(ref, seq, epoch)` returns every message after `seq` if the window still has them all and

@@ -9,7 +9,7 @@ import type { ChatSettings } from './settings.js';
 export function joinForm(initial: ChatSettings, onJoin: (s: ChatSettings) => void): HTMLElement {
   const withToken = initial.token !== undefined;
   const name = h('input', { name: 'name', autocomplete: 'nickname', placeholder: 'e.g. ada', required: !withToken, maxlength: '128' });
-  const room = h('input', { name: 'room', placeholder: 'lobby', required: true, maxlength: '128' });
+  const room = h('input', { name: 'room', placeholder: 'lobby', required: true, maxlength: '164' });
   name.value = initial.name;
   room.value = initial.room;
   const error = h('p', { class: 'error', role: 'alert' });
