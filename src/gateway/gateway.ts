@@ -82,7 +82,7 @@ export class Gateway {
   private accept(ws: WebSocket, socket: Socket): void {
     const c = new Connection(`${this.ctx.nodeId}-${(++this.counter).toString(36)}`, ws, socket, this.ctx, Date.now(), this.onSlowConsumer);
     this.conns.add(c);
-    this.ctx.metrics.connections.inc();
+    this.ctx.metrics.connectionOpened('v1');
     if (this.admission.draining) {
       // The handshake completed after the drain began: send it elsewhere at once.
       this.sendReconnectNotice(c);
@@ -101,8 +101,7 @@ export class Gateway {
     if (!this.conns.delete(c)) return;
     c.dead = true;
     c.queue = null;
-    this.ctx.metrics.connections.dec();
-    this.ctx.metrics.disconnects.inc({ code: closeLabel(c.closeCode || code) });
+    this.ctx.metrics.connectionClosed('v1', closeLabel(c.closeCode || code));
     for (const room of [...c.rooms.keys()]) this.session.leaveRoom(c, room);
     const id = c.identity;
     if (id !== null) {

@@ -141,7 +141,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   // Pusher Channels protocol 7 beside v1, on the same port, rooms and engines (docs/pusher.md).
   pusher =
     config.pusherApps.length > 0
-      ? new PusherGateway({ nodeId, config, engines, metrics, log, outbox, rooms, users: ctx.users, edge, admission, openConnections })
+      ? new PusherGateway({ nodeId, config, engines, holes, metrics, log, outbox, rooms, users: ctx.users, edge, admission, openConnections })
       : null;
   const pusherApi = pusher !== null ? new PusherApi({ config, edge, engines, log }) : null;
   const stats = new NodeStats(nodeId, metrics, rooms, config.maxConnections, opened.backplane.kind);

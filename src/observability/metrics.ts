@@ -4,11 +4,20 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The wire protocols a node speaks (a label of the per-protocol series). */
+export type WireProtocol = 'v1' | 'pusher';
+
 export class Metrics {
   readonly registry = new Registry();
   readonly connections = new Gauge({
     name: 'switchboard_connections',
     help: 'Open WebSocket connections (connected or awaiting connect).',
+    registers: [this.registry],
+  });
+  readonly connectionsByProtocol = new Gauge({
+    name: 'switchboard_protocol_connections',
+    help: 'Open WebSocket connections by wire protocol: v1 (/ws) or pusher (/app/:key).',
+    labelNames: ['protocol'] as const,
     registers: [this.registry],
   });
   readonly connectionsMax = new Gauge({ name: 'switchboard_connections_max', help: 'Configured maximum of open connections.', registers: [this.registry] });
@@ -178,6 +187,19 @@ export class Metrics {
   }
 
   /** Counts a connection in `reconnects` the first time it resumes a room with a since position. */
+  /** A connection opened, on either protocol (the total and the protocol's gauge move together). */
+  connectionOpened(protocol: WireProtocol): void {
+    this.connections.inc();
+    this.connectionsByProtocol.inc({ protocol });
+  }
+
+  /** A connection closed with this close-code label. */
+  connectionClosed(protocol: WireProtocol, code: string): void {
+    this.connections.dec();
+    this.connectionsByProtocol.dec({ protocol });
+    this.disconnects.inc({ code });
+  }
+
   noteReconnect(connection: object): void {
     if (this.resumed.has(connection)) return;
     this.resumed.add(connection);

@@ -103,8 +103,17 @@ export interface PresenceHash {
   count: number;
 }
 
-export function subscriptionSucceeded(channel: string, presence?: PresenceHash): Buffer {
-  return pusherFrame('pusher_internal:subscription_succeeded', presence === undefined ? '{}' : JSON.stringify({ presence }), channel);
+/** How a resumed subscription started (the resume extension; absent for others). */
+export interface ResumeOutcome {
+  recovery: 'recovered' | 'reset';
+  missed: number;
+  seq: number;
+  epoch: string;
+}
+
+export function subscriptionSucceeded(channel: string, presence?: PresenceHash, resume?: ResumeOutcome): Buffer {
+  const data = presence === undefined && resume === undefined ? '{}' : JSON.stringify({ ...(presence !== undefined ? { presence } : {}), ...resume });
+  return pusherFrame('pusher_internal:subscription_succeeded', data, channel);
 }
 
 export function memberAdded(channel: string, userId: string, userInfo: Json | undefined): Buffer {
@@ -127,12 +136,23 @@ export const PUSHER_PONG = pusherFrame('pusher:pong', '{}');
  * it is (the HTTP API's `data` is one), anything else as its JSON text; `user_id` names the sender of a client
  * event on a presence channel.
  */
-export function channelEvent(channel: string, event: string, data: Json, userId?: string): Buffer {
+export function channelEvent(channel: string, event: string, data: Json, userId?: string, position?: { seq: number; epoch: string }): Buffer {
   const text = typeof data === 'string' ? data : JSON.stringify(data);
-  const frame: { event: string; channel: string; data: string; user_id?: string } = { event, channel, data: text };
+  const frame: { event: string; channel: string; data: string; user_id?: string; seq?: number; epoch?: string } = { event, channel, data: text };
   if (userId !== undefined) frame.user_id = userId;
+  if (position !== undefined) {
+    frame.seq = position.seq;
+    frame.epoch = position.epoch;
+  }
   return textFrame(JSON.stringify(frame));
 }
+
+/**
+ * The resume extension (docs/pusher.md §Resume): a client that connects with `sb_resume=1` in the query gets
+ * `seq` and `epoch` on every channel event, and may subscribe with `since: {seq, epoch}` to get what it missed.
+ * Stock clients neither ask for it nor see it.
+ */
+export const RESUME_QUERY = 'sb_resume';
 
 /** `pusher:cache_miss`: a cache channel has no last event yet. */
 export const cacheMiss = (channel: string): Buffer => pusherFrame('pusher:cache_miss', '{}', channel);

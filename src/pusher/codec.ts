@@ -8,9 +8,10 @@ import { channelEvent, channelKind, DEFAULT_EVENT, memberAdded, memberRemoved, U
 import type { RoomCodec } from '../rooms/room.js';
 
 /** A client event on a presence channel names its sender (`user_id`), as Pusher does. */
+const sender = (m: RoomMessage): string | undefined => (m.event?.startsWith('client-') === true && m.room.startsWith('presence-') ? m.from : undefined);
+
 export const PUSHER_CODEC: RoomCodec = {
-  message: (m: RoomMessage) =>
-    channelEvent(m.room, m.event ?? DEFAULT_EVENT, m.data, m.event?.startsWith('client-') && m.room.startsWith('presence-') ? m.from : undefined),
+  message: (m: RoomMessage) => channelEvent(m.room, m.event ?? DEFAULT_EVENT, m.data, sender(m)),
   batchesPresence: false,
   presence: (ref, change) => {
     if (channelKind(ref.room) !== 'presence') return null;
@@ -18,4 +19,10 @@ export const PUSHER_CODEC: RoomCodec = {
   },
   // Pusher's user events arrive on the user's own channel, `#server-to-user-<id>`.
   direct: (user, env) => channelEvent(`${USER_CHANNEL_PREFIX}${user}`, env.event ?? DEFAULT_EVENT, env.data),
+};
+
+/** The codec of connections that opted into the resume extension: events carry `seq` and `epoch`. */
+export const PUSHER_RESUME_CODEC: RoomCodec = {
+  ...PUSHER_CODEC,
+  message: (m: RoomMessage) => channelEvent(m.room, m.event ?? DEFAULT_EVENT, m.data, sender(m), { seq: m.seq, epoch: m.epoch }),
 };

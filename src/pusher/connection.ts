@@ -10,7 +10,7 @@ import type { OutboxSink, Outbox } from '../gateway/outbox.js';
 import { pusherError, PusherClose } from '../protocol/pusher.js';
 import type { ChannelKind } from '../protocol/pusher.js';
 import type { Membership, RoomCodec, RoomMember } from '../rooms/room.js';
-import { PUSHER_CODEC } from './codec.js';
+import { PUSHER_CODEC, PUSHER_RESUME_CODEC } from './codec.js';
 
 /** How long a peer that does not answer the close handshake keeps its socket, ms. */
 const CLOSE_GRACE_MS = 2_000;
@@ -52,12 +52,14 @@ export class PusherConnection implements OutboxSink, RoomMember {
     readonly socket: Socket,
     private readonly outbox: Outbox,
     private readonly onSlowConsumer: (c: PusherConnection) => void,
+    /** Opted into the resume extension (`sb_resume=1`): events carry seq and epoch, subscribe takes `since`. */
+    readonly resume: boolean,
   ) {
     this.lastRecv = Date.now();
   }
 
   get codec(): RoomCodec {
-    return PUSHER_CODEC;
+    return this.resume ? PUSHER_RESUME_CODEC : PUSHER_CODEC;
   }
 
   send(frame: Buffer): void {

@@ -8,6 +8,7 @@ import type { Engines } from '../engines/engines.js';
 import type { Admission } from '../gateway/admission.js';
 import type { Outbox } from '../gateway/outbox.js';
 import type { Edge } from '../messaging/edge.js';
+import type { HoleFilling } from '../messaging/history-fill.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RoomRegistry } from '../rooms/rooms.js';
@@ -24,12 +25,16 @@ export type PusherConfig = Pick<
   | 'presenceTtlMs'
   | 'drainSpreadMs'
   | 'drainTimeoutMs'
+  | 'recoveryMaxGap'
+  | 'maxBufferedBytes'
 >;
 
 export interface PusherDeps {
   readonly nodeId: string;
   readonly config: PusherConfig;
-  readonly engines: Pick<Engines, 'presence' | 'backplane'>;
+  readonly engines: Pick<Engines, 'presence' | 'backplane' | 'roomLog'>;
+  /** Resumed subscriptions beyond the recent window read the store and fill its holes from the durable log. */
+  readonly holes: HoleFilling;
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly outbox: Outbox;

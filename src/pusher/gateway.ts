@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { PusherApp } from '../config/schema.js';
-import { connectionEstablished, PUSHER_PING, PUSHER_PROTOCOL, PusherClose } from '../protocol/pusher.js';
+import { connectionEstablished, PUSHER_PING, PUSHER_PROTOCOL, PusherClose, RESUME_QUERY } from '../protocol/pusher.js';
 import { PusherConnection } from './connection.js';
 import type { PusherDeps } from './deps.js';
 import { PusherSession } from './session.js';
@@ -76,10 +76,11 @@ export class PusherGateway {
       return this.refuse(ws, PusherClose.overQuota, `App ${app!.id} is over its connection quota`);
     }
     if (refusal !== null) return this.refuse(ws, refusal[0], refusal[1]);
-    const c = new PusherConnection(`${this.nodeNumber}.${++this.counter}`, app!, ws, socket, this.ctx.outbox, this.onSlowConsumer);
+    const resume = url.searchParams.get(RESUME_QUERY) === '1';
+    const c = new PusherConnection(`${this.nodeNumber}.${++this.counter}`, app!, ws, socket, this.ctx.outbox, this.onSlowConsumer, resume);
     this.conns.add(c);
     this.perApp.set(app!.id, (this.perApp.get(app!.id) ?? 0) + 1);
-    this.ctx.metrics.connections.inc();
+    this.ctx.metrics.connectionOpened('pusher');
     c.send(connectionEstablished(c.socketId, this.ctx.config.pusherActivityTimeoutS));
     if (this.ctx.admission.draining) c.close(PusherClose.reconnect, 'node shutting down');
     ws.on('message', (data, isBinary) => this.session.onMessage(c, data as Buffer, isBinary));
@@ -110,8 +111,7 @@ export class PusherGateway {
     const n = (this.perApp.get(c.app.id) ?? 1) - 1;
     if (n > 0) this.perApp.set(c.app.id, n);
     else this.perApp.delete(c.app.id);
-    this.ctx.metrics.connections.dec();
-    this.ctx.metrics.disconnects.inc({ code: closeLabel(c.closeCode || code) });
+    this.ctx.metrics.connectionClosed('pusher', closeLabel(c.closeCode || code));
     for (const channel of [...c.subs.keys()]) this.session.leave(c, channel);
     if (c.user !== null) this.ctx.users.remove(c.app.id, c.user, c);
   }

@@ -6,7 +6,9 @@
  * counted by its code, and fails that one frame; repeated invalid frames close the connection (4009).
  */
 import { verifyChannelAuth, verifyUserAuth } from '../auth/pusher-signing.js';
-import type { Json, RoomRef } from '../engines/types.js';
+import type { Json, RoomPosition, RoomRef } from '../engines/types.js';
+import { recover } from '../messaging/recovery.js';
+import { SwitchboardError } from '../protocol/errors.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import { isUserId, USER_ID_RULE } from '../protocol/names.js';
 import {
@@ -24,6 +26,7 @@ import {
   USER_CHANNEL_PREFIX,
   subscriptionSucceeded,
   type PresenceHash,
+  type ResumeOutcome,
 } from '../protocol/pusher.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import type { Membership } from '../rooms/room.js';
@@ -167,6 +170,14 @@ export class PusherSession {
         presence = { user: member.user, info: member.info, connId: `${c.socketId}/${channel}` };
       }
     }
+    let since: RoomPosition | undefined;
+    if (c.resume && p?.since !== undefined) {
+      const v = asObject(p.since);
+      if (v === null || typeof v.seq !== 'number' || !Number.isSafeInteger(v.seq) || v.seq < 0 || typeof v.epoch !== 'string') {
+        return this.refuseSubscription(c, channel, 'bad_request', 400, 'since must be {seq, epoch} from an earlier event of this channel');
+      }
+      since = { seq: v.seq, epoch: v.epoch };
+    }
     const ref: RoomRef = { tenant: c.app.id, room: channel };
     if (presence !== undefined) {
       const members = await this.ctx.edge.presence(ref);
@@ -182,14 +193,14 @@ export class PusherSession {
     const sub: Subscription = presence !== undefined ? { kind, ref, membership, presence } : { kind, ref, membership };
     c.subs.set(channel, sub);
     try {
-      await this.completeSubscribe(c, sub);
+      await this.completeSubscribe(c, sub, since);
     } catch (err) {
       if (c.subs.get(channel) === sub) this.leave(c, channel);
       throw err;
     }
   }
 
-  private async completeSubscribe(c: PusherConnection, sub: Subscription): Promise<void> {
+  private async completeSubscribe(c: PusherConnection, sub: Subscription, since: RoomPosition | undefined): Promise<void> {
     const { ref, membership: ms } = sub;
     ms.local = await this.ctx.rooms.acquire(ref);
     if (c.subs.get(ref.room) !== sub || c.dead) {
@@ -210,10 +221,19 @@ export class PusherSession {
     } else {
       await this.ctx.engines.presence.join(ref, this.presenceConn(c, sub));
     }
+    let resumed = since !== undefined ? await this.recover(c, sub, since) : undefined;
     if (c.subs.get(ref.room) !== sub || c.dead) return;
-    c.send(subscriptionSucceeded(ref.room, hash));
-    if (isCacheChannel(ref.room)) await this.sendCached(c, sub);
-    ms.skipUpTo = Math.max(ms.skipUpTo, position.seq);
+    if (ms.overflow === true) {
+      // The channel moved on by more than MAX_PENDING events while subscribing: start from where it is now.
+      const now = ms.local!.position();
+      ms.pending = [];
+      ms.skipUpTo = now.seq;
+      if (resumed !== undefined) resumed = { outcome: { recovery: 'reset', missed: 0, seq: now.seq, epoch: now.epoch }, frames: [] };
+    }
+    c.send(subscriptionSucceeded(ref.room, hash, resumed?.outcome));
+    for (const frame of resumed?.frames ?? []) c.send(frame);
+    ms.skipUpTo = Math.max(ms.skipUpTo, resumed?.outcome.seq ?? position.seq);
+    if (isCacheChannel(ref.room) && resumed === undefined) await this.sendCached(c, sub);
     for (const [seq, frame] of ms.pending ?? []) {
       if (seq > ms.skipUpTo) {
         c.send(frame);
@@ -221,6 +241,33 @@ export class PusherSession {
       }
     }
     ms.pending = null;
+  }
+
+  /**
+   * The resume extension: what the channel published after `since`, from the recent window or history, as v1's
+   * join recovery does; `reset` when it cannot be had whole (another epoch, too far behind, too large).
+   */
+  private async recover(c: PusherConnection, sub: Subscription, since: RoomPosition): Promise<{ outcome: ResumeOutcome; frames: Buffer[] }> {
+    let outcome;
+    try {
+      outcome = await recover(this.ctx.engines.roomLog, this.ctx.holes, sub.ref, since, this.ctx.config.recoveryMaxGap);
+    } catch (err) {
+      throw new SwitchboardError('unavailable', 'recovery failed: the recent window or history is unavailable; subscribe again', { cause: err });
+    }
+    const ms = sub.membership;
+    if (outcome.kind === 'recovered' && ms.overflow !== true) {
+      const frames = outcome.messages.map((m) => c.codec.message(m));
+      const bytes = frames.reduce((n, b) => n + b.length, 0);
+      if (bytes <= this.ctx.config.maxBufferedBytes / 2) {
+        this.ctx.metrics.recoveries.inc({ result: outcome.source });
+        const seq = Math.max(outcome.position.seq, since.seq);
+        return { outcome: { recovery: 'recovered', missed: frames.length, seq, epoch: outcome.position.epoch }, frames };
+      }
+    }
+    this.ctx.metrics.recoveries.inc({ result: `reset_${outcome.kind === 'reset' ? outcome.reason : 'size'}` });
+    // From where the room is now: messages after it come live (pending ones above it are still sent).
+    const now = ms.local?.position() ?? outcome.position;
+    return { outcome: { recovery: 'reset', missed: 0, seq: now.seq, epoch: now.epoch }, frames: [] };
   }
 
   /** A cache channel: its last event at once, or `pusher:cache_miss`. */
@@ -232,10 +279,9 @@ export class PusherSession {
       c.send(cacheMiss(sub.ref.room));
       return;
     }
-    if (last.seq > ms.skipUpTo) {
-      c.send(sub.membership.conn.codec.message(last));
-      ms.skipUpTo = last.seq;
-    }
+    // The replay of the last event, even if it came before the subscription's start; a pending copy is skipped.
+    c.send(c.codec.message(last));
+    ms.skipUpTo = Math.max(ms.skipUpTo, last.seq);
   }
 
   /** Presence knows each subscription as a connection of its own: a Pusher presence user is per channel. */

@@ -304,6 +304,67 @@ describe('users', () => {
   });
 });
 
+describe('resume extension (opt-in, invisible to stock clients)', () => {
+  it('a client that connects with sb_resume=1 gets seq/epoch on events and, subscribing with since, every event it missed, in order', async () => {
+    const sdk = serverSdk(APP, node.port);
+    const first = await raw(`/app/${APP.key}?protocol=7&sb_resume=1`);
+    await first.waitFor(ev('pusher:connection_established'));
+    first.send({ event: 'pusher:subscribe', data: { channel: 'ticker' } });
+    await first.waitFor(ev('pusher_internal:subscription_succeeded'));
+    await sdk.trigger('ticker', 'tick', 't1');
+    const t1 = await first.waitFor(ev('tick'));
+    expect(t1).toMatchObject({ data: 't1', seq: 1, epoch: expect.any(String) });
+    first.close();
+    for (const d of ['t2', 't3', 't4']) await sdk.trigger('ticker', 'tick', d);
+
+    const back = await raw(`/app/${APP.key}?protocol=7&sb_resume=1`);
+    await back.waitFor(ev('pusher:connection_established'));
+    back.send({ event: 'pusher:subscribe', data: { channel: 'ticker', since: { seq: t1.seq, epoch: t1.epoch } } });
+    const ok = await back.waitFor(ev('pusher_internal:subscription_succeeded'));
+    expect(JSON.parse(ok.data as string)).toEqual({ recovery: 'recovered', missed: 3, seq: 4, epoch: t1.epoch });
+    await sdk.trigger('ticker', 'tick', 't5');
+    await waitFor(() => back.frames.filter(ev('tick')).length === 4, 10_000, 'missed and live ticks');
+    expect(back.frames.filter(ev('tick')).map((f) => [f.data, f.seq])).toEqual([
+      ['t2', 2],
+      ['t3', 3],
+      ['t4', 4],
+      ['t5', 5],
+    ]);
+
+    const stale = await raw(`/app/${APP.key}?protocol=7&sb_resume=1`);
+    await stale.waitFor(ev('pusher:connection_established'));
+    stale.send({ event: 'pusher:subscribe', data: { channel: 'ticker', since: { seq: 1, epoch: 'another-epoch' } } });
+    expect(JSON.parse((await stale.waitFor(ev('pusher_internal:subscription_succeeded'))).data as string)).toMatchObject({
+      recovery: 'reset',
+      missed: 0,
+      seq: 5,
+    });
+
+    // A stock client sees neither seq nor epoch, and its since is ignored.
+    const stock = await raw(`/app/${APP.key}?protocol=7`);
+    await stock.waitFor(ev('pusher:connection_established'));
+    stock.send({ event: 'pusher:subscribe', data: { channel: 'ticker', since: { seq: 1, epoch: t1.epoch } } });
+    expect((await stock.waitFor(ev('pusher_internal:subscription_succeeded'))).data).toBe('{}');
+    await sdk.trigger('ticker', 'tick', 't6');
+    const t6 = await stock.waitFor(ev('tick'));
+    expect(Object.keys(t6).sort()).toEqual(['channel', 'data', 'event']);
+  });
+});
+
+describe('metrics', () => {
+  it('connections are counted by protocol, Pusher publishes by source', async () => {
+    await connected(client(APP));
+    const text = await (await fetch(`${node.url}/metrics`)).text();
+    const families = parsePrometheusText(text);
+    const byProtocol = families.get('switchboard_protocol_connections')?.samples ?? [];
+    expect(byProtocol.find((s) => s.labels.protocol === 'pusher')?.value ?? 0).toBeGreaterThan(0);
+    const total = families.get('switchboard_connections')?.samples[0]?.value ?? 0;
+    expect(byProtocol.reduce((n, s) => n + s.value, 0)).toBe(total);
+    const published = families.get('switchboard_messages_published_total')?.samples ?? [];
+    expect(published.find((s) => s.labels.source === 'pusher')?.value ?? 0).toBeGreaterThan(0);
+  });
+});
+
 describe('cache channels', () => {
   it('a subscriber gets pusher:cache_miss on an empty cache channel, then the last event', async () => {
     const c = await raw(`/app/${APP.key}?protocol=7`);
