@@ -337,7 +337,7 @@ export class LocalRoom {
           });
     this.presenceJoined = new Map();
     this.presenceLeft = new Map();
-    for (const ms of this.members) if (ms.pending === null) ms.conn.send(frame);
+    for (const ms of this.members) if (ms.pending === null && ms.conn.codec.batchesPresence) ms.conn.send(frame);
   }
 
   close(): void {

@@ -104,7 +104,7 @@ function unescape(s: string, quoted: boolean, where: string): string {
 function parseValue(v: string, where: string): number {
   if (v === '+Inf') return Infinity;
   if (v === '-Inf') return -Infinity;
-  if (v === 'NaN') return NaN;
+  if (v === 'NaN' || v === 'Nan') return NaN;
   if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v)) throw new Error(`bad value ${v}: ${where}`);
   return Number(v);
 }

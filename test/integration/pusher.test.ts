@@ -93,11 +93,17 @@ describe('one room, two protocols', () => {
     channel.bind_global((event: string, data: unknown) => {
       if (!event.startsWith('pusher')) got.push({ event, data });
     });
+    // A raw Pusher client beside pusher-js: every frame it gets must be a Pusher frame (no v1 presence diff).
+    const rawPusher = await raw(`/app/${APP.key}?protocol=7`);
+    rawPusher.send({ event: 'pusher:subscribe', data: { channel: 'orders.eu' } });
+    await rawPusher.waitFor(ev('pusher_internal:subscription_succeeded'));
     const v1 = await TestClient.connect(`ws://127.0.0.1:${node.port}/ws`, {
       token: await token('vera', { tenant: APP.id, rooms: { join: ['*'], publish: ['*'] } }),
     });
     raws.push(v1);
     expect(await v1.request({ type: 'join', room: 'orders.eu' })).toMatchObject({ type: 'joined' });
+    // v1 members get presence as batched diffs; the Pusher members of the same room must not.
+    await v1.waitFor((f) => f.type === 'presence.diff', 10_000, 'the join diff');
     const sdk = serverSdk(APP, node.port);
     const N = 20;
     const sends: Promise<unknown>[] = [];
@@ -123,6 +129,12 @@ describe('one room, two protocols', () => {
     ).json()) as { messages: { seq: number; event?: string }[] };
     expect(history.messages.map((m) => m.seq)).toEqual(seqs);
     expect(history.messages.filter((m) => m.event === 'order-placed')).toHaveLength(N / 2);
+    await waitFor(
+      () => rawPusher.frames.filter((f) => (f as Record<string, unknown>).channel === 'orders.eu').length >= N + 1,
+      10_000,
+      'raw Pusher deliveries',
+    );
+    expect(rawPusher.frames.filter((f) => typeof (f as Record<string, unknown>).event !== 'string')).toEqual([]);
   });
 
   it('a trigger with socket_id is not delivered to that connection; info returns the subscription count', async () => {
@@ -248,6 +260,20 @@ describe('client events', () => {
     ch.trigger('client-x', {});
     await waitFor(() => errors.length === 1, 10_000, 'client events disabled');
     expect(JSON.stringify(errors[0])).toMatch(/enable this feature/);
+
+    // Over the app's maxEventBytes (2,000 here): refused and counted, the connection lives.
+    const before = await errorsTotal();
+    const big = client(APP);
+    const bc = await subscribed(big, 'private-big');
+    const bigErrors: { data?: { message?: string } }[] = [];
+    big.connection.bind('error', (e: { data?: { message?: string } }) => bigErrors.push(e));
+    bc.trigger('client-big', { blob: 'x'.repeat(APP.maxEventBytes! + 1) });
+    await waitFor(() => bigErrors.length === 1, 10_000, 'over-size client event refused');
+    expect(bigErrors[0]?.data?.message).toMatch(/over 2000/);
+    expect(big.connection.state).toBe('connected');
+    const after = await errorsTotal();
+    expect((after.get('frame_too_large') ?? 0) - (before.get('frame_too_large') ?? 0)).toBe(1);
+    expect((after.get('forbidden') ?? 0) - (before.get('forbidden') ?? 0)).toBe(0);
 
     const r = client(APP);
     const rc = await subscribed(r, 'private-rate');
@@ -398,8 +424,11 @@ describe('bad input fails alone and is counted', () => {
     await c.waitFor(ev('pusher:pong'));
     expect(c.closed).toBeNull();
     const after = await errorsTotal();
-    expect((after.get('bad_json') ?? 0) - (before.get('bad_json') ?? 0)).toBeGreaterThanOrEqual(1);
-    expect((after.get('bad_room') ?? 0) - (before.get('bad_room') ?? 0)).toBeGreaterThanOrEqual(1);
+    const delta = (code: string): number => (after.get(code) ?? 0) - (before.get(code) ?? 0);
+    expect(delta('bad_json')).toBe(1);
+    expect(delta('bad_frame')).toBe(1);
+    expect(delta('bad_request')).toBe(1);
+    expect(delta('bad_room')).toBe(1);
   });
 
   it('HTTP API: a bad signature, a stale timestamp or a body whose MD5 differs is 401; over 100 channels 400; an over-size event 413', async () => {
@@ -423,6 +452,9 @@ describe('bad input fails alone and is counted', () => {
     expect((await signedPost(body, md5, now)).status).toBe(200);
     expect((await signedPost(body, md5, now - 601)).status).toBe(401);
     expect((await signedPost(body.replace('"d"', '"D"'), md5, now)).status).toBe(401);
+    const counted = await errorsTotal();
+    // 401s: the wrong secret, the stale timestamp, the changed body (counted as unauthorized with the rest).
+    expect(counted.get('unauthorized') ?? 0).toBeGreaterThanOrEqual(3);
     // Another app's events are untouched by this app's failures, and the node serves on.
     expect((await fetch(`${node.url}/healthz`)).status).toBe(200);
   });

@@ -1,7 +1,7 @@
 /** LocalRoom: ordered delivery, gap hold/repair/skip, pending members, encode-once, presence batching. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RoomMessage, RoomRef } from '../../src/engines/types.js';
-import { LocalRoom, V1_CODEC, type Membership, type RoomHooks } from '../../src/rooms/room.js';
+import { LocalRoom, V1_CODEC, type Membership, type RoomCodec, type RoomHooks } from '../../src/rooms/room.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { decodeFrame } from './ws-frames.js';
 
@@ -565,6 +565,50 @@ describe('LocalRoom gap give-up', () => {
     await waitFor(() => got.length === 2, 3_000, 'repair');
     expect(got).toEqual([1, 2]);
     expect(gaps).toEqual(['repaired']);
+    room.close();
+  });
+});
+
+describe('LocalRoom with members of two protocols', () => {
+  it('encodes each message once per codec, sends presence per codec (diffs only to batching codecs), skips the excepted socket and the present user', async () => {
+    const room = new LocalRoom(ref, { fetchRange: async () => [], onDelivered: () => undefined, onGap: () => undefined }, GAP_WAIT_MS, PRESENCE_MS);
+    let encodedOther = 0;
+    const other: RoomCodec = {
+      message: (m) => {
+        encodedOther++;
+        return Buffer.from(`other:${m.seq}`);
+      },
+      batchesPresence: false,
+      presence: (_ref, change) => Buffer.from(`other-${change.kind}:${change.user}`),
+      direct: () => Buffer.from('other-direct'),
+    };
+    const got = new Map<string, string[]>();
+    const member = (name: string, codec: RoomCodec, extra: { socketId?: string; presenceUser?: string } = {}): void => {
+      got.set(name, []);
+      const conn = {
+        codec,
+        ...(extra.socketId !== undefined ? { socketId: extra.socketId } : {}),
+        send: (f: Buffer) => got.get(name)!.push(f.toString().startsWith('other') ? f.toString() : JSON.stringify(decodeFrame(f))),
+      };
+      room.members.add({ conn, local: room, pending: null, skipUpTo: 0, ...(extra.presenceUser !== undefined ? { presenceUser: extra.presenceUser } : {}) });
+    };
+    member('v1', V1_CODEC);
+    member('p1', other, { socketId: '1.1', presenceUser: 'ann' });
+    member('p2', other, { socketId: '1.2' });
+    room.start({ seq: 0, epoch: EPOCH });
+    room.accept(msg(1), '1.1');
+    room.accept(msg(2));
+    expect(encodedOther).toBe(2);
+    expect(got.get('p1')).toEqual(['other:2']);
+    expect(got.get('p2')).toEqual(['other:1', 'other:2']);
+    expect(got.get('v1')!.map((f) => (JSON.parse(f) as { seq: number }).seq)).toEqual([1, 2]);
+    room.presence({ kind: 'join', user: 'ann', at: 5 });
+    expect(got.get('p1')).toEqual(['other:2']); // not told about itself
+    expect(got.get('p2')).toEqual(['other:1', 'other:2', 'other-join:ann']);
+    await waitFor(() => got.get('v1')!.length === 3, 2_000, 'the v1 diff');
+    expect(JSON.parse(got.get('v1')![2]!)).toMatchObject({ type: 'presence.diff', joined: [{ user: 'ann', at: 5 }] });
+    await sleep(PRESENCE_MS * 3);
+    expect(got.get('p2')!.some((f) => f.includes('presence.diff'))).toBe(false);
     room.close();
   });
 });
