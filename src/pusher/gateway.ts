@@ -30,6 +30,7 @@ export class PusherGateway {
   private counter = 0;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly presenceTimer: NodeJS.Timeout;
+  private reconciling = false;
 
   constructor(private readonly ctx: PusherDeps) {
     for (const app of ctx.config.pusherApps) this.appsByKey.set(app.key, app);
@@ -144,6 +145,29 @@ export class PusherGateway {
     }
     if (ids.length === 0) return;
     this.ctx.engines.presence.heartbeat(this.ctx.nodeId, ids).catch((err: unknown) => this.ctx.log.warn({ err }, 'presence heartbeat failed'));
+    void this.reconcilePresence();
+  }
+
+  /**
+   * Users who left a presence channel without a leave being announced (their node crashed: the presence store
+   * expired them) are told to this node's members once, within about a third of the presence TTL of expiring:
+   * each local presence channel's member list is compared with the store's.
+   */
+  private async reconcilePresence(): Promise<void> {
+    if (this.reconciling) return;
+    this.reconciling = true;
+    try {
+      for (const room of this.ctx.rooms.list()) {
+        if (!room.tracksPresence || room.members.size === 0) continue;
+        const readAt = Date.now();
+        const members = await this.ctx.engines.presence.members(room.ref);
+        room.reconcilePresence(new Set(members.filter((m) => m.online).map((m) => m.user)), readAt);
+      }
+    } catch (err) {
+      this.ctx.log.warn({ err }, 'presence reconciliation failed; retried on the next beat');
+    } finally {
+      this.reconciling = false;
+    }
   }
 
   /**

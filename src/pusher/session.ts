@@ -218,6 +218,8 @@ export class PusherSession {
       const { changed } = await this.ctx.engines.presence.join(ref, pc);
       if (changed) this.announce(ref, 'join', sub.presence.user, sub.presence.info);
       hash = toHash(await this.ctx.edge.presence(ref), sub.presence);
+      // This node's members now hold a member list: leaves nobody announces (expiries) are found for them.
+      ms.local?.trackPresence(hash.ids);
     } else {
       await this.ctx.engines.presence.join(ref, this.presenceConn(c, sub));
     }

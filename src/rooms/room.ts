@@ -112,6 +112,12 @@ export class LocalRoom {
    * trigger's `socket_id`. Known for messages that came by the backplane, not for ones fetched by gap repair.
    */
   private readonly except = new WeakMap<RoomMessage, string>();
+  /**
+   * Users this node's members were told are present, and when they were last told (join or seed): kept for
+   * rooms whose members hold a member list (Pusher presence channels), so leaves that are never announced (a
+   * crashed node's users expire in the presence store) can be found and told (`reconcilePresence`).
+   */
+  private known: Map<string, number> | null = null;
   closed = false;
 
   constructor(
@@ -292,6 +298,10 @@ export class LocalRoom {
   presence(change: PresenceEvent): void {
     if (this.closed) return;
     const { kind, user, at } = change;
+    if (this.known !== null) {
+      if (kind === 'join') this.known.set(user, Date.now());
+      else if (!this.known.delete(user)) return; // told already (an expiry this node found, or a repeat)
+    }
     let batched = false;
     const frames = new Map<RoomCodec, Buffer | null>();
     for (const ms of this.members) {
@@ -338,6 +348,30 @@ export class LocalRoom {
     this.presenceJoined = new Map();
     this.presenceLeft = new Map();
     for (const ms of this.members) if (ms.pending === null && ms.conn.codec.batchesPresence) ms.conn.send(frame);
+  }
+
+  /** Starts (or adds to) the member list this node's members hold: users a subscriber was just given. */
+  trackPresence(users: Iterable<string>): void {
+    this.known ??= new Map();
+    const now = Date.now();
+    for (const user of users) this.known.set(user, now);
+  }
+
+  /** Whether the room tracks a member list (see `known`). */
+  get tracksPresence(): boolean {
+    return this.known !== null;
+  }
+
+  /**
+   * The presence store's online users, read at `readAt`: a tracked user it no longer lists, and not told of
+   * since the read began, left without a leave being announced (expired): members are told now, once.
+   */
+  reconcilePresence(online: ReadonlySet<string>, readAt: number): void {
+    if (this.closed || this.known === null) return;
+    const gone: string[] = [];
+    for (const [user, toldAt] of this.known) if (!online.has(user) && toldAt < readAt) gone.push(user);
+    const now = Date.now();
+    for (const user of gone) this.presence({ kind: 'leave', user, at: now });
   }
 
   close(): void {

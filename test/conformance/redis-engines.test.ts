@@ -113,7 +113,8 @@ describe('Redis engines on a shared redis-server', () => {
     const tags = keys.map((k) => /\{([^}]*)\}/.exec(k)?.[1]);
     expect(keys.length).toBeGreaterThanOrEqual(7);
     for (const k of keys) expect(k.split('{')).toHaveLength(2);
-    expect(new Set(tags)).toEqual(new Set(['acme/lobby', 'acme/alice', 'n1']));
+    // Room keys, the user's keys, the node registry, and the tenant's room index (presence `rooms`).
+    expect(new Set(tags)).toEqual(new Set(['acme/lobby', 'acme/alice', 'n1', 'acme']));
     expect(await admin!.pttl(`${o.keyPrefix}{acme/lobby}:meta`)).toBe(-1);
     expect(await admin!.pttl(`${o.keyPrefix}{acme/lobby}:win`)).toBeGreaterThan(0);
     for (const k of keys.filter((key) => !key.endsWith(':meta'))) expect(await admin!.pttl(k)).toBeGreaterThan(0);

@@ -612,3 +612,33 @@ describe('LocalRoom with members of two protocols', () => {
     room.close();
   });
 });
+
+describe('LocalRoom presence reconciliation (leaves nobody announced)', () => {
+  it('tells members once of a tracked user the store no longer lists, never of one told of after the read began', async () => {
+    const room = new LocalRoom(ref, { fetchRange: async () => [], onDelivered: () => undefined, onGap: () => undefined }, GAP_WAIT_MS, PRESENCE_MS);
+    const frames: string[] = [];
+    const codec: RoomCodec = {
+      message: () => Buffer.from('m'),
+      batchesPresence: false,
+      presence: (_ref, change) => Buffer.from(`${change.kind}:${change.user}`),
+      direct: () => Buffer.from('d'),
+    };
+    room.members.add({ conn: { codec, send: (f: Buffer) => frames.push(f.toString()) }, local: room, pending: null, skipUpTo: 0 });
+    room.start({ seq: 0, epoch: EPOCH });
+    expect(room.tracksPresence).toBe(false);
+    room.trackPresence(['ann', 'ben']);
+    expect(room.tracksPresence).toBe(true);
+    await sleep(5);
+    const readAt = Date.now();
+    await sleep(5);
+    room.presence({ kind: 'join', user: 'cid', at: 1 }); // told after the read began: kept
+    room.reconcilePresence(new Set(['ann']), readAt); // ben expired, cid not in the (older) read
+    expect(frames).toEqual(['join:cid', 'leave:ben']);
+    room.reconcilePresence(new Set(['ann']), Date.now() + 1);
+    expect(frames).toEqual(['join:cid', 'leave:ben', 'leave:cid']);
+    room.reconcilePresence(new Set(['ann']), Date.now() + 1); // nothing left to tell
+    room.presence({ kind: 'leave', user: 'ben', at: 2 }); // a late announcement of a leave already told
+    expect(frames).toEqual(['join:cid', 'leave:ben', 'leave:cid']);
+    room.close();
+  });
+});
