@@ -249,8 +249,7 @@ describe('events across nodes and protocols', () => {
     const v1s = [await v1On(nodes[0]!, 'vera'), await v1On(nodes[1]!, 'walt')];
     const publisher = await v1On(nodes[2]!, 'xena');
     for (const v of [...v1s, publisher]) expect(await v.request({ type: 'join', room: CH })).toMatchObject({ type: 'joined' });
-    // The v1 joins' presence.diff frames are flushed on every node before a Pusher member is in the room (a
-    // presence.diff reaching a Pusher connection is the defect the skipped case below shows).
+    // The v1 joins' presence.diff frames are flushed on every node before a Pusher member is in the room.
     const joinedIn = (v: TestClient): Set<unknown> =>
       new Set(v.frames.filter((f) => f.type === 'presence.diff' && f.room === CH).flatMap((f) => (f.joined as { user: string }[]).map((j) => j.user)));
     for (const v of [...v1s, publisher]) await waitFor(() => joinedIn(v).has('xena'), 10_000, 'the last v1 join flushed on every node');
@@ -318,12 +317,10 @@ describe('events across nodes and protocols', () => {
     for (const v of [...v1s, publisher]) v.close();
   });
 
-  // DEFECT (src/rooms/room.ts flushPresence): a room with protocol-v1 and Pusher members sends v1's batched
-  // `presence.diff` frame (`{"type":"presence.diff",...}`, no `event`) to every member, Pusher connections
-  // included. pusher-js then throws "TypeError: Cannot read properties of undefined (reading 'indexOf')" in its
-  // connection's message handler (pusher.js, `eventName.indexOf('pusher_internal:')`): an uncaught exception in
-  // Node, and in a browser page. Only members whose codec batches presence should get it. Un-skip once fixed.
-  it.skip('a v1 member joining a channel sends no presence.diff (a frame without an event) to its Pusher subscribers', async () => {
+  // Was a defect (src/rooms/room.ts flushPresence): v1's batched `presence.diff` (no `event`) went to every
+  // member, Pusher connections included, and pusher-js threw in its message handler. Only members whose codec
+  // batches presence get it now.
+  it('a v1 member joining a channel sends no presence.diff (a frame without an event) to its Pusher subscribers', async () => {
     const CH = 'mixed-presence';
     const raw = await TestClient.open(`ws://127.0.0.1:${nodes[0]!.port}/app/${APP.key}?protocol=7&client=js&version=8.6.0`);
     v1Clients.push(raw);
@@ -414,10 +411,9 @@ describe('a node killed with -9', () => {
     for (const id of ['finn', 'gina', 'obs']) expect(observer.members.get(id)).not.toBeNull();
   });
 
-  // DEFECT (src/pusher): after a node is killed with -9 its users expire from the Redis presence store (the
-  // HTTP API above shows them gone) but nobody announces it: pusher-js members on the surviving nodes never get
-  // pusher_internal:member_removed for them, and their member lists keep them for ever. Un-skip once fixed.
-  it.skip('its users are removed once each at the pusher-js members of the other nodes (member_removed), within the presence TTL', async () => {
+  // Was a defect: a crashed node's users expired in the presence store without anyone announcing it. Each
+  // node now compares its presence channels' member lists with the store's (LocalRoom.reconcilePresence).
+  it('its users are removed once each at the pusher-js members of the other nodes (member_removed), within the presence TTL', async () => {
     const [n1, n2] = nodes as [NodeProcess, NodeProcess];
     expect(crash).toBeDefined();
     const { observer, seen, killedAt } = crash!;
