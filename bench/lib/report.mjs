@@ -135,6 +135,7 @@ export function markdown(r) {
       `${fmt(e.ackedAppendsPerSec)}; ${fmt(e.persistedPerSec)}; ${fmt(e.outage.maxLagMessages)} msgs over ${e.outage.outageS} s, ${e.outage.catchUpS} s; ${e.pages.latestMs.p99} / ${e.pages.beforeMs.p99} (${fmt(e.pages.rows)} rows)`,
     );
   }
+  if (s.pusher) lines.push('', ...pusherTable(s.pusher, o));
   if (r.errors.length > 0) {
     lines.push('');
     lines.push(`Errors: ${r.errors.join('; ')}`);
@@ -144,4 +145,62 @@ export function markdown(r) {
     lines.push(`Warnings: ${r.warnings.join('; ')}`);
   }
   return lines.join('\n');
+}
+
+/** Scenario `pusher`: its own table (v1, the Pusher endpoint, Soketi; the ratios and targets). */
+export function pusherTable(p, o) {
+  const lines = [];
+  const i = p.idle ?? {};
+  const h = p.hot ?? {};
+  const c = p.churn ?? {};
+  const r = p.ratios ?? {};
+  const soketi = p.soketi?.error ? `Soketi (not run: ${p.soketi.error.slice(0, 200)})` : `Soketi ${p.soketi?.version ?? '–'}`;
+  lines.push(`### Pusher (issue 14): protocol v1, the Pusher endpoint, ${soketi}`);
+  lines.push('');
+  lines.push('| figure | v1 (`/ws`) | Pusher (`/app/:key`) | Soketi | Pusher vs v1 (target) | Pusher / Soketi |');
+  lines.push('|---|---|---|---|---|---|');
+  const cells = (f) =>
+    ['v1', 'pusher', 'soketi'].map((k) => {
+      try {
+        return fmt(f(k));
+      } catch {
+        return '–';
+      }
+    });
+  const row = (name, f, vs = '', soketiR = '') => lines.push(`| ${name} | ${cells(f).join(' | ')} | ${vs} | ${soketiR} |`);
+  const n = i.pusher?.connections ?? i.v1?.connections;
+  row(
+    `a. idle, ${fmt(n)} conns (${fmt(o.pusherIdleChannels)} channels): RSS / conn after GC, KB`,
+    (k) => i[k].rssPerConnKB,
+    `v1 / Pusher ${fmt(r.idleRssV1OverPusher)} (≥ 0.8: ${ok(r.idleTargetMet ?? null)})`,
+    fmt(r.idleRssPusherOverSoketi),
+  );
+  row('a. idle: heap / conn after GC, KB', (k) => i[k].heapPerConnKB, `v1 / Pusher ${fmt(r.idleHeapV1OverPusher)}`);
+  row('a. idle: connect + subscribe time, s; failures', (k) => `${i[k].connectSeconds}; ${i[k].failures}`);
+  const m = h.pusher?.members ?? h.v1?.members;
+  row(
+    `b. hot channel, ${fmt(m)} subscribers, flat out: deliveries/s (events/s published)`,
+    (k) => `${fmt(h[k].flat.deliveriesPerSec)} (${fmt(h[k].flat.ackedPerSec)})`,
+    `Pusher / v1 ${fmt(r.hotPusherOverV1)} (≥ 0.8: ${ok(r.hotTargetMet ?? null)})`,
+    fmt(r.hotPusherOverSoketi),
+  );
+  row(
+    'b. flat: server CPU %; late / lost / dup-or-reordered / gaps',
+    (k) => `${h[k].flat.serverCpuPct} %; ${fmt(h[k].flat.late)} / ${fmt(h[k].flat.lost)} / ${h[k].flat.seq.dupsOrReordered} / ${h[k].flat.seq.gaps}`,
+  );
+  row(
+    `b. ${fmt(o.pusherHotRate)} events/s: publish → receive p50 / p99, ms; lost`,
+    (k) => `${h[k].rate.latencyMs.p50} / ${h[k].rate.latencyMs.p99}; ${fmt(h[k].rate.lost)}`,
+    '',
+    `p99 ${fmt(r.p99PusherOverSoketi)}`,
+  );
+  row('b. publish path', (k) => h[k].publishPath);
+  const churnCell = (x) =>
+    x
+      ? `${x.correct ? 'correct' : 'WRONG'}: ${fmt(x.ops.opened)} opened / ${fmt(x.ops.closed)} closed (${fmt(x.ops.joins)} joins, ${fmt(x.ops.leaves)} leaves, ${fmt(x.ops.failed)} failed); lists ok on ${x.nodeLists.filter((v) => v.ok).length}/${x.nodes} nodes after ${x.settledS} s; member events dup ${x.events.dupAdded + x.events.dupRemoved}, missed ${x.events.missedAdded + x.events.missedRemoved}, out of turn ${x.events.outOfTurn}`
+      : '–';
+  lines.push(
+    `| c. presence churn, 3 nodes, ${fmt(o.pusherChurnUsers)} users, ${fmt(o.pusherChurnSeconds)} s | – | ${churnCell(c.switchboard)} | ${p.soketi?.error ? 'not run' : churnCell(c.soketi)} | | |`,
+  );
+  return lines;
 }
