@@ -80,8 +80,8 @@ const FULL = {
   pusherHotSeconds: 10,
   pusherHotRate: 10,
   pusherHotRateSeconds: 10,
-  // HTTP API publishing: keep-alive connections, one trigger in flight on each.
-  pusherStreams: 16,
+  // HTTP API publishing: keep-alive connections, one trigger in flight on each (as many as v1's `window`).
+  pusherStreams: 200,
   pusherChurnUsers: 200,
   pusherChurnSeconds: 20,
   pusherChurnRate: 50,

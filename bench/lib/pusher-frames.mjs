@@ -38,6 +38,7 @@ const KINDS = new Map([
 export function pusherFrameKind(buf, p, len, eventName) {
   let name;
   if (len > EVENT_HEAD.length && buf.compare(EVENT_HEAD, 0, EVENT_HEAD.length, p, p + EVENT_HEAD.length) === 0) {
+    // Event names are short: the search ends at the name's closing quote.
     const q = buf.indexOf(0x22, p + EVENT_HEAD.length);
     if (q < 0 || q >= p + len) return 'other';
     name = buf.toString('latin1', p + EVENT_HEAD.length, q);
@@ -72,7 +73,30 @@ export function benchData(stream, n, atMs, bytes = 100) {
   return head + 'x'.repeat(Math.max(0, bytes - head.length));
 }
 
-const DATA_S = Buffer.from('"data":"S');
+const CHANNEL_HEAD = Buffer.from(',"channel":"');
+const DATA_HEAD = Buffer.from(',"data":"');
+const DATA_KEY = Buffer.from('"data":"');
+
+/**
+ * Where the characters of a frame's `data` string start, or -1. Both Switchboard and Soketi write
+ * `{"event":"…","channel":"…","data":"…"}`: found in a few steps, each search ending inside the frame (an
+ * unbounded Buffer#indexOf would scan the rest of the TCP chunk for every frame). Any other layout is
+ * searched within the frame.
+ */
+function dataStart(buf, p, end) {
+  if (buf.compare(EVENT_HEAD, 0, EVENT_HEAD.length, p, Math.min(end, p + EVENT_HEAD.length)) === 0) {
+    const q = buf.indexOf(0x22, p + EVENT_HEAD.length);
+    const c = q + 1;
+    if (q > 0 && c + CHANNEL_HEAD.length < end && buf.compare(CHANNEL_HEAD, 0, CHANNEL_HEAD.length, c, c + CHANNEL_HEAD.length) === 0) {
+      const cq = buf.indexOf(0x22, c + CHANNEL_HEAD.length);
+      if (cq > 0 && cq + DATA_HEAD.length < end && buf.compare(DATA_HEAD, 0, DATA_HEAD.length, cq + 1, cq + 1 + DATA_HEAD.length) === 0)
+        return cq + 1 + DATA_HEAD.length;
+    }
+  }
+  const i = buf.subarray(p, end).indexOf(DATA_KEY);
+  return i < 0 ? -1 : p + i + DATA_KEY.length;
+}
+
 /** Reads an unsigned decimal at buf[i..end); returns [value, index after it]. */
 function readUint(buf, i, end) {
   let v = 0;
@@ -85,18 +109,28 @@ function readUint(buf, i, end) {
   return i === s ? [-1, i] : [v, i];
 }
 
-/** { stream, n, at } of a bench event frame at buf[p..p+len), or null when its data is not the bench's. */
+/** The number written at buf[i..) up to `|` (within end), or NaN. */
+function clockAt(buf, i, end) {
+  let j = i;
+  while (j < end && buf[j] !== 0x7c) j++;
+  return j >= end ? NaN : Number(buf.toString('latin1', i, j));
+}
+
+/**
+ * { stream, n, at } of a bench event frame at buf[p..p+len), or null when its data is not the bench's. Data
+ * from the v1 WebSocket publisher (`T<ms>|…`, loadgen.mjs) has no stream: { stream: -1, n: -1, at }.
+ */
 export function benchDataOf(buf, p, len) {
   const end = p + len;
-  const i = buf.indexOf(DATA_S, p);
-  if (i < 0 || i >= end) return null;
-  const [stream, j] = readUint(buf, i + DATA_S.length, end);
+  const d = dataStart(buf, p, end);
+  if (d < 0 || d >= end) return null;
+  if (buf[d] === 0x54) return { stream: -1, n: -1, at: clockAt(buf, d + 1, end) }; // 'T'
+  if (buf[d] !== 0x53) return null; // 'S'
+  const [stream, j] = readUint(buf, d + 1, end);
   if (stream < 0 || buf[j] !== 0x2e) return null; // '.'
   const [n, k] = readUint(buf, j + 1, end);
   if (n < 0 || buf[k] !== 0x7c || buf[k + 1] !== 0x54) return null; // '|T'
-  const bar = buf.indexOf(0x7c, k + 2);
-  const at = bar < 0 || bar >= end ? NaN : Number(buf.toString('latin1', k + 2, bar));
-  return { stream, n, at };
+  return { stream, n, at: clockAt(buf, k + 2, end) };
 }
 
 /**

@@ -101,7 +101,7 @@ function runMembers() {
           errors++;
           return;
         }
-        seqs.add(i, d.stream, d.n);
+        if (d.stream >= 0) seqs.add(i, d.stream, d.n);
         if (i % cfg.sampleEvery === 0 && Number.isFinite(d.at) && (win === null || (d.at >= win.t0 - 50 && d.at < win.endAt + 50))) lat.push(chunkNow - d.at);
       } else if (kind === 'established') {
         const text = buf.toString('utf8', p, p + len);

@@ -195,9 +195,13 @@ export function pusherTable(p, o) {
     `p99 ${fmt(r.p99PusherOverSoketi)}`,
   );
   row('b. publish path', (k) => h[k].publishPath);
+  if (h.pusherWs)
+    lines.push(
+      `| b′. diagnosis: Pusher subscribers published to by the v1 WebSocket publisher (same as v1's): deliveries/s flat; late / lost; p50 / p99 ms | ${fmt(h.v1?.flat.deliveriesPerSec)} | ${fmt(h.pusherWs.flat.deliveriesPerSec)}; ${fmt(h.pusherWs.flat.late)} / ${fmt(h.pusherWs.flat.lost)}; ${h.pusherWs.rate.latencyMs.p50} / ${h.pusherWs.rate.latencyMs.p99} | – | ${fmt(r.hotPusherWsOverV1)} | |`,
+    );
   const churnCell = (x) =>
     x
-      ? `${x.correct ? 'correct' : 'WRONG'}: ${fmt(x.ops.opened)} opened / ${fmt(x.ops.closed)} closed (${fmt(x.ops.joins)} joins, ${fmt(x.ops.leaves)} leaves, ${fmt(x.ops.failed)} failed); lists ok on ${x.nodeLists.filter((v) => v.ok).length}/${x.nodes} nodes after ${x.settledS} s; member events dup ${x.events.dupAdded + x.events.dupRemoved}, missed ${x.events.missedAdded + x.events.missedRemoved}, out of turn ${x.events.outOfTurn}`
+      ? `${x.correct ? 'correct' : 'WRONG'}: ${fmt(x.ops.opened)} opened / ${fmt(x.ops.closed)} closed (${fmt(x.ops.joins)} joins, ${fmt(x.ops.leaves)} leaves, ${fmt(x.ops.failed)} failed); member lists right on ${x.nodeLists.filter((v) => v.listOk).length}/${x.nodes} nodes, user_count on ${x.nodeLists.filter((v) => v.countOk).length}/${x.nodes} (${x.nodeLists.map((v) => v.userCount).join(', ')} for ${fmt(x.present + 1)}), ${x.settledS} s after the churn; member events dup ${x.events.dupAdded + x.events.dupRemoved}, missed ${x.events.missedAdded + x.events.missedRemoved}, out of turn ${x.events.outOfTurn}`
       : '–';
   lines.push(
     `| c. presence churn, 3 nodes, ${fmt(o.pusherChurnUsers)} users, ${fmt(o.pusherChurnSeconds)} s | – | ${churnCell(c.switchboard)} | ${p.soketi?.error ? 'not run' : churnCell(c.soketi)} | | |`,

@@ -105,7 +105,8 @@ async function nodeViews(sdks, expected) {
         const users = (await (await sdk.get({ path: `/channels/${CHANNEL}/users` })).json()).users.map((u) => String(u.id));
         const info = await (await sdk.get({ path: `/channels/${CHANNEL}`, params: { info: 'user_count' } })).json();
         const cmp = compareMembers(expected, users);
-        return { ...cmp, userCount: info.user_count ?? null, ok: cmp.ok && info.user_count === expected.length };
+        const countOk = info.user_count === expected.length;
+        return { ...cmp, listOk: cmp.ok, userCount: info.user_count ?? null, countOk, ok: cmp.ok && countOk };
       } catch (err) {
         return { ok: false, error: String(err?.message ?? err) };
       }
@@ -200,7 +201,16 @@ export async function churn(kind, o) {
       memberEvents: events.length,
       correct: agreed,
       settledS,
-      nodeLists: views.map((v) => ({ ok: v.ok, listed: v.listed, userCount: v.userCount, missing: v.missing?.length, extra: v.extra?.length, error: v.error })),
+      nodeLists: views.map((v) => ({
+        ok: v.ok,
+        listOk: v.listOk,
+        countOk: v.countOk,
+        listed: v.listed,
+        userCount: v.userCount,
+        missing: v.missing?.length,
+        extra: v.extra?.length,
+        error: v.error,
+      })),
       nodeListSamples: views.map((v) => ({ missing: v.missing?.slice(0, 5), extra: v.extra?.slice(0, 5) })),
       events: evCheck,
     };

@@ -22,8 +22,11 @@ import { memAfterGc, startSystem } from '../lib/systems.mjs';
 import { churn } from './pusher-churn.mjs';
 import { SB_BENCH_FLAGS } from './single.mjs';
 
-/** The one Pusher app every system serves. */
-export const BENCH_APP = { id: 'bench-app', key: 'bench-key', secret: 'bench-secret-0123456789' };
+/**
+ * The one Pusher app every system serves. Its id is `default`, the tenant of Switchboard's `--dev` protocol-v1
+ * connections, so a v1 publish to room `hot` reaches the Pusher subscribers of channel `hot` (variant `pusherWs`).
+ */
+export const BENCH_APP = { id: 'default', key: 'bench-key', secret: 'bench-secret-0123456789' };
 
 /** Switchboard's flags for the Pusher scenario (the same for its v1 and Pusher variants). */
 export function sbPusherFlags(o, extra = []) {
@@ -31,14 +34,21 @@ export function sbPusherFlags(o, extra = []) {
   return [...SB_BENCH_FLAGS, '--pusher-apps', JSON.stringify([app]), ...extra];
 }
 
-/** One server of a system: Switchboard (for `v1` and `pusher`) or Soketi. */
+/**
+ * One server of a system: Switchboard (for `v1`, `pusher` and `pusherWs`) or Soketi. `pusherWs` is a
+ * diagnosis: Pusher subscribers, published to by scenario 3's v1 WebSocket publisher instead of the HTTP API,
+ * so the endpoint's fan-out is compared with v1's under the same publishing.
+ */
 async function serverOf(kind, o, extra = []) {
   if (kind === 'soketi') return startSoketi(BENCH_APP, { maxPresenceMembers: Math.max(100, o.pusherChurnUsers + 10) });
   return startSystem('switchboard', { name: `switchboard (${kind})`, extra: sbPusherFlags(o, extra) });
 }
 
 /** The load generators' protocol settings for a system. */
-const loadOf = (kind, o) => (kind === 'v1' ? { proto: 'sb' } : { proto: 'pusher', key: BENCH_APP.key, streams: o.pusherStreams });
+const loadOf = (kind, o) =>
+  kind === 'v1'
+    ? { proto: 'sb' }
+    : { proto: 'pusher', key: BENCH_APP.key, streams: o.pusherStreams, ...(kind === 'pusherWs' ? { event: 'message' } : { event: 'bench' }) };
 
 async function idle(kind, o) {
   const sys = await serverOf(kind, o, kind === 'v1' ? ['--ping-interval-ms', '600000'] : []);
@@ -86,8 +96,8 @@ async function hot(kind, o) {
     const opened = await openMembers({ n: o.pusherHotMembers, procs: o.pusherHotProcs, ...common });
     gens = opened.gens;
     const publisher = (mode) =>
-      kind === 'v1'
-        ? openPublisher({ ...common, mode, window: o.window, rate: o.pusherHotRate })
+      kind === 'v1' || kind === 'pusherWs'
+        ? openPublisher({ ...common, proto: 'sb', mode, window: o.window, rate: o.pusherHotRate })
         : openPublisher({ ...common, appId: BENCH_APP.id, secret: BENCH_APP.secret, mode, rate: o.pusherHotRate });
     pub = await publisher('flat');
     log(`pusher hot ${kind}: ${opened.joined} subscribers + publisher ready in ${round(opened.seconds, 1)} s`);
@@ -109,7 +119,8 @@ async function hot(kind, o) {
     pub = await publisher('rate');
     const rate = await window(o.pusherHotRateSeconds);
     log(`pusher hot ${kind} ${o.pusherHotRate}/s: p50 ${rate.latencyMs.p50} p99 ${rate.latencyMs.p99} ms, lost ${rate.lost}`);
-    return { members: opened.joined, publishPath: kind === 'v1' ? `WebSocket, ${o.window} in flight` : `HTTP API, ${o.pusherStreams} streams`, flat, rate };
+    const publishPath = kind === 'v1' || kind === 'pusherWs' ? `v1 WebSocket, ${o.window} in flight` : `HTTP API, ${o.pusherStreams} connections × 1 in flight`;
+    return { members: opened.joined, publishPath, flat, rate };
   } finally {
     await closeLoad([...gens, ...(pub ? [pub] : [])]);
     await sys.stop();
@@ -137,7 +148,7 @@ export async function pusher(o) {
     out.failed.push(...(holder.failed ?? []));
   };
   for (const kind of systems) await variant('idle', kind, `pusher idle ${kind}`, () => idle(kind, o));
-  for (const kind of systems) await variant('hot', kind, `pusher hot ${kind}`, () => hot(kind, o));
+  for (const kind of [...systems, 'pusherWs']) await variant('hot', kind, `pusher hot ${kind}`, () => hot(kind, o));
   for (const kind of ['switchboard', ...(systems.includes('soketi') ? ['soketi'] : [])])
     await variant('churn', kind, `pusher churn ${kind}`, () => churn(kind, o));
   out.ratios = ratios(out);
@@ -157,6 +168,7 @@ export function ratios(out) {
     idleRssPusherOverSoketi: ratio(i.pusher?.rssPerConnKB, i.soketi?.rssPerConnKB),
     hotPusherOverV1: ratio(h.pusher?.flat.deliveriesPerSec, h.v1?.flat.deliveriesPerSec),
     hotPusherOverSoketi: ratio(h.pusher?.flat.deliveriesPerSec, h.soketi?.flat.deliveriesPerSec),
+    hotPusherWsOverV1: ratio(h.pusherWs?.flat.deliveriesPerSec, h.v1?.flat.deliveriesPerSec),
     p99PusherOverSoketi: ratio(h.pusher?.rate.latencyMs.p99, h.soketi?.rate.latencyMs.p99),
   };
   r.idleTargetMet = r.idleRssV1OverPusher === null ? null : r.idleRssV1OverPusher >= 0.8;
