@@ -228,7 +228,14 @@ function runPublisher() {
       const body = JSON.stringify({ name: cfg.event, channel: cfg.room, data: benchData(stream, nextN[stream]++, at, cfg.dataBytes) });
       const query = signedQuery({ key: cfg.key, secret: cfg.secret, method: 'POST', path, body });
       const req = http.request(
-        { host: '127.0.0.1', port: cfg.port, method: 'POST', path: `${path}?${query}`, agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          host: '127.0.0.1',
+          port: cfg.port,
+          method: 'POST',
+          path: `${path}?${query}`,
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           let text = '';
           res.on('data', (d) => (text += d));

@@ -118,7 +118,9 @@ export async function churn(kind, o) {
   const inf = await getInfra(o);
   await inf.flushRedis();
   const nodes = await startNodes(kind, o, inf);
-  const sdks = nodes.map((n) => new Pusher({ appId: BENCH_APP.id, key: BENCH_APP.key, secret: BENCH_APP.secret, host: '127.0.0.1', port: String(n.port), useTLS: false }));
+  const sdks = nodes.map(
+    (n) => new Pusher({ appId: BENCH_APP.id, key: BENCH_APP.key, secret: BENCH_APP.secret, host: '127.0.0.1', port: String(n.port), useTLS: false }),
+  );
   const open = new Set();
   try {
     const events = [];
@@ -177,7 +179,9 @@ export async function churn(kind, o) {
     }
     await Promise.all([...pending]);
     const churnS = (Date.now() - t0) / 1000;
-    log(`pusher churn ${kind}: ${ops.opened} opened, ${ops.closed} closed (${ops.joins} joins, ${ops.leaves} leaves) in ${round(churnS, 1)} s, ${ops.failed} failed`);
+    log(
+      `pusher churn ${kind}: ${ops.opened} opened, ${ops.closed} closed (${ops.joins} joins, ${ops.leaves} leaves) in ${round(churnS, 1)} s, ${ops.failed} failed`,
+    );
     // Settle: poll until every node and the observer agree with the truth, or the deadline.
     const expected = [...truth.present(), OBSERVER];
     const settleStart = Date.now();
