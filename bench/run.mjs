@@ -87,6 +87,8 @@ const FULL = {
   pusherChurnRate: 50,
   pusherChurnSettleS: 30,
   pusherSoketi: 1,
+  // Which parts of scenario `pusher` run: idle (a), hot (b), churn (c).
+  pusherParts: 'idle,hot,churn',
   budgetS: 1750,
 };
 const QUICK = {
@@ -145,6 +147,7 @@ function parseArgs(argv) {
     } else if (key === 'systems') o.systems = v.split(',');
     else if (key === 'out') o.out = v;
     else if (typeof o[key] === 'number') o[key] = Number(v);
+    else if (typeof o[key] === 'string') o[key] = v;
     else throw new Error(`unknown option ${a}`);
   }
   return o;

@@ -3,7 +3,8 @@
  * (Switchboard with nats-server, redis-server and PostgreSQL as scenario 4 runs it; Soketi with its Redis
  * adapter on the same redis-server), an observer subscribed first to `presence-churn` on node 0, then
  * `pusherChurnUsers` users opening and closing connections on random nodes for `pusherChurnSeconds`
- * (`pusherChurnRate` operations/s; a user holds 0, 1 or 2 connections, two "tabs" possibly on two nodes),
+ * (`pusherChurnRate` operations/s; a user holds 0, 1 or 2 subscribed connections, two "tabs" possibly on two
+ * nodes; a subscription ends by closing its connection or, half the time, by `pusher:unsubscribe`),
  * each subscription authorized with the app secret (the `pusher` SDK's authorizeChannel, as a backend
  * would). The clients speak the Pusher protocol on `ws`, in this process (core 1), as pusher-js does.
  *
@@ -132,7 +133,7 @@ export async function churn(kind, o) {
     const users = Array.from({ length: o.pusherChurnUsers }, (_, i) => `user-${i}`);
     const conns = new Map(users.map((u) => [u, []]));
     const busy = new Set();
-    const ops = { joins: 0, leaves: 0, opened: 0, closed: 0, failed: 0, failure: null, byNode: [0, 0, 0] };
+    const ops = { joins: 0, leaves: 0, opened: 0, closed: 0, unsubscribed: 0, failed: 0, failure: null, byNode: [0, 0, 0] };
     const op = async (user) => {
       busy.add(user);
       try {
@@ -142,18 +143,25 @@ export async function churn(kind, o) {
           const k = Math.floor(Math.random() * nodes.length);
           const c = await presenceClient(nodes[k].port, sdks[k], user);
           open.add(c.ws);
-          mine.push(c.ws);
+          mine.push({ ws: c.ws, node: k });
           if (mine.length === 1) ops.joins++;
           truth.opened(user);
           ops.opened++;
           ops.byNode[k]++;
         } else {
-          const ws = mine.splice(Math.floor(Math.random() * mine.length), 1)[0];
+          const { ws } = mine.splice(Math.floor(Math.random() * mine.length), 1)[0];
           truth.closed(user);
           if (mine.length === 0) ops.leaves++;
-          await closeWs(ws);
-          open.delete(ws);
-          ops.closed++;
+          if (Math.random() < 0.5) {
+            // A tab closed.
+            await closeWs(ws);
+            open.delete(ws);
+            ops.closed++;
+          } else {
+            // pusher-js's unsubscribe (Echo's leave): the connection stays open, out of the channel.
+            ws.send(JSON.stringify({ event: 'pusher:unsubscribe', data: { channel: CHANNEL } }));
+            ops.unsubscribed++;
+          }
         }
       } catch (err) {
         ops.failed++;
@@ -202,6 +210,8 @@ export async function churn(kind, o) {
       seconds: round(churnS, 1),
       ops,
       present: expected.length - 1,
+      // Users whose subscribed connections are on two nodes at the end (a count that sums nodes counts them twice).
+      presentOnTwoNodes: [...conns.values()].filter((m) => new Set(m.map((x) => x.node)).size > 1).length,
       memberEvents: events.length,
       correct: agreed,
       settledS,

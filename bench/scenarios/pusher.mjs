@@ -147,10 +147,12 @@ export async function pusher(o) {
     (out[group] ??= {})[key] = holder.v;
     out.failed.push(...(holder.failed ?? []));
   };
-  for (const kind of systems) await variant('idle', kind, `pusher idle ${kind}`, () => idle(kind, o));
-  for (const kind of [...systems, 'pusherWs']) await variant('hot', kind, `pusher hot ${kind}`, () => hot(kind, o));
-  for (const kind of ['switchboard', ...(systems.includes('soketi') ? ['soketi'] : [])])
-    await variant('churn', kind, `pusher churn ${kind}`, () => churn(kind, o));
+  const parts = o.pusherParts.split(',');
+  if (parts.includes('idle')) for (const kind of systems) await variant('idle', kind, `pusher idle ${kind}`, () => idle(kind, o));
+  if (parts.includes('hot')) for (const kind of [...systems, 'pusherWs']) await variant('hot', kind, `pusher hot ${kind}`, () => hot(kind, o));
+  if (parts.includes('churn'))
+    for (const kind of ['switchboard', ...(systems.includes('soketi') ? ['soketi'] : [])])
+      await variant('churn', kind, `pusher churn ${kind}`, () => churn(kind, o));
   out.ratios = ratios(out);
   return out;
 }
