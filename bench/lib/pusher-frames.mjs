@@ -30,12 +30,18 @@ const KINDS = new Map([
   ['pusher:cache_miss', 'other'],
 ]);
 
+const HEADS = new Map();
+
 /**
  * The kind of one server text frame at buf[p..p+len): a Pusher protocol event by name, `message` for the
  * bench's own event `eventName`, `other` otherwise. Reads only the event name when the frame starts with
  * `{"event":"` (Switchboard and Soketi both write it first); parses the JSON otherwise.
  */
 export function pusherFrameKind(buf, p, len, eventName) {
+  // The bench's own event, by far the most frequent: one comparison of `{"event":"<name>"`.
+  let head = HEADS.get(eventName);
+  if (head === undefined) HEADS.set(eventName, (head = Buffer.from(`{"event":${JSON.stringify(eventName)}`)));
+  if (len > head.length && buf.compare(head, 0, head.length, p, p + head.length) === 0) return 'message';
   let name;
   if (len > EVENT_HEAD.length && buf.compare(EVENT_HEAD, 0, EVENT_HEAD.length, p, p + EVENT_HEAD.length) === 0) {
     // Event names are short: the search ends at the name's closing quote.
@@ -70,6 +76,15 @@ export function frameData(text) {
 /** The bench's event data: stream, number on that stream, the publisher's clock (ms), padded to `bytes`. */
 export function benchData(stream, n, atMs, bytes = 100) {
   const head = `S${stream}.${n}|T${atMs.toFixed(3)}|`;
+  return head + 'x'.repeat(Math.max(0, bytes - head.length));
+}
+
+/**
+ * The same for v1 members (published through `POST /api/publish`): the clock first, where loadgen.mjs reads it
+ * (`T<ms>|`); v1 members check order by the server's seq.
+ */
+export function v1BenchData(stream, n, atMs, bytes = 100) {
+  const head = `T${atMs.toFixed(3)}|S${stream}.${n}|`;
   return head + 'x'.repeat(Math.max(0, bytes - head.length));
 }
 
@@ -117,20 +132,21 @@ function clockAt(buf, i, end) {
 }
 
 /**
- * { stream, n, at } of a bench event frame at buf[p..p+len), or null when its data is not the bench's. Data
- * from the v1 WebSocket publisher (`T<ms>|…`, loadgen.mjs) has no stream: { stream: -1, n: -1, at }.
+ * { stream, n, at } of a bench event frame at buf[p..p+len), or null when its data is not the bench's (`at`
+ * NaN unless `withClock`). Data from the v1 WebSocket publisher (`T<ms>|…`, loadgen.mjs) has no stream: { stream: -1, n: -1, at }.
  */
-export function benchDataOf(buf, p, len) {
+export function benchDataOf(buf, p, len, withClock = true) {
   const end = p + len;
   const d = dataStart(buf, p, end);
   if (d < 0 || d >= end) return null;
-  if (buf[d] === 0x54) return { stream: -1, n: -1, at: clockAt(buf, d + 1, end) }; // 'T'
+  if (buf[d] === 0x54) return { stream: -1, n: -1, at: withClock ? clockAt(buf, d + 1, end) : NaN }; // 'T'
   if (buf[d] !== 0x53) return null; // 'S'
   const [stream, j] = readUint(buf, d + 1, end);
   if (stream < 0 || buf[j] !== 0x2e) return null; // '.'
   const [n, k] = readUint(buf, j + 1, end);
   if (n < 0 || buf[k] !== 0x7c || buf[k + 1] !== 0x54) return null; // '|T'
-  return { stream, n, at: clockAt(buf, k + 2, end) };
+  // The clock is read only for the members that sample latency (a string and a Number per message otherwise).
+  return { stream, n, at: withClock ? clockAt(buf, k + 2, end) : NaN };
 }
 
 /**

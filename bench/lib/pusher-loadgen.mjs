@@ -11,12 +11,23 @@
  *   activity check). Each member checks the order of every publishing stream (`S<stream>.<n>` in the data).
  * - `publisher`: publishes through the system's HTTP API, `POST /apps/<id>/events` signed with the app
  *   secret, over `streams` keep-alive connections, one request in flight per connection (so each stream's
- *   order is defined), flat out (`mode: 'flat'`) or `rate` per second on stream 0 (`mode: 'rate'`).
+ *   order is defined), flat out (`mode: 'flat'`) or `rate` per second on stream 0 (`mode: 'rate'`). With
+ *   `api: 'v1'`, Switchboard's `POST /api/publish` (same room, event and data) instead.
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { RawWs } from './raw-ws.mjs';
-import { benchData, benchDataOf, PUSHER_PING_FRAME, PUSHER_PONG_FRAME, pusherFrameKind, pusherPath, signedQuery, StreamSeqs } from './pusher-frames.mjs';
+import {
+  benchData,
+  benchDataOf,
+  PUSHER_PING_FRAME,
+  PUSHER_PONG_FRAME,
+  pusherFrameKind,
+  pusherPath,
+  signedQuery,
+  StreamSeqs,
+  v1BenchData,
+} from './pusher-frames.mjs';
 import { percentiles } from './stats.mjs';
 
 const nowMs = () => performance.timeOrigin + performance.now();
@@ -96,13 +107,14 @@ function runMembers() {
         counts[i]++;
         total++;
         if (win !== null && chunkNow >= win.t0 && chunkNow < win.endAt) inWindow++;
-        const d = benchDataOf(buf, p, len);
+        const sampled = i % cfg.sampleEvery === 0;
+        const d = benchDataOf(buf, p, len, sampled);
         if (d === null) {
           errors++;
           return;
         }
         if (d.stream >= 0) seqs.add(i, d.stream, d.n);
-        if (i % cfg.sampleEvery === 0 && Number.isFinite(d.at) && (win === null || (d.at >= win.t0 - 50 && d.at < win.endAt + 50))) lat.push(chunkNow - d.at);
+        if (sampled && Number.isFinite(d.at) && (win === null || (d.at >= win.t0 - 50 && d.at < win.endAt + 50))) lat.push(chunkNow - d.at);
       } else if (kind === 'established') {
         const text = buf.toString('utf8', p, p + len);
         const m = /activity_timeout\\?":\s*(\d+)/.exec(text);
@@ -209,7 +221,11 @@ function runMembers() {
 
 function runPublisher() {
   const agent = new http.Agent({ keepAlive: true, maxSockets: cfg.streams, localAddress: cfg.localAddress });
-  const path = `/apps/${cfg.appId}/events`;
+  // `api: 'v1'`: Switchboard's own POST /api/publish (open in --dev) instead of Pusher's signed trigger.
+  const v1 = cfg.api === 'v1';
+  const path = v1 ? '/api/publish' : `/apps/${cfg.appId}/events`;
+  const target = (body) => (v1 ? path : `${path}?${signedQuery({ key: cfg.key, secret: cfg.secret, method: 'POST', path, body })}`);
+  const trigger = (event, room, data) => JSON.stringify(v1 ? { room, event, data } : { name: event, channel: room, data });
   const streams = cfg.mode === 'flat' ? cfg.streams : 1;
   const nextN = new Array(streams).fill(1);
   let sent = 0;
@@ -225,14 +241,13 @@ function runPublisher() {
   /** One signed POST; resolves true on 200. */
   const post = (stream, at) =>
     new Promise((resolve) => {
-      const body = JSON.stringify({ name: cfg.event, channel: cfg.room, data: benchData(stream, nextN[stream]++, at, cfg.dataBytes) });
-      const query = signedQuery({ key: cfg.key, secret: cfg.secret, method: 'POST', path, body });
+      const body = trigger(cfg.event, cfg.room, (v1 ? v1BenchData : benchData)(stream, nextN[stream]++, at, cfg.dataBytes));
       const req = http.request(
         {
           host: '127.0.0.1',
           port: cfg.port,
           method: 'POST',
-          path: `${path}?${query}`,
+          path: target(body),
           agent,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
@@ -302,15 +317,14 @@ function runPublisher() {
   });
   // Warm the keep-alive connections (and check the signature) before reporting ready.
   void (async () => {
-    const body = JSON.stringify({ name: 'bench-warmup', channel: `${cfg.room}-warmup`, data: 'w' });
+    const body = trigger('bench-warmup', `${cfg.room}-warmup`, 'w');
     const warm = await Promise.all(
       Array.from(
         { length: streams },
         () =>
           new Promise((resolve) => {
-            const query = signedQuery({ key: cfg.key, secret: cfg.secret, method: 'POST', path, body });
             const req = http.request(
-              { host: '127.0.0.1', port: cfg.port, method: 'POST', path: `${path}?${query}`, agent, headers: { 'content-type': 'application/json' } },
+              { host: '127.0.0.1', port: cfg.port, method: 'POST', path: target(body), agent, headers: { 'content-type': 'application/json' } },
               (res) => {
                 let text = '';
                 res.on('data', (d) => (text += d));

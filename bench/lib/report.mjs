@@ -202,6 +202,10 @@ export function pusherTable(p, o) {
       lines.push(
         `| b′. diagnosis: Pusher subscribers published to by the v1 WebSocket publisher (same as v1's): deliveries/s flat; late / lost; p50 / p99 ms | ${fmt(h.v1?.flat.deliveriesPerSec)} | ${fmt(h.pusherWs.flat.deliveriesPerSec)}; ${fmt(h.pusherWs.flat.late)} / ${fmt(h.pusherWs.flat.lost)}; ${h.pusherWs.rate.latencyMs.p50} / ${h.pusherWs.rate.latencyMs.p99} | – | ${fmt(r.hotPusherWsOverV1)} | |`,
       );
+    if (h.v1Http)
+      lines.push(
+        `| b″. diagnosis: v1 members published to through \`POST /api/publish\` (${fmt(o.pusherStreams)} connections, as the Pusher HTTP API is): deliveries/s flat (events/s); late / lost; p50 / p99 ms | ${fmt(h.v1Http.flat.deliveriesPerSec)} (${fmt(h.v1Http.flat.ackedPerSec)}); ${fmt(h.v1Http.flat.late)} / ${fmt(h.v1Http.flat.lost)}; ${h.v1Http.rate.latencyMs.p50} / ${h.v1Http.rate.latencyMs.p99} | ${fmt(h.pusher?.flat.deliveriesPerSec)} | – | Pusher / v1 over HTTP ${fmt(r.hotPusherOverV1Http)} | |`,
+      );
   }
   const churnCell = (x) =>
     x

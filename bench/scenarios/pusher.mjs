@@ -35,9 +35,10 @@ export function sbPusherFlags(o, extra = []) {
 }
 
 /**
- * One server of a system: Switchboard (for `v1`, `pusher` and `pusherWs`) or Soketi. `pusherWs` is a
- * diagnosis: Pusher subscribers, published to by scenario 3's v1 WebSocket publisher instead of the HTTP API,
- * so the endpoint's fan-out is compared with v1's under the same publishing.
+ * One server of a system: Switchboard (for `v1`, `pusher`, `pusherWs` and `v1Http`) or Soketi. Two diagnoses
+ * beside the figures: `pusherWs`, Pusher subscribers published to by scenario 3's v1 WebSocket publisher
+ * instead of the HTTP API (the endpoint's fan-out against v1's under the same publishing), and `v1Http`, v1
+ * members published to through `POST /api/publish` as the Pusher systems are through their HTTP API.
  */
 async function serverOf(kind, o, extra = []) {
   if (kind === 'soketi') return startSoketi(BENCH_APP, { maxPresenceMembers: Math.max(100, o.pusherChurnUsers + 10) });
@@ -46,7 +47,7 @@ async function serverOf(kind, o, extra = []) {
 
 /** The load generators' protocol settings for a system. */
 const loadOf = (kind, o) =>
-  kind === 'v1'
+  kind === 'v1' || kind === 'v1Http'
     ? { proto: 'sb' }
     : { proto: 'pusher', key: BENCH_APP.key, streams: o.pusherStreams, ...(kind === 'pusherWs' ? { event: 'message' } : { event: 'bench' }) };
 
@@ -98,7 +99,17 @@ async function hot(kind, o) {
     const publisher = (mode) =>
       kind === 'v1' || kind === 'pusherWs'
         ? openPublisher({ ...common, proto: 'sb', mode, window: o.window, rate: o.pusherHotRate })
-        : openPublisher({ ...common, appId: BENCH_APP.id, secret: BENCH_APP.secret, mode, rate: o.pusherHotRate });
+        : openPublisher({
+            ...common,
+            proto: 'pusher',
+            ...(kind === 'v1Http' ? { api: 'v1' } : {}),
+            key: BENCH_APP.key,
+            streams: o.pusherStreams,
+            appId: BENCH_APP.id,
+            secret: BENCH_APP.secret,
+            mode,
+            rate: o.pusherHotRate,
+          });
     pub = await publisher('flat');
     log(`pusher hot ${kind}: ${opened.joined} subscribers + publisher ready in ${round(opened.seconds, 1)} s`);
     await sleep(1000);
@@ -119,7 +130,10 @@ async function hot(kind, o) {
     pub = await publisher('rate');
     const rate = await window(o.pusherHotRateSeconds);
     log(`pusher hot ${kind} ${o.pusherHotRate}/s: p50 ${rate.latencyMs.p50} p99 ${rate.latencyMs.p99} ms, lost ${rate.lost}`);
-    const publishPath = kind === 'v1' || kind === 'pusherWs' ? `v1 WebSocket, ${o.window} in flight` : `HTTP API, ${o.pusherStreams} connections × 1 in flight`;
+    const publishPath =
+      kind === 'v1' || kind === 'pusherWs'
+        ? `v1 WebSocket, ${o.window} in flight`
+        : `${kind === 'v1Http' ? 'POST /api/publish' : 'Pusher HTTP API'}, ${o.pusherStreams} connections × 1 in flight`;
     return { members: opened.joined, publishPath, flat, rate };
   } finally {
     await closeLoad([...gens, ...(pub ? [pub] : [])]);
@@ -149,7 +163,7 @@ export async function pusher(o) {
   };
   const parts = o.pusherParts.split(',');
   if (parts.includes('idle')) for (const kind of systems) await variant('idle', kind, `pusher idle ${kind}`, () => idle(kind, o));
-  if (parts.includes('hot')) for (const kind of [...systems, 'pusherWs']) await variant('hot', kind, `pusher hot ${kind}`, () => hot(kind, o));
+  if (parts.includes('hot')) for (const kind of [...systems, 'pusherWs', 'v1Http']) await variant('hot', kind, `pusher hot ${kind}`, () => hot(kind, o));
   if (parts.includes('churn'))
     for (const kind of ['switchboard', ...(systems.includes('soketi') ? ['soketi'] : [])])
       await variant('churn', kind, `pusher churn ${kind}`, () => churn(kind, o));
@@ -171,6 +185,7 @@ export function ratios(out) {
     hotPusherOverV1: ratio(h.pusher?.flat.deliveriesPerSec, h.v1?.flat.deliveriesPerSec),
     hotPusherOverSoketi: ratio(h.pusher?.flat.deliveriesPerSec, h.soketi?.flat.deliveriesPerSec),
     hotPusherWsOverV1: ratio(h.pusherWs?.flat.deliveriesPerSec, h.v1?.flat.deliveriesPerSec),
+    hotPusherOverV1Http: ratio(h.pusher?.flat.deliveriesPerSec, h.v1Http?.flat.deliveriesPerSec),
     p99PusherOverSoketi: ratio(h.pusher?.rate.latencyMs.p99, h.soketi?.rate.latencyMs.p99),
   };
   r.idleTargetMet = r.idleRssV1OverPusher === null ? null : r.idleRssV1OverPusher >= 0.8;

@@ -63,6 +63,8 @@ describe('Pusher frames', () => {
     // Frame c has no bench data: the search must not find frame d's, which follows it in the chunk.
     expect(benchDataOf(chunk, a.length + b.length, c.length)).toBeNull();
     expect(benchDataOf(chunk, a.length + b.length + c.length, d.length)).toEqual({ stream: 4, n: 5, at: 77 });
+    expect(benchDataOf(chunk, 0, a.length, false)).toEqual({ stream: 3, n: 17, at: NaN }); // members that do not sample latency
+    expect(v1BenchData(2, 9, 5.5, 40)).toBe(`T5.500|S2.9|${'x'.repeat(28)}`); // the clock first, where loadgen.mjs reads it
   });
 
   it('checks order per member and per publishing stream', () => {
