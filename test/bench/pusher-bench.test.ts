@@ -8,8 +8,19 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 
 const lib = (name: string): string => new URL(`../../bench/lib/${name}`, import.meta.url).href;
 const frames = await import(lib('pusher-frames.mjs'));
-const { benchData, benchDataOf, checkMemberEvents, compareMembers, PresenceTruth, pusherFrameKind, pusherPath, signedQuery, StreamSeqs, subscribeFrame } =
-  frames;
+const {
+  benchData,
+  benchDataOf,
+  checkMemberEvents,
+  compareMembers,
+  PresenceTruth,
+  pusherFrameKind,
+  pusherPath,
+  signedQuery,
+  StreamSeqs,
+  subscribeFrame,
+  v1BenchData,
+} = frames;
 const { openMembers, closeLoad } = await import(lib('load.mjs'));
 const { measureWindow, openPublisher } = await import(lib('measure.mjs'));
 const { startSystem } = await import(lib('systems.mjs'));
