@@ -176,7 +176,8 @@ export function pusherTable(p, o) {
       `v1 / Pusher ${fmt(r.idleRssV1OverPusher)} (≥ 0.8: ${ok(r.idleTargetMet ?? null)})`,
       fmt(r.idleRssPusherOverSoketi),
     );
-    row('a. idle: heap / conn after GC, KB', (k) => i[k].heapPerConnKB, `v1 / Pusher ${fmt(r.idleHeapV1OverPusher)}`);
+    row('a. idle: heap / conn after GC, KB', (k) => i[k].heapPerConnKB, `v1 / Pusher ${fmt(r.idleHeapV1OverPusher)}`, fmt(r.idleHeapPusherOverSoketi));
+    row('a. idle: RSS before → after, MB', (k) => `${i[k].rssMB[0]} → ${i[k].rssMB[1]}`);
     row('a. idle: connect + subscribe time, s; failures', (k) => `${i[k].connectSeconds}; ${i[k].failures}`);
   }
   const m = h.pusher?.members ?? h.v1?.members;
@@ -188,8 +189,9 @@ export function pusherTable(p, o) {
       fmt(r.hotPusherOverSoketi),
     );
     row(
-      'b. flat: server CPU %; late / lost / dup-or-reordered / gaps',
-      (k) => `${h[k].flat.serverCpuPct} %; ${fmt(h[k].flat.late)} / ${fmt(h[k].flat.lost)} / ${h[k].flat.seq.dupsOrReordered} / ${h[k].flat.seq.gaps}`,
+      'b. flat: server CPU %, load generators CPU %; late / lost / dup-or-reordered / gaps',
+      (k) =>
+        `${h[k].flat.serverCpuPct} %, ${h[k].flat.loadCpuPct ?? '–'} %; ${fmt(h[k].flat.late)} / ${fmt(h[k].flat.lost)} / ${h[k].flat.seq.dupsOrReordered} / ${h[k].flat.seq.gaps}`,
     );
     row(
       `b. ${fmt(o.pusherHotRate)} events/s: publish → receive p50 / p99, ms; lost`,
