@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'packages/*/dist/**', '.vitest-tmp/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'bench/.peers/**', 'packages/*/dist/**', '.vitest-tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -7,7 +7,7 @@
  *
  * Scenarios of the table, run by default: idle (1), workers (2), hot (3), cross (4), durable (5), storm (6).
  * Run only when named in --only: connect (joins/s as a node fills), services (backend services), engines
- * (the durable engines alone). Each scenario owns the processes it starts (bench/lib/scenario.mjs).
+ * (the durable engines alone), pusher (the Pusher endpoint beside v1 and Soketi 1.6). Each scenario owns the processes it starts (bench/lib/scenario.mjs).
  * Options: --quick, --only <list>, --systems switchboard,socketio,floor, --out <file.json>, --budget-s N,
  * and any size below as --kebab-case (e.g. --idle-conns 19000).
  */
@@ -22,6 +22,7 @@ import { ROOT } from './lib/systems.mjs';
 import { crossNode, durable, storm, workers } from './scenarios/cluster.mjs';
 import { connectRate } from './scenarios/connect.mjs';
 import { engines } from './scenarios/engines.mjs';
+import { pusher } from './scenarios/pusher.mjs';
 import { services } from './scenarios/services.mjs';
 import { hotRoom, idleMemory } from './scenarios/single.mjs';
 
@@ -70,6 +71,24 @@ const FULL = {
   enginesOutageS: 20,
   enginesRows: 1000000,
   enginesPages: 500,
+  // Scenario `pusher` (issue 14): v1, the Pusher endpoint and Soketi 1.6 (pusherSoketi 0 leaves Soketi out).
+  pusherIdleConns: 5000,
+  pusherIdleChannels: 100,
+  pusherIdleProcs: 2,
+  pusherHotMembers: 1000,
+  pusherHotProcs: 1,
+  pusherHotSeconds: 10,
+  pusherHotRate: 10,
+  pusherHotRateSeconds: 10,
+  // HTTP API publishing: keep-alive connections, one trigger in flight on each (as many as v1's `window`).
+  pusherStreams: 200,
+  pusherChurnUsers: 200,
+  pusherChurnSeconds: 20,
+  pusherChurnRate: 50,
+  pusherChurnSettleS: 30,
+  pusherSoketi: 1,
+  // Which parts of scenario `pusher` run: idle (a), hot (b), churn (c).
+  pusherParts: 'idle,hot,churn',
   budgetS: 1750,
 };
 const QUICK = {
@@ -97,11 +116,19 @@ const QUICK = {
   enginesOutageS: 5,
   enginesRows: 100000,
   enginesPages: 100,
+  pusherIdleConns: 1000,
+  pusherHotMembers: 300,
+  pusherHotSeconds: 3,
+  pusherHotRateSeconds: 3,
+  pusherChurnUsers: 50,
+  pusherChurnSeconds: 8,
+  pusherChurnRate: 25,
+  pusherChurnSettleS: 15,
   budgetS: 240,
 };
 /** The table's scenarios (the default run), then those run only when named in --only. */
 const SCENARIOS = ['idle', 'workers', 'hot', 'cross', 'durable', 'storm'];
-const EXTRA = ['connect', 'services', 'engines'];
+const EXTRA = ['connect', 'services', 'engines', 'pusher'];
 
 function parseArgs(argv) {
   const quick = argv.includes('--quick');
@@ -120,6 +147,7 @@ function parseArgs(argv) {
     } else if (key === 'systems') o.systems = v.split(',');
     else if (key === 'out') o.out = v;
     else if (typeof o[key] === 'number') o[key] = Number(v);
+    else if (typeof o[key] === 'string') o[key] = v;
     else throw new Error(`unknown option ${a}`);
   }
   return o;
@@ -159,6 +187,7 @@ function setup(o) {
       'socket.io': pkg('socket.io'),
       '@socket.io/redis-adapter': pkg('@socket.io/redis-adapter'),
       ioredis: pkg('ioredis'),
+      pusher: pkg('pusher'),
     },
     pinning: 'single-process servers on core 0 (taskset -c 0); load generators and this orchestrator on core 1; cluster scenarios: see each scenario',
     options: o,
@@ -222,6 +251,7 @@ async function main() {
   if (o.only.includes('connect')) result.scenarios.connect = await run('connect', () => connectRate(o));
   if (o.only.includes('services')) result.scenarios.services = await run('services', () => services(o));
   if (o.only.includes('engines')) result.scenarios.engines = await run('engines', () => engines(o));
+  if (o.only.includes('pusher')) result.scenarios.pusher = await run('pusher', () => pusher(o));
   await finish(result.errors.length > 0 ? 1 : 0);
 }
 

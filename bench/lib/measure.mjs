@@ -72,8 +72,12 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
   const pids = serverPids();
   const usage0 = procUsage(pids);
   const cpu0 = usage0.cpuS;
+  // The load generators' CPU too (members and publishers, all on core 1): near 100 % means the figure is theirs.
+  const loadPids = [...gens, ...publishers].map((c) => c.pid);
+  const load0 = procUsage(loadPids).cpuS;
   await sleep(endAt - Date.now());
   const cpu1 = procUsage(pids).cpuS;
+  const load1 = procUsage(loadPids).cpuS;
   const inWindow = (await statsOf(gens)).reduce((s, x) => s + x.inWindow, 0);
   const pubs = await Promise.all(dones);
   const acked = pubs.reduce((s, p) => s + p.acked, 0);
@@ -105,6 +109,7 @@ export async function measureWindow({ gens, publishers, members, durationMs, ser
     latencyMs: Object.fromEntries(Object.entries(percentiles(lat, [50, 99])).map(([k, v]) => [k, k === 'n' ? v : round(v, 1)])),
     ackLatencyMs: pubs.map((p) => p.ackLatencyMs),
     serverCpuPct: round(((cpu1 - cpu0) / seconds) * 100, 0),
+    loadCpuPct: round(((load1 - load0) / seconds) * 100, 0),
     // The servers' RSS when the window opened (a store still holding its start-up memory shows here).
     serverRssMB: round(usage0.rss / 1048576, 0),
     // Messages per member per write: ~1 when every message goes out on its own, more when they coalesce.

@@ -135,6 +135,7 @@ export function markdown(r) {
       `${fmt(e.ackedAppendsPerSec)}; ${fmt(e.persistedPerSec)}; ${fmt(e.outage.maxLagMessages)} msgs over ${e.outage.outageS} s, ${e.outage.catchUpS} s; ${e.pages.latestMs.p99} / ${e.pages.beforeMs.p99} (${fmt(e.pages.rows)} rows)`,
     );
   }
+  if (s.pusher) lines.push('', ...pusherTable(s.pusher, o));
   if (r.errors.length > 0) {
     lines.push('');
     lines.push(`Errors: ${r.errors.join('; ')}`);
@@ -144,4 +145,77 @@ export function markdown(r) {
     lines.push(`Warnings: ${r.warnings.join('; ')}`);
   }
   return lines.join('\n');
+}
+
+/** Scenario `pusher`: its own table (v1, the Pusher endpoint, Soketi; the ratios and targets). */
+export function pusherTable(p, o) {
+  const lines = [];
+  const i = p.idle ?? {};
+  const h = p.hot ?? {};
+  const c = p.churn ?? {};
+  const r = p.ratios ?? {};
+  const soketi = p.soketi?.error ? `Soketi (not run: ${p.soketi.error.slice(0, 200)})` : `Soketi ${p.soketi?.version ?? '–'}`;
+  lines.push(`### Pusher (issue 14): protocol v1, the Pusher endpoint, ${soketi}`);
+  lines.push('');
+  lines.push('| figure | v1 (`/ws`) | Pusher (`/app/:key`) | Soketi | Pusher vs v1 (target) | Pusher / Soketi |');
+  lines.push('|---|---|---|---|---|---|');
+  const cells = (f) =>
+    ['v1', 'pusher', 'soketi'].map((k) => {
+      try {
+        return fmt(f(k));
+      } catch {
+        return '–';
+      }
+    });
+  const row = (name, f, vs = '', soketiR = '') => lines.push(`| ${name} | ${cells(f).join(' | ')} | ${vs} | ${soketiR} |`);
+  const n = i.pusher?.connections ?? i.v1?.connections;
+  if (p.idle) {
+    row(
+      `a. idle, ${fmt(n)} conns (${fmt(o.pusherIdleChannels)} channels): RSS / conn after GC, KB`,
+      (k) => i[k].rssPerConnKB,
+      `v1 / Pusher ${fmt(r.idleRssV1OverPusher)} (≥ 0.8: ${ok(r.idleTargetMet ?? null)})`,
+      fmt(r.idleRssPusherOverSoketi),
+    );
+    row('a. idle: heap / conn after GC, KB', (k) => i[k].heapPerConnKB, `v1 / Pusher ${fmt(r.idleHeapV1OverPusher)}`, fmt(r.idleHeapPusherOverSoketi));
+    row('a. idle: RSS before → after, MB', (k) => `${i[k].rssMB[0]} → ${i[k].rssMB[1]}`);
+    row('a. idle: connect + subscribe time, s; failures', (k) => `${i[k].connectSeconds}; ${i[k].failures}`);
+  }
+  const m = h.pusher?.members ?? h.v1?.members;
+  if (p.hot) {
+    row(
+      `b. hot channel, ${fmt(m)} subscribers, flat out: deliveries/s (events/s published)`,
+      (k) => `${fmt(h[k].flat.deliveriesPerSec)} (${fmt(h[k].flat.ackedPerSec)})`,
+      `Pusher / v1 ${fmt(r.hotPusherOverV1)} (≥ 0.8: ${ok(r.hotTargetMet ?? null)})`,
+      fmt(r.hotPusherOverSoketi),
+    );
+    row(
+      'b. flat: server CPU %, load generators CPU %; late / lost / dup-or-reordered / gaps',
+      (k) =>
+        `${h[k].flat.serverCpuPct} %, ${h[k].flat.loadCpuPct ?? '–'} %; ${fmt(h[k].flat.late)} / ${fmt(h[k].flat.lost)} / ${h[k].flat.seq.dupsOrReordered} / ${h[k].flat.seq.gaps}`,
+    );
+    row(
+      `b. ${fmt(o.pusherHotRate)} events/s: publish → receive p50 / p99, ms; lost`,
+      (k) => `${h[k].rate.latencyMs.p50} / ${h[k].rate.latencyMs.p99}; ${fmt(h[k].rate.lost)}`,
+      '',
+      `p99 ${fmt(r.p99PusherOverSoketi)}`,
+    );
+    row('b. publish path', (k) => h[k].publishPath);
+    if (h.pusherWs)
+      lines.push(
+        `| b′. diagnosis: Pusher subscribers published to by the v1 WebSocket publisher (same as v1's): deliveries/s flat; late / lost; p50 / p99 ms | ${fmt(h.v1?.flat.deliveriesPerSec)} | ${fmt(h.pusherWs.flat.deliveriesPerSec)}; ${fmt(h.pusherWs.flat.late)} / ${fmt(h.pusherWs.flat.lost)}; ${h.pusherWs.rate.latencyMs.p50} / ${h.pusherWs.rate.latencyMs.p99} | – | ${fmt(r.hotPusherWsOverV1)} | |`,
+      );
+    if (h.v1Http)
+      lines.push(
+        `| b″. diagnosis: v1 members published to through \`POST /api/publish\` (${fmt(o.pusherStreams)} connections, as the Pusher HTTP API is): deliveries/s flat (events/s); late / lost; p50 / p99 ms | ${fmt(h.v1Http.flat.deliveriesPerSec)} (${fmt(h.v1Http.flat.ackedPerSec)}); ${fmt(h.v1Http.flat.late)} / ${fmt(h.v1Http.flat.lost)}; ${h.v1Http.rate.latencyMs.p50} / ${h.v1Http.rate.latencyMs.p99} | ${fmt(h.pusher?.flat.deliveriesPerSec)} | – | Pusher / v1 over HTTP ${fmt(r.hotPusherOverV1Http)} | |`,
+      );
+  }
+  const churnCell = (x) =>
+    x
+      ? `${x.correct ? 'correct' : 'WRONG'}: ${fmt(x.ops.opened)} subscribed / ${fmt(x.ops.closed)} closed / ${fmt(x.ops.unsubscribed)} unsubscribed (${fmt(x.ops.joins)} joins, ${fmt(x.ops.leaves)} leaves, ${fmt(x.ops.failed)} failed); member lists right on ${x.nodeLists.filter((v) => v.listOk).length}/${x.nodes} nodes, user_count on ${x.nodeLists.filter((v) => v.countOk).length}/${x.nodes} (${x.nodeLists.map((v) => v.userCount).join(', ')} for ${fmt(x.present + 1)}; ${fmt(x.presentOnTwoNodes)} users were on two nodes), ${x.settledS} s after the churn; member events dup ${x.events.dupAdded + x.events.dupRemoved}, missed ${x.events.missedAdded + x.events.missedRemoved}, out of turn ${x.events.outOfTurn}`
+      : '–';
+  if (p.churn)
+    lines.push(
+      `| c. presence churn, 3 nodes, ${fmt(o.pusherChurnUsers)} users, ${fmt(o.pusherChurnSeconds)} s | – | ${churnCell(c.switchboard)} | ${p.soketi?.error ? 'not run' : churnCell(c.soketi)} | | |`,
+    );
+  return lines;
 }

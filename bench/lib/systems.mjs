@@ -17,7 +17,8 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(HERE, '..', '..');
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const GC_HOOK = join(HERE, 'gc-hook.mjs');
-const memDir = tmpDir('sb-bench-mem-');
+/** Where gc-hook.mjs writes each server's memory reading (any system started with the hook and BENCH_MEM_DIR). */
+export const memDir = tmpDir('sb-bench-mem-');
 
 export const PROTO = { switchboard: 'sb', floor: 'sb', socketio: 'sio' };
 
