@@ -13,6 +13,7 @@ import type { Engines } from '../engines/engines.js';
 import { NodeDirectory } from '../engines/backplane/directory.js';
 import { TimedBackplane } from '../engines/backplane/timed.js';
 import { HistoryWriter } from '../engines/messagestore/history-writer.js';
+import { watchListener } from '../http/close.js';
 import { createHttpServer, type Readiness } from '../http/server.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
@@ -204,6 +205,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     upgrade: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
     cluster: { nodeId, announceIntervalMs: ANNOUNCE_INTERVAL_MS, nodes: () => directory.nodes() },
   });
+  const listener = watchListener(server);
   server.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -211,11 +213,11 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      // The listener stays open through the drain: upgrades get 503 refused_draining, /readyz 503, the API answers.
       await gateway.drain();
       gateway.close();
       clearInterval(lagTimer);
-      server.close();
-      server.closeAllConnections();
+      await listener.close();
       await engines.presence.removeNode(nodeId).catch(() => undefined);
       directoryStopped = true;
       await directory.stop();
