@@ -44,7 +44,8 @@ export interface RunningNode {
   /** What the node's WebSocket side was given (its engines, edge, rooms…), for tests and tools. */
   readonly ctx: GatewayDeps;
   readiness(): Readiness;
-  /** Drain clients (reconnect notices), stop the history writer after its in-flight batch, close engines
+  /** Drain clients (reconnect notices, each closed when its delay ends; HTTP answered meanwhile), close the
+   * listener once its accept queue is quiet, stop the history writer after its in-flight batch, close engines
    * (publishes still waiting for the durable log are rejected: none of them was acked). */
   stop(): Promise<void>;
 }
