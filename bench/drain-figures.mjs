@@ -82,9 +82,10 @@ function startNode(id, env = {}) {
   return listening(child).then((port) => ({ child, port, url: `http://127.0.0.1:${port}` }));
 }
 
-/** One probe on a fresh connection: { outcome: answered|refused|reset|hang, status, ms }. */
+/** One probe on a fresh connection: { outcome: answered|refused|reset|hang, status, ms, at (Date.now() at its start) }. */
 function probe(port, path, upgrade) {
   const t0 = performance.now();
+  const at = Date.now();
   return new Promise((res) => {
     let done = false;
     const finish = (r) => {
@@ -92,7 +93,7 @@ function probe(port, path, upgrade) {
       done = true;
       clearTimeout(timer);
       req.destroy();
-      res({ ...r, ms: Math.round(performance.now() - t0) });
+      res({ ...r, ms: Math.round(performance.now() - t0), at });
     };
     const headers = upgrade
       ? { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' }
@@ -231,6 +232,8 @@ async function main() {
       reset: count((p) => p.outcome === 'reset'),
       noAnswerIn10s: count((p) => p.outcome === 'hang'),
       longestAnswerMs: Math.max(0, ...ps.filter((p) => p.outcome === 'answered').map((p) => p.ms)),
+      // When (ms after SIGTERM) the probes that were not answered started, and how they ended.
+      notAnswered: ps.filter((p) => p.outcome !== 'answered').map((p) => `${p.outcome}${p.error ? ` ${p.error}` : ''} @${p.at - termAt}`),
     };
   };
   result.figures.probes = { upgrade: summary('upgrade'), readyz: summary('readyz') };

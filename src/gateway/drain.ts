@@ -6,8 +6,9 @@
  * - Notices go out in delay order, at most `noticesPerTurn` per turn; a connection's close is due at the
  *   time its notice was sent plus its delay (the SDK counts `reconnectAfterMs` from the notice too).
  * - At most `closesPerTurn` closes per turn (`catchUpClosesPerTurn` when the schedule is more than
- *   `catchUpAfterMs` behind, e.g. on a stalled machine); turns are separated by `setImmediate` while work is
- *   due and by a timer (at most `sliceMs`) while it is not, so I/O (accepts, requests) runs between them.
+ *   `catchUpAfterMs` behind, e.g. on a loaded machine), and no more once the turn has spent `sliceMs` closing;
+ *   turns are separated by `setImmediate` while work is due and by a timer (at most `sliceMs`) while it is
+ *   not, so I/O (accepts, requests, the clean-up of closed sockets) runs between them.
  * - A connection that arrives during the drain (its handshake was already under way) is told and closed at
  *   once. Each connection is closed (or terminated) at most once.
  * - The drain ends when every connection is gone, or at `timeoutMs`, when what is left is terminated (also in
@@ -49,7 +50,7 @@ export interface DrainOptions {
   catchUpAfterMs?: number;
   /** Default 256. */
   noticesPerTurn?: number;
-  /** Longest wait between turns, ms (default 10). */
+  /** Longest wait between turns, and longest time a turn spends closing, ms (default 10). */
   sliceMs?: number;
   /** [0, 1), default Math.random. */
   random?: () => number;
@@ -158,6 +159,8 @@ export class DrainSchedule<C> {
       if (this.hooks.isOpen(e.c)) {
         this.hooks.close(e.c);
         closes++;
+        // A turn also ends after `sliceMs` of closing (a slow machine, a catch-up batch), whatever the count.
+        if (this.clock.now() - now >= this.o.sliceMs) break;
       }
     }
     this.schedule(now);

@@ -21,6 +21,7 @@ export interface ListenerCloser {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const afterPoll = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Starts watching `server`'s accepted connections; call before the server is used. */
 export function watchListener(server: Server): ListenerCloser {
@@ -32,11 +33,16 @@ export function watchListener(server: Server): ListenerCloser {
     async close({ quietMs = 50, maxWaitMs = 1000, requestGraceMs = 1000 } = {}) {
       const start = performance.now();
       for (;;) {
+        // Checked after a poll phase (setImmediate runs right after it): connections waiting in the backlog,
+        // and request bytes of connections already accepted, have been taken then, even after a stall.
+        await afterPoll();
         const now = performance.now();
         const quietFor = now - lastAccept;
         if (quietFor >= quietMs || now - start >= maxWaitMs) break;
         await sleep(Math.max(1, Math.min(quietMs - quietFor, maxWaitMs - (now - start))));
       }
+      // Synchronously after that check: server.close() also closes idle connections, and a connection whose
+      // request has not been read yet counts as idle (it would be reset).
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       let timer: NodeJS.Timeout | undefined;

@@ -84,8 +84,11 @@ function conns(n: number, patch: Partial<FakeConn> = {}): FakeConn[] {
   return Array.from({ length: n }, (_, id) => ({ id, open: true, closing: false, stuck: false, notices: [], closes: [], terminations: [], ...patch }));
 }
 
-/** Hooks over fake connections: a close completes (the socket is gone) `closeLatencyMs` later unless stuck. */
-function hooks(loop: FakeLoop, closeLatencyMs = 5): DrainHooks<FakeConn> {
+/**
+ * Hooks over fake connections: a close completes (the socket is gone) `closeLatencyMs` later unless stuck, and
+ * costs `closeCostMs` of the turn's time.
+ */
+function hooks(loop: FakeLoop, closeLatencyMs = 5, closeCostMs = 0): DrainHooks<FakeConn> {
   return {
     notify: (c, delayMs) => {
       c.notices.push({ at: loop.now(), delayMs });
@@ -94,6 +97,7 @@ function hooks(loop: FakeLoop, closeLatencyMs = 5): DrainHooks<FakeConn> {
     close: (c) => {
       c.closes.push(loop.now());
       loop.turns[loop.current]!++;
+      loop.t += closeCostMs;
       if (!c.stuck) loop.event(() => (c.open = false), closeLatencyMs);
     },
     terminate: (c) => {
@@ -106,9 +110,9 @@ function hooks(loop: FakeLoop, closeLatencyMs = 5): DrainHooks<FakeConn> {
   };
 }
 
-function drain(list: FakeConn[], options: Partial<DrainOptions> = {}, turnCostMs = 0, closeLatencyMs = 5) {
+function drain(list: FakeConn[], options: Partial<DrainOptions> = {}, turnCostMs = 0, closeLatencyMs = 5, closeCostMs = 0) {
   const loop = new FakeLoop(turnCostMs);
-  const schedule = new DrainSchedule(hooks(loop, closeLatencyMs), { spreadMs: 5_000, timeoutMs: 10_000, random: seeded(7), ...options }, loop);
+  const schedule = new DrainSchedule(hooks(loop, closeLatencyMs, closeCostMs), { spreadMs: 5_000, timeoutMs: 10_000, random: seeded(7), ...options }, loop);
   let resolvedAt: number | null = null;
   void schedule.run(list).then(() => (resolvedAt = loop.now()));
   const finish = (): number => {
@@ -168,6 +172,15 @@ describe('drain schedule', () => {
       expect(c.closes).toHaveLength(1);
       expect(c.terminations).toEqual([]);
     }
+  });
+
+  it('a turn stops closing once it has spent 10 ms, even in catch-up', () => {
+    const list = conns(3_000);
+    // Each close costs 3 ms: the schedule falls behind (catch-up), but a turn holds the loop for at most ~10 ms.
+    const { loop, finish } = drain(list, { spreadMs: 2_000, timeoutMs: 60_000 }, 0, 5, 3);
+    finish();
+    expect(Math.max(...loop.turns)).toBeLessThanOrEqual(4);
+    for (const c of list) expect(c.closes).toHaveLength(1);
   });
 
   it('terminates what is still open at the deadline, each once, in bounded batches, then resolves', async () => {
