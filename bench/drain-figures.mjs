@@ -232,12 +232,39 @@ async function main() {
       reset: count((p) => p.outcome === 'reset'),
       noAnswerIn10s: count((p) => p.outcome === 'hang'),
       longestAnswerMs: Math.max(0, ...ps.filter((p) => p.outcome === 'answered').map((p) => p.ms)),
+      slowestAnswers: ps
+        .filter((p) => p.outcome === 'answered')
+        .sort((x, y) => y.ms - x.ms)
+        .slice(0, 3)
+        .map((p) => `${p.ms} ms @${p.at - termAt}`),
       // When (ms after SIGTERM) the probes that were not answered started, and how they ended.
       notAnswered: ps.filter((p) => p.outcome !== 'answered').map((p) => `${p.outcome}${p.error ? ` ${p.error}` : ''} @${p.at - termAt}`),
     };
   };
   result.figures.probes = { upgrade: summary('upgrade'), readyz: summary('readyz') };
-  result.figures.drain = { exitCode: code, sigtermToExitMs: at - termAt };
+  // A's own account (log lines): the drain's closes and terminations, and when it logged them.
+  const logged = (msg) => {
+    for (const line of a.child.out.split('\n')) {
+      if (!line.includes(`"msg":"${msg}"`)) continue;
+      try {
+        const j = JSON.parse(line);
+        return { ...j, atMs: Date.parse(j.time) - termAt };
+      } catch {
+        /* cut line */
+      }
+    }
+    return null;
+  };
+  const drained = logged('drained');
+  const stopped = logged('stopped');
+  result.figures.drain = {
+    exitCode: code,
+    sigtermToExitMs: at - termAt,
+    logged:
+      drained === null
+        ? null
+        : { closed: drained.closed, terminated: drained.terminated, drainMs: drained.ms, drainedAtMs: drained.atMs, stoppedAtMs: stopped?.atMs },
+  };
   try {
     result.figures.loopStallOnA = JSON.parse(readFileSync(stallFile, 'utf8'));
   } catch {

@@ -71,6 +71,13 @@ interface Entry<C> {
   dueAt: number;
 }
 
+/** What a drain did: connections closed on their schedule (4001), and terminated at the deadline. */
+export interface DrainResult {
+  closed: number;
+  terminated: number;
+  ms: number;
+}
+
 /** One drain, run once: `run(connections)` resolves when it is over. */
 export class DrainSchedule<C> {
   private readonly o: Required<DrainOptions>;
@@ -86,7 +93,9 @@ export class DrainSchedule<C> {
   private all: C[] = [];
   private startedAt = 0;
   private finished = false;
-  private resolve: (() => void) | null = null;
+  private closed = 0;
+  private terminated = 0;
+  private resolve: ((result: DrainResult) => void) | null = null;
 
   constructor(
     private readonly hooks: DrainHooks<C>,
@@ -108,7 +117,7 @@ export class DrainSchedule<C> {
     return this.finished;
   }
 
-  run(connections: Iterable<C>): Promise<void> {
+  run(connections: Iterable<C>): Promise<DrainResult> {
     this.startedAt = this.clock.now();
     for (const c of connections) {
       this.all.push(c);
@@ -124,7 +133,7 @@ export class DrainSchedule<C> {
   /** A connection whose handshake completed during the drain: told to go elsewhere and closed on the next turn (at once if the drain is over). */
   add(c: C): void {
     this.hooks.notify(c, Math.floor(this.o.random() * this.o.spreadMs));
-    if (this.finished) this.hooks.close(c);
+    if (this.finished) this.close(c);
     else {
       this.all.push(c);
       this.late.push(c);
@@ -150,14 +159,14 @@ export class DrainSchedule<C> {
     while (closes < budget && this.late.length > 0) {
       const c = this.late.shift()!;
       if (this.hooks.isOpen(c)) {
-        this.hooks.close(c);
+        this.close(c);
         closes++;
       }
     }
     while (closes < budget && this.nextDue < this.due.length && this.due[this.nextDue]!.dueAt <= now) {
       const e = this.due[this.nextDue++]!;
       if (this.hooks.isOpen(e.c)) {
-        this.hooks.close(e.c);
+        this.close(e.c);
         closes++;
         // A turn also ends after `sliceMs` of closing (a slow machine, a catch-up batch), whatever the count.
         if (this.clock.now() - now >= this.o.sliceMs) break;
@@ -187,16 +196,25 @@ export class DrainSchedule<C> {
     let i = 0;
     const batch = (): void => {
       const end = Math.min(open.length, i + this.o.catchUpClosesPerTurn);
-      for (; i < end; i++) if (this.hooks.isOpen(open[i]!)) this.hooks.terminate(open[i]!);
+      for (; i < end; i++) {
+        if (!this.hooks.isOpen(open[i]!)) continue;
+        this.hooks.terminate(open[i]!);
+        this.terminated++;
+      }
       if (i < open.length) this.clock.later(batch, 0);
       else this.finish();
     };
     batch();
   }
 
+  private close(c: C): void {
+    this.hooks.close(c);
+    this.closed++;
+  }
+
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.resolve?.();
+    this.resolve?.({ closed: this.closed, terminated: this.terminated, ms: this.clock.now() - this.startedAt });
   }
 }

@@ -12,7 +12,7 @@ import { SUBPROTOCOL } from '../protocol/frames.js';
 import type { Admission } from './admission.js';
 import { Connection } from './connection.js';
 import type { GatewayDeps } from './deps.js';
-import { DrainSchedule, type DrainHooks } from './drain.js';
+import { DrainSchedule, type DrainHooks, type DrainResult } from './drain.js';
 import { Session } from './session.js';
 
 const PING = wireFrame({ type: 'ping' });
@@ -150,12 +150,12 @@ export class Gateway {
    * keeps answering HTTP meanwhile; resolves when every socket closed, or at drainTimeoutMs once the rest
    * was terminated.
    */
-  async drain(): Promise<void> {
-    if (this.drainSchedule !== null) return;
+  async drain(): Promise<DrainResult> {
+    if (this.drainSchedule !== null) return { closed: 0, terminated: 0, ms: 0 };
     this.admission.draining = true;
     const { drainSpreadMs, drainTimeoutMs } = this.ctx.config;
     this.drainSchedule = new DrainSchedule(this.drainHooks, { spreadMs: drainSpreadMs, timeoutMs: drainTimeoutMs });
-    await this.drainSchedule.run([...this.conns]);
+    return this.drainSchedule.run([...this.conns]);
   }
 
   private readonly drainHooks: DrainHooks<Connection> = {

@@ -215,7 +215,8 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       // The listener stays open through the drain: upgrades get 503 refused_draining, /readyz 503, the API answers.
-      await gateway.drain();
+      const drained = await gateway.drain();
+      log.info(drained, 'drained');
       gateway.close();
       clearInterval(lagTimer);
       await listener.close();

@@ -4,7 +4,7 @@
  * exactly once, late arrivals, and the deadline's terminations.
  */
 import { describe, expect, it } from 'vitest';
-import { DrainSchedule, type DrainClock, type DrainHooks, type DrainOptions } from '../../src/gateway/drain.js';
+import { DrainSchedule, type DrainClock, type DrainHooks, type DrainOptions, type DrainResult } from '../../src/gateway/drain.js';
 
 interface FakeConn {
   readonly id: number;
@@ -114,21 +114,26 @@ function drain(list: FakeConn[], options: Partial<DrainOptions> = {}, turnCostMs
   const loop = new FakeLoop(turnCostMs);
   const schedule = new DrainSchedule(hooks(loop, closeLatencyMs, closeCostMs), { spreadMs: 5_000, timeoutMs: 10_000, random: seeded(7), ...options }, loop);
   let resolvedAt: number | null = null;
-  void schedule.run(list).then(() => (resolvedAt = loop.now()));
+  let outcome: DrainResult | null = null;
+  void schedule.run(list).then((r) => {
+    resolvedAt = loop.now();
+    outcome = r;
+  });
   const finish = (): number => {
     loop.runUntil(() => schedule.done);
     return loop.now();
   };
-  return { loop, schedule, finish, resolved: () => resolvedAt };
+  return { loop, schedule, finish, resolved: () => resolvedAt, result: () => outcome };
 }
 
 describe('drain schedule', () => {
   it('notices every connection once, closes each once when its own delay ends, at most 8 per turn', async () => {
     const list = conns(2_000);
-    const { loop, finish, schedule } = drain(list);
+    const { loop, finish, schedule, result } = drain(list);
     const end = finish();
     await Promise.resolve();
     expect(schedule.done).toBe(true);
+    expect(result()).toEqual({ closed: 2_000, terminated: 0, ms: end });
     for (const c of list) {
       expect(c.notices).toHaveLength(1);
       expect(c.closes).toHaveLength(1);
@@ -185,10 +190,11 @@ describe('drain schedule', () => {
 
   it('terminates what is still open at the deadline, each once, in bounded batches, then resolves', async () => {
     const list = conns(300, { stuck: true });
-    const { loop, finish, resolved } = drain(list, { spreadMs: 1_000, timeoutMs: 3_000 });
+    const { loop, finish, resolved, result } = drain(list, { spreadMs: 1_000, timeoutMs: 3_000 });
     finish();
     await Promise.resolve();
     expect(resolved()).not.toBeNull();
+    expect(result()).toMatchObject({ closed: 300, terminated: 300 });
     expect(resolved()!).toBeGreaterThanOrEqual(3_000);
     for (const c of list) {
       expect(c.closes).toHaveLength(1);
