@@ -12,7 +12,7 @@
  * - A connection that arrives during the drain (its handshake was already under way) is told and closed at
  *   once. Each connection is closed (or terminated) at most once.
  * - The drain ends when every connection is gone, or at `timeoutMs`, when what is left is terminated (also in
- *   bounded batches).
+ *   bounded batches, `terminationsPerTurn`).
  *
  * Time and turns come from a `DrainClock`, so the schedule is unit-tested with a fake clock.
  */
@@ -50,6 +50,8 @@ export interface DrainOptions {
   catchUpAfterMs?: number;
   /** Default 256. */
   noticesPerTurn?: number;
+  /** At the deadline, default 16 (each one's clean-up, leaving rooms and presence, follows in the same turn). */
+  terminationsPerTurn?: number;
   /** Longest wait between turns, and longest time a turn spends closing, ms (default 10). */
   sliceMs?: number;
   /** [0, 1), default Math.random. */
@@ -107,6 +109,7 @@ export class DrainSchedule<C> {
       catchUpClosesPerTurn: 64,
       catchUpAfterMs: 1000,
       noticesPerTurn: 256,
+      terminationsPerTurn: 16,
       sliceMs: 10,
       random: Math.random,
       ...options,
@@ -195,7 +198,7 @@ export class DrainSchedule<C> {
     const open = this.all.filter((c) => this.hooks.isOpen(c));
     let i = 0;
     const batch = (): void => {
-      const end = Math.min(open.length, i + this.o.catchUpClosesPerTurn);
+      const end = Math.min(open.length, i + this.o.terminationsPerTurn);
       for (; i < end; i++) {
         if (!this.hooks.isOpen(open[i]!)) continue;
         this.hooks.terminate(open[i]!);
