@@ -18,7 +18,7 @@
  *     last acked message of their room.
  *
  * Usage (repository root): node bench/drain-figures.mjs [--dist dist] [--clients 5000] [--procs 4] [--rooms 50]
- *   [--rate 25] [--settle 5] [--every 250] [--after 120] [--out f.json]
+ *   [--rate 25] [--settle 5] [--every 250] [--after 120] [--out f.json] [--profile dir (node A's --cpu-prof)]
  * --dist picks the build to measure, server and SDK (e.g. another checkout's dist/ for a "before" figure).
  * JSON on stdout, progress on stderr. Children are stopped by pid. Run it alone on the machine.
  */
@@ -32,12 +32,12 @@ import { alive, listening, log, sleep, start, startInfra, stopAll, tmpDir } from
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
-const opt = { dist: join(ROOT, 'dist'), clients: 5000, procs: 4, rooms: 50, rate: 25, settle: 5, every: 250, after: 120, out: null };
+const opt = { dist: join(ROOT, 'dist'), clients: 5000, procs: 4, rooms: 50, rate: 25, settle: 5, every: 250, after: 120, out: null, profile: null };
 for (let i = 2; i < process.argv.length; i++) {
   const k = process.argv[i].replace(/^--/, '');
   if (!(k in opt)) throw new Error(`unknown option ${process.argv[i]}`);
   const v = process.argv[++i];
-  opt[k] = k === 'dist' || k === 'out' ? resolve(v) : Number(v);
+  opt[k] = k === 'dist' || k === 'out' || k === 'profile' ? resolve(v) : Number(v);
 }
 const loadavg = () =>
   os
@@ -57,6 +57,7 @@ function startNode(id, env = {}) {
     id,
     process.execPath,
     [
+      ...(opt.profile !== null && id === 'node-a' ? ['--cpu-prof', '--cpu-prof-dir', opt.profile] : []),
       '--import',
       join(HERE, 'lib', 'loop-stall.mjs'),
       join(opt.dist, 'cli', 'main.js'),
