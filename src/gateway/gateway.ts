@@ -159,7 +159,10 @@ export class Gateway {
   }
 
   private readonly drainHooks: DrainHooks<Connection> = {
-    notify: (c, reconnectAfterMs) => c.sendFrame({ type: 'notice', code: 'reconnect', reason: 'node shutting down', reconnectAfterMs }),
+    notify: (c, reconnectAfterMs) => {
+      c.leaving = true;
+      c.sendFrame({ type: 'notice', code: 'reconnect', reason: 'node shutting down', reconnectAfterMs });
+    },
     close: (c) => c.close(CloseCodes.shutdown, 'node shutting down'),
     terminate: (c) => c.ws.terminate(),
     isOpen: (c) => this.conns.has(c),

@@ -31,6 +31,12 @@ export const MAX_PENDING = 10_000;
 /** What a room needs of a connection. */
 export interface RoomMember {
   send(frame: Buffer): void;
+  /**
+   * Set once the member was told to reconnect elsewhere (a drain's notice): it gets messages until its close but
+   * no more `presence.diff` (it asks for the list again after its rejoin, as after every join). Without this,
+   * every client leaving a draining node made the node send a diff to each member still there.
+   */
+  readonly leaving?: boolean;
 }
 
 export interface RoomHooks {
@@ -243,7 +249,7 @@ export class LocalRoom {
           });
     this.presenceJoined = new Map();
     this.presenceLeft = new Map();
-    for (const ms of this.members) if (ms.pending === null) ms.conn.send(frame);
+    for (const ms of this.members) if (ms.pending === null && ms.conn.leaving !== true) ms.conn.send(frame);
   }
 
   close(): void {
