@@ -6,9 +6,10 @@
  *                 └──failed──────────────────────────────────────┼───────────────▶┘  └─failed (attempt+1)
  *   any state ──close() / terminal close code / auth refused for good──▶ closed
  *
- * A lost connection is retried after a full-jitter backoff delay (at least a `notice`'s `reconnectAfterMs`),
- * with a fresh token from `getToken` on each attempt. Close codes follow the one rule of
- * protocol/close-codes.ts (docs/protocol.md §6); 4005 (token expired) reconnects only with `getToken`.
+ * A lost connection is retried after a full-jitter backoff delay (not before a `notice`'s `reconnectAfterMs`, counted from
+ * its arrival), with a fresh token from `getToken` on each attempt, one attempt at a time: `handshakeTimeoutMs` for the
+ * handshake, then `connectTimeoutMs` for `connected`; an abandoned attempt's socket is closed first (docs/client.md,
+ * "Connection attempts"). Close codes: protocol/close-codes.ts (docs/protocol.md §6); 4005 reconnects only with `getToken`.
  */
 import { isTerminalCloseCode } from '../protocol/close-codes.js';
 import { isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
@@ -47,8 +48,8 @@ export class Connection implements RoomHost {
   private reconnectTimer: Timer | null = null;
   private connectTimer: Timer | null = null;
   private watchdogTimer: Timer | null = null;
-  /** From a `notice`: do not reconnect sooner than this. */
-  private noticeDelayMs: number | null = null;
+  /** From a `notice` (Date.now() + reconnectAfterMs on arrival): do not reconnect before this. */
+  private noticeUntil: number | null = null;
   /** An error frame that explains the close about to follow (unauthorized, token_expired). */
   private serverError: SwitchboardClientError | null = null;
   /** Dev mode without `user`: the id the server picked, kept so idempotency ids stay in one scope. */
@@ -156,7 +157,7 @@ export class Connection implements RoomHost {
   private async open(): Promise<void> {
     const gen = ++this.gen;
     this.serverError = null;
-    this.noticeDelayMs = null;
+    this.noticeUntil = null;
     let token: string | undefined;
     try {
       token = await this.token();
@@ -173,13 +174,11 @@ export class Connection implements RoomHost {
       return;
     }
     this.ws = ws;
-    this.connectTimer = setTimeout(() => {
-      this.connectTimer = null;
-      if (gen === this.gen) this.lost(new SwitchboardClientError('timeout', `not connected within ${this.o.connectTimeoutMs} ms`));
-    }, this.o.connectTimeoutMs);
+    this.armConnectTimer(gen, this.o.handshakeTimeoutMs, `no WebSocket handshake within ${this.o.handshakeTimeoutMs} ms`);
     let transportError: unknown;
     ws.onopen = () => {
       if (gen !== this.gen) return;
+      this.armConnectTimer(gen, this.o.connectTimeoutMs, `not connected within ${this.o.connectTimeoutMs} ms of the WebSocket handshake`);
       const user = token === undefined ? (this.o.user ?? this.anonUser) : undefined;
       this.send({ type: 'connect', id: CONNECT_ID, protocol: 1, ...(token !== undefined ? { token } : {}), ...(user !== undefined ? { user } : {}) });
     };
@@ -192,6 +191,15 @@ export class Connection implements RoomHost {
     ws.onclose = (ev) => {
       if (gen === this.gen) this.onClose(ev.code, ev.reason, transportError);
     };
+  }
+
+  /** The current attempt's deadline: it is abandoned (its socket closed) and retried when it passes. */
+  private armConnectTimer(gen: number, ms: number, message: string): void {
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      if (gen === this.gen) this.lost(new SwitchboardClientError('timeout', message));
+    }, ms);
   }
 
   private async token(): Promise<string | undefined> {
@@ -218,7 +226,7 @@ export class Connection implements RoomHost {
       case 'connected':
         return this.onConnected(f);
       case 'notice':
-        this.noticeDelayMs = f.reconnectAfterMs;
+        this.noticeUntil = Date.now() + f.reconnectAfterMs;
         return;
       case 'message':
         this.rooms.get(f.room)?.onMessage(f);
@@ -308,8 +316,8 @@ export class Connection implements RoomHost {
   private scheduleReconnect(error?: SwitchboardClientError): void {
     this.attempt++;
     let delayMs = backoffDelay(this.attempt, this.o.backoff);
-    if (this.noticeDelayMs !== null) delayMs = Math.max(delayMs, this.noticeDelayMs);
-    this.noticeDelayMs = null;
+    if (this.noticeUntil !== null) delayMs = Math.max(delayMs, this.noticeUntil - Date.now());
+    this.noticeUntil = null;
     this.setState('reconnecting', { attempt: this.attempt, delayMs, ...(error !== undefined ? { error } : {}) });
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;

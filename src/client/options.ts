@@ -22,6 +22,7 @@ export interface ResolvedOptions {
   offlineQueueMax: number;
   requestTimeoutMs: number;
   connectTimeoutMs: number;
+  handshakeTimeoutMs: number;
   maxInFlight: number;
   gapWaitMs: number;
   reorderBufferMax: number;
@@ -96,6 +97,7 @@ export function resolveOptions(url: unknown, raw: ClientOptions | undefined): Re
     offlineQueueMax: num(o.offlineQueue?.max, 'offlineQueue.max', 1000, 0),
     requestTimeoutMs: num(o.requestTimeoutMs, 'requestTimeoutMs', 15_000, 1),
     connectTimeoutMs: num(o.connectTimeoutMs, 'connectTimeoutMs', 10_000, 1),
+    handshakeTimeoutMs: num(o.handshakeTimeoutMs, 'handshakeTimeoutMs', 30_000, 1),
     maxInFlight: num(o.maxInFlight, 'maxInFlight', 128, 1, MAX_IN_FLIGHT_LIMIT),
     gapWaitMs: num(o.gapWaitMs, 'gapWaitMs', 1000, 0),
     reorderBufferMax: num(o.reorderBufferMax, 'reorderBufferMax', 1000, 1),

@@ -63,7 +63,12 @@ export interface ClientOptions {
   offlineQueue?: { max?: number };
   /** Deadline of each request (publish attempt, join, history, presence), ms. Default 15000. */
   requestTimeoutMs?: number;
-  /** Time allowed from opening the socket to `connected`, ms. Default 10000. */
+  /**
+   * Time allowed for the WebSocket handshake (from opening the socket to its `open`), ms. Default 30000: an
+   * attempt waiting in a busy node's accept queue is not abandoned (and queued again behind itself).
+   */
+  handshakeTimeoutMs?: number;
+  /** Time allowed from the handshake to `connected` (the server's answer to `connect`), ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Requests sent and not yet answered on one connection (the server refuses more than 256). Default 128, max 250. */
   maxInFlight?: number;

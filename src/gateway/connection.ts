@@ -36,6 +36,8 @@ export class Connection implements OutboxSink, RoomMember {
   /** Frames received while connect was still in progress, run when it completes. */
   readonly early: ClientFrame[] = [];
   closeCode = 0;
+  /** Told to reconnect elsewhere (drain notice): no more presence diffs (rooms/room.ts, RoomMember). */
+  leaving = false;
 
   constructor(
     readonly id: string,

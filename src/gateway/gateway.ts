@@ -12,6 +12,7 @@ import { SUBPROTOCOL } from '../protocol/frames.js';
 import type { Admission } from './admission.js';
 import { Connection } from './connection.js';
 import type { GatewayDeps } from './deps.js';
+import { DrainSchedule, type DrainHooks, type DrainResult } from './drain.js';
 import { Session } from './session.js';
 
 const PING = wireFrame({ type: 'ping' });
@@ -23,6 +24,7 @@ export class Gateway {
   private counter = 0;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly presenceTimer: NodeJS.Timeout;
+  private drainSchedule: DrainSchedule<Connection> | null = null;
 
   constructor(
     private readonly ctx: GatewayDeps,
@@ -83,10 +85,8 @@ export class Gateway {
     const c = new Connection(`${this.ctx.nodeId}-${(++this.counter).toString(36)}`, ws, socket, this.ctx, Date.now(), this.onSlowConsumer);
     this.conns.add(c);
     this.ctx.metrics.connectionOpened('v1');
-    if (this.admission.draining) {
-      // The handshake completed after the drain began: send it elsewhere at once.
-      this.sendReconnectNotice(c);
-    }
+    // The handshake completed after the drain began: send it elsewhere at once.
+    if (this.admission.draining) this.drainSchedule?.add(c);
     ws.on('message', (data, isBinary) => this.session.onMessage(c, data as Buffer, isBinary));
     ws.on('close', (code) => this.closed(c, code));
     ws.on('error', (err: Error & { code?: string }) => {
@@ -146,22 +146,29 @@ export class Gateway {
   }
 
   /**
-   * Shutdown: refuse new connections, tell every client to reconnect after a random delay in
-   * [0, drainSpreadMs] (so they do not all land on the other nodes at once), flush and close them,
-   * and wait for the sockets to close (at most drainTimeoutMs).
+   * Shutdown: refuse new upgrades, tell every client to reconnect after its own random delay in
+   * [0, drainSpreadMs) and close it when that delay ends, a few per event-loop turn (drain.ts), so the node
+   * keeps answering HTTP meanwhile; resolves when every socket closed, or at drainTimeoutMs once the rest
+   * was terminated.
    */
-  async drain(): Promise<void> {
+  async drain(): Promise<DrainResult> {
+    if (this.drainSchedule !== null) return { closed: 0, terminated: 0, ms: 0 };
     this.admission.draining = true;
-    for (const c of this.conns) this.sendReconnectNotice(c);
-    const deadline = Date.now() + this.ctx.config.drainTimeoutMs;
-    while (this.conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    for (const c of this.conns) c.ws.terminate();
+    const { drainSpreadMs, drainTimeoutMs } = this.ctx.config;
+    this.drainSchedule = new DrainSchedule(this.drainHooks, { spreadMs: drainSpreadMs, timeoutMs: drainTimeoutMs });
+    return this.drainSchedule.run([...this.conns]);
   }
 
-  private sendReconnectNotice(c: Connection, spread = this.ctx.config.drainSpreadMs): void {
-    c.sendFrame({ type: 'notice', code: 'reconnect', reason: 'node shutting down', reconnectAfterMs: Math.floor(Math.random() * spread) });
-    c.close(CloseCodes.shutdown, 'node shutting down');
-  }
+  private readonly drainHooks: DrainHooks<Connection> = {
+    notify: (c, reconnectAfterMs) => {
+      c.leaving = true;
+      c.sendFrame({ type: 'notice', code: 'reconnect', reason: 'node shutting down', reconnectAfterMs });
+    },
+    close: (c) => c.close(CloseCodes.shutdown, 'node shutting down'),
+    terminate: (c) => c.ws.terminate(),
+    isOpen: (c) => this.conns.has(c),
+    canNotify: (c) => c.closeCode === 0,
+  };
 
   close(): void {
     clearInterval(this.sweepTimer);

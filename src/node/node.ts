@@ -13,6 +13,7 @@ import type { Engines } from '../engines/engines.js';
 import { NodeDirectory } from '../engines/backplane/directory.js';
 import { TimedBackplane } from '../engines/backplane/timed.js';
 import { HistoryWriter } from '../engines/messagestore/history-writer.js';
+import { watchListener } from '../http/close.js';
 import { createHttpServer, type Readiness } from '../http/server.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
@@ -45,7 +46,8 @@ export interface RunningNode {
   /** What the node's WebSocket side was given (its engines, edge, rooms…), for tests and tools. */
   readonly ctx: GatewayDeps;
   readiness(): Readiness;
-  /** Drain clients (reconnect notices), stop the history writer after its in-flight batch, close engines
+  /** Drain clients (reconnect notices, each closed when its delay ends; HTTP answered meanwhile), close the
+   * listener once its accept queue is quiet, stop the history writer after its in-flight batch, close engines
    * (publishes still waiting for the durable log are rejected: none of them was acked). */
   stop(): Promise<void>;
 }
@@ -218,6 +220,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     routes: pusherApi !== null ? [(req, res, path, query) => pusherApi.handle(req, res, path, query)] : [],
     cluster: { nodeId, announceIntervalMs: ANNOUNCE_INTERVAL_MS, nodes: () => directory.nodes() },
   });
+  const listener = watchListener(server);
   server.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -225,12 +228,13 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      await Promise.all([gateway.drain(), pusher?.drain()]);
+      // The listener stays open through the drain: upgrades get 503 refused_draining, /readyz 503, the API answers.
+      const [drained, pusherDrained] = await Promise.all([gateway.drain(), pusher?.drain()]);
+      log.info(pusherDrained !== undefined ? { ...drained, pusher: pusherDrained } : drained, 'drained');
       gateway.close();
       pusher?.close();
       clearInterval(lagTimer);
-      server.close();
-      server.closeAllConnections();
+      await listener.close();
       await engines.presence.removeNode(nodeId).catch(() => undefined);
       directoryStopped = true;
       await directory.stop();

@@ -43,6 +43,8 @@ export class PusherConnection implements OutboxSink, RoomMember {
   user: string | null = null;
   /** Subscribes in progress (bounded per connection). */
   inflight = 0;
+  /** Being drained: it gets no more presence events before its close (rooms/room.ts RoomMember.leaving). */
+  leaving = false;
 
   constructor(
     /** Pusher's socket id (`<node number>.<counter>`), also the connection's id in logs and presence. */

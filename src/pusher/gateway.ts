@@ -12,12 +12,10 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { PusherApp } from '../config/schema.js';
 import { connectionEstablished, PUSHER_PING, PUSHER_PROTOCOL, PusherClose, RESUME_QUERY } from '../protocol/pusher.js';
+import { DrainSchedule, type DrainHooks, type DrainResult } from '../gateway/drain.js';
 import { PusherConnection } from './connection.js';
 import type { PusherDeps } from './deps.js';
 import { PusherSession } from './session.js';
-
-/** Closes the drain runs per event-loop turn at most, so the node keeps answering HTTP meanwhile. */
-const DRAIN_CLOSES_PER_TURN = 8;
 
 export class PusherGateway {
   readonly conns = new Set<PusherConnection>();
@@ -83,7 +81,8 @@ export class PusherGateway {
     this.perApp.set(app!.id, (this.perApp.get(app!.id) ?? 0) + 1);
     this.ctx.metrics.connectionOpened('pusher');
     c.send(connectionEstablished(c.socketId, this.ctx.config.pusherActivityTimeoutS));
-    if (this.ctx.admission.draining) c.close(PusherClose.reconnect, 'node shutting down');
+    // The handshake completed after the drain began: send it elsewhere at once.
+    if (this.ctx.admission.draining) this.drainSchedule?.add(c);
     ws.on('message', (data, isBinary) => this.session.onMessage(c, data as Buffer, isBinary));
     ws.on('close', (code) => this.closed(c, code));
     ws.on('error', () => {
@@ -171,27 +170,30 @@ export class PusherGateway {
   }
 
   /**
-   * Shutdown: each client is closed with 4200 (pusher-js reconnects at once) at its own random time within
-   * drainSpreadMs, at most DRAIN_CLOSES_PER_TURN per event-loop turn; what is left at drainTimeoutMs is
-   * terminated. Resolves when every connection is gone.
+   * Shutdown, on the gateway's drain schedule (gateway/drain.ts): each client is closed with 4200 (pusher-js
+   * reconnects at once) at its own random time within drainSpreadMs, a few per event-loop turn, so their
+   * reconnects are spread and the node keeps answering HTTP; what is left at drainTimeoutMs is terminated.
+   * Pusher has no notice frame: a client marked leaving gets no more presence events until its close.
    */
-  async drain(): Promise<void> {
-    const start = Date.now();
-    const order = [...this.conns].map((c) => ({ c, at: start + Math.random() * this.ctx.config.drainSpreadMs })).sort((a, b) => a.at - b.at);
-    let i = 0;
-    while (i < order.length) {
-      const now = Date.now();
-      let closed = 0;
-      while (i < order.length && order[i]!.at <= now && closed < DRAIN_CLOSES_PER_TURN) {
-        order[i++]!.c.close(PusherClose.reconnect, 'node shutting down');
-        closed++;
-      }
-      await new Promise((r) => setTimeout(r, closed === DRAIN_CLOSES_PER_TURN ? 0 : 10));
-    }
-    const deadline = start + this.ctx.config.drainTimeoutMs;
-    while (this.conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    for (const c of this.conns) c.ws.terminate();
+  async drain(): Promise<DrainResult> {
+    if (this.drainSchedule !== null) return { closed: 0, terminated: 0, ms: 0 };
+    this.ctx.admission.draining = true;
+    const { drainSpreadMs, drainTimeoutMs } = this.ctx.config;
+    this.drainSchedule = new DrainSchedule(this.drainHooks, { spreadMs: drainSpreadMs, timeoutMs: drainTimeoutMs });
+    return this.drainSchedule.run([...this.conns]);
   }
+
+  private drainSchedule: DrainSchedule<PusherConnection> | null = null;
+
+  private readonly drainHooks: DrainHooks<PusherConnection> = {
+    notify: (c) => {
+      c.leaving = true;
+    },
+    close: (c) => c.close(PusherClose.reconnect, 'node shutting down'),
+    terminate: (c) => c.ws.terminate(),
+    isOpen: (c) => this.conns.has(c),
+    canNotify: (c) => c.closeCode === 0,
+  };
 
   close(): void {
     clearInterval(this.sweepTimer);

@@ -79,6 +79,12 @@ export interface RoomMember {
   /** A connection that can be excluded from a message (Pusher's socket id). */
   readonly socketId?: string;
   send(frame: Buffer): void;
+  /**
+   * Set once the member was told to reconnect elsewhere (a drain's notice): it gets messages until its close but
+   * no more `presence.diff` (it asks for the list again after its rejoin, as after every join). Without this,
+   * every client leaving a draining node made the node send a diff to each member still there.
+   */
+  readonly leaving?: boolean;
 }
 
 export interface RoomHooks {
@@ -312,7 +318,7 @@ export class LocalRoom {
       }
       let frame = frames.get(c);
       if (frame === undefined) frames.set(c, (frame = c.presence(this.ref, change)));
-      if (frame !== null && ms.pending === null && ms.presenceUser !== user) ms.conn.send(frame);
+      if (frame !== null && ms.pending === null && ms.presenceUser !== user && ms.conn.leaving !== true) ms.conn.send(frame);
     }
     if (!batched) return;
     if (kind === 'join') {
@@ -347,7 +353,7 @@ export class LocalRoom {
           });
     this.presenceJoined = new Map();
     this.presenceLeft = new Map();
-    for (const ms of this.members) if (ms.pending === null && ms.conn.codec.batchesPresence) ms.conn.send(frame);
+    for (const ms of this.members) if (ms.pending === null && ms.conn.codec.batchesPresence && ms.conn.leaving !== true) ms.conn.send(frame);
   }
 
   /** Starts (or adds to) the member list this node's members hold: users a subscriber was just given. */

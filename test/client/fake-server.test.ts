@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { connect, type Client, type ClientOptions, type Message, type ResetEvent, type StateChange } from '../../src/client/index.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { FakeServer, type FakeConn, type Frame } from './fake-server.js';
 
 const servers: FakeServer[] = [];
@@ -246,8 +246,29 @@ describe('reconnect policy', () => {
     s.last.close(4001, 'shutdown');
     const t0 = Date.now();
     await waitFor(() => s.conns.length === 2 && c.state === 'connected', 5000, 'reconnected');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(280);
-    expect(states.find((e) => e.to === 'reconnecting')).toMatchObject({ attempt: 1, delayMs: 300, error: { closeCode: 4001 } });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    const reconnecting = states.find((e) => e.to === 'reconnecting')!;
+    expect(reconnecting).toMatchObject({ attempt: 1, error: { closeCode: 4001 } });
+    // counted from the notice's arrival, which came just before the close
+    expect(reconnecting.delayMs).toBeGreaterThanOrEqual(250);
+    expect(reconnecting.delayMs).toBeLessThanOrEqual(300);
+  });
+
+  it("counts notice.reconnectAfterMs from the notice: a node that closes when the delay ended is left at once (the backoff's jitter only)", async () => {
+    const s = await server();
+    const { c, states } = client(s, { backoff: { minMs: 50, maxMs: 200 } });
+    await waitFor(() => c.state === 'connected', 5000, 'connected');
+    const first = s.last;
+    first.send({ type: 'notice', code: 'reconnect', reason: 'node shutting down', reconnectAfterMs: 400 });
+    // As a draining node does: the close comes once the notice's delay has passed (a lower bound, with a margin
+    // for a slow client to read the notice).
+    await sleep(800);
+    first.close(4001, 'node shutting down');
+    await waitFor(() => s.conns.length === 2 && c.state === 'connected', 5000, 'reconnected');
+    const reconnecting = states.find((e) => e.to === 'reconnecting')!;
+    expect(reconnecting.error).toMatchObject({ closeCode: 4001 });
+    // not another 400 ms after the close: the first attempt's backoff window (50 ms) alone
+    expect(reconnecting.delayMs).toBeLessThan(50);
   });
 
   it('terminal close codes end in closed with a typed error; pending publishes reject', async () => {

@@ -9,7 +9,11 @@ import { fileURLToPath } from 'node:url';
 
 /** Generous: an embedded node's first start initialises PGlite, which is slow on a loaded 2-core machine. */
 const START_TIMEOUT_MS = 60_000;
-const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+/** The built CLI; SWITCHBOARD_TEST_DIST points at another build's dist/ (e.g. to show a test fails before a fix). */
+const CLI =
+  process.env.SWITCHBOARD_TEST_DIST !== undefined
+    ? join(process.env.SWITCHBOARD_TEST_DIST, 'cli', 'main.js')
+    : fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 export interface NodeProcess {
   readonly port: number;

@@ -23,10 +23,10 @@ interface TestMember {
   seqs(): number[];
 }
 
-function member(room: LocalRoom, opts: { pending?: boolean; skipUpTo?: number } = {}): TestMember {
+function member(room: LocalRoom, opts: { pending?: boolean; skipUpTo?: number; leaving?: boolean } = {}): TestMember {
   const frames: Buffer[] = [];
   const membership: Membership = {
-    conn: { codec: V1_CODEC, send: (frame: Buffer) => frames.push(frame) },
+    conn: { codec: V1_CODEC, send: (frame: Buffer) => frames.push(frame), leaving: opts.leaving === true },
     local: room,
     pending: opts.pending === true ? [] : null,
     skipUpTo: opts.skipUpTo ?? 0,
@@ -441,6 +441,21 @@ describe('LocalRoom presence diffs', () => {
     expect(a.frames).toHaveLength(1);
     expect(b.frames).toHaveLength(1);
     expect(b.frames[0]).toBe(a.frames[0]);
+  });
+
+  it('a member told to reconnect elsewhere (leaving) gets messages but no presence diffs', async () => {
+    const h = hooks();
+    const room = newRoom(h);
+    const staying = member(room);
+    const leaving = member(room, { leaving: true });
+    room.start({ seq: 0, epoch: EPOCH });
+    room.presence({ kind: 'leave', user: 'carol', at: 300 });
+    await waitFor(() => staying.frames.length > 0, 2_000, 'presence diff');
+    room.accept(msg(1));
+    await waitFor(() => leaving.seqs().length === 1, 2_000, 'message to the leaving member');
+    expect(diffs(staying)).toHaveLength(1);
+    expect(diffs(leaving)).toEqual([]);
+    expect(leaving.seqs()).toEqual([1]);
   });
 
   it('collapses join-then-leave of one user into a leave, and leave-then-join into a join', async () => {
