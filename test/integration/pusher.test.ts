@@ -18,6 +18,8 @@ const APP: TestApp = { id: '1001', key: 'key-a', secret: 'secret-a-0123456', cli
 const QUIET: TestApp = { id: '1002', key: 'key-b', secret: 'secret-b-0123456', clientEvents: false };
 
 let node: NodeProcess;
+/** Nodes a test starts for itself (killed after the suite if the test did not stop them). */
+const ownNodes: NodeProcess[] = [];
 const clients: PusherJS[] = [];
 const raws: TestClient[] = [];
 
@@ -54,6 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of clients) c.disconnect();
   for (const c of raws) c.close();
+  for (const n of ownNodes) await n.kill();
   expect(await node.stop()).toBe(0);
 });
 
@@ -457,5 +460,43 @@ describe('bad input fails alone and is counted', () => {
     expect(counted.get('unauthorized') ?? 0).toBeGreaterThanOrEqual(3);
     // Another app's events are untouched by this app's failures, and the node serves on.
     expect((await fetch(`${node.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('drain', () => {
+  it('SIGTERM closes every Pusher client with 4200 at its own time within the spread, and refuses new upgrades with 503', async () => {
+    const n = await startNodeProcess({ args: ['--pusher-apps', JSON.stringify([APP]), '--drain-spread-ms', '2000', '--drain-timeout-ms', '20000'] });
+    ownNodes.push(n);
+    const conns: TestClient[] = [];
+    for (let i = 0; i < 40; i++) {
+      const c = await TestClient.open(`ws://127.0.0.1:${n.port}/app/${APP.key}?protocol=7`);
+      raws.push(c);
+      conns.push(c);
+      await c.waitFor(ev('pusher:connection_established'));
+    }
+    const closedAt: number[] = [];
+    const closes = conns.map((c) => c.waitClosed(30_000).then((e) => (closedAt.push(Date.now()), e.code)));
+    const stopped = n.stop();
+    // While the node drains, an upgrade is refused with 503 (admission), not hung or reset.
+    let refused = 0;
+    await waitFor(
+      async () => {
+        try {
+          const late = await TestClient.open(`ws://127.0.0.1:${n.port}/app/${APP.key}?protocol=7`);
+          late.close();
+        } catch (err) {
+          if ((err as { status?: number }).status === 503) refused++;
+        }
+        return refused > 0 || closedAt.length === conns.length;
+      },
+      30_000,
+      'a refused upgrade',
+      50,
+    );
+    expect(refused).toBeGreaterThan(0);
+    expect(new Set(await Promise.all(closes))).toEqual(new Set([4200]));
+    // Spread: not all in one instant (the schedule spreads 40 closes over about 2 s).
+    expect(Math.max(...closedAt) - Math.min(...closedAt)).toBeGreaterThan(500);
+    expect(await stopped).toBe(0);
   });
 });
