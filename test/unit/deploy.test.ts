@@ -1,12 +1,12 @@
 /**
  * The packaging files, checked without a Docker engine or a Kubernetes cluster (none runs on the project's
  * machines): the Dockerfile's stages, user, port, healthcheck and entrypoint; the compose file parsed, its
- * mounts present, its NATS and nginx configs accepted by the real binaries; the Kubernetes manifests parsed
+ * mounts present, its NATS, nginx and sentinel configs accepted by the real binaries; the Kubernetes manifests parsed
  * and validated against the Kubernetes schemas (kubernetes-models), rendered by `kubectl kustomize`; and
  * every gateway environment (image, compose, manifests) accepted by the CLI's own configuration loader.
  * test/integration/image-entrypoint.test.ts runs the image's command and healthcheck as plain processes.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,9 +15,13 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBu
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_KEYS, envName, loadConfig } from '../../src/config/load.js';
+import { parseSentinelUrl } from '../../src/connections/redis.js';
 import { dockerfileStages, execForm, k8sGatewayEnv, k8sManifests, readYaml, root, stageEnv } from '../helpers/deploy-files.js';
+import { freePort } from '../helpers/free-port.js';
+import { waitFor } from '../helpers/wait.js';
 
 const KNOWN_ENV = new Set([...CONFIG_KEYS.map(envName), 'NATS_URL', 'REDIS_URL', 'DATABASE_URL', 'NODE_ENV']);
 const has = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
@@ -92,8 +96,12 @@ describe('deploy/compose.yaml', () => {
   const services = compose.services;
   const gateways = ['node-1', 'node-2', 'node-3'];
 
-  it('has 3 NATS servers, Redis, PostgreSQL, 3 gateways from the image, nginx, Prometheus and Grafana', () => {
-    expect(Object.keys(services)).toEqual(expect.arrayContaining(['nats-1', 'nats-2', 'nats-3', 'postgres', ...gateways, 'nginx', 'prometheus', 'grafana']));
+  const redisServices = ['redis-master', 'redis-replica-1', 'redis-replica-2', 'redis-sentinel-1', 'redis-sentinel-2', 'redis-sentinel-3'];
+
+  it('has 3 NATS servers, Redis under Sentinel, PostgreSQL, 3 gateways from the image, nginx, Prometheus and Grafana', () => {
+    expect(Object.keys(services).sort()).toEqual(
+      ['nats-1', 'nats-2', 'nats-3', ...redisServices, 'postgres', ...gateways, 'nginx', 'prometheus', 'grafana'].sort(),
+    );
     for (const g of gateways) {
       const s = services[g]!;
       expect(s.build).toEqual({ context: '..', dockerfile: 'Dockerfile' });
@@ -110,8 +118,54 @@ describe('deploy/compose.yaml', () => {
       const config = loadConfig({}, env);
       expect(config.nats).toBe('nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222');
       expect(config.jetstreamReplicas).toBe(3);
-      expect(config.redis).toBeDefined();
       expect(config.database).toBeDefined();
+      // Redis through the 3 sentinels, for the master name they monitor.
+      const address = parseSentinelUrl(config.redis!);
+      expect(address.sentinels).toEqual(['redis-sentinel-1', 'redis-sentinel-2', 'redis-sentinel-3'].map((host) => ({ host, port: 26379 })));
+      expect(readFileSync(root('deploy', 'compose', 'sentinel.conf'), 'utf8')).toContain(`sentinel monitor ${address.name} redis-master 6379 2`);
+    }
+    for (const r of ['redis-replica-1', 'redis-replica-2'])
+      expect(services[r]!.command).toEqual(expect.arrayContaining(['--replicaof', 'redis-master', '6379']));
+  });
+
+  it.skipIf(!has('redis-server'))('has a sentinel config that a real sentinel (redis-server --sentinel) runs with', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-sentinel-t-'));
+    const port = await freePort();
+    const conf = join(dir, 'sentinel.conf');
+    // The compose service name resolves only inside compose's network: the master's address becomes loopback.
+    writeFileSync(
+      conf,
+      readFileSync(root('deploy', 'compose', 'sentinel.conf'), 'utf8')
+        .replace('port 26379', `port ${port}\nbind 127.0.0.1`)
+        .replace('redis-master', '127.0.0.1'),
+    );
+    const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => undefined); // refused until the sentinel listens; the waitFor retries
+    try {
+      let addr: unknown;
+      await waitFor(
+        async () => {
+          try {
+            if (client.status !== 'ready') await client.connect();
+            addr = await client.call('SENTINEL', 'get-master-addr-by-name', 'switchboard');
+            return true;
+          } catch {
+            if (client.status !== 'ready') client.disconnect();
+            return false;
+          }
+        },
+        15_000,
+        'the sentinel answers',
+        100,
+      );
+      expect(addr).toEqual(['127.0.0.1', '6379']);
+    } finally {
+      client.disconnect();
+      child.kill('SIGKILL');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
