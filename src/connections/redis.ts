@@ -7,8 +7,14 @@
  * Redis outage (or a failover in progress) turns into errors the caller can report rather than unbounded waits.
  */
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { ConnectionError } from './errors.js';
+import { CLUSTER_SCHEME, parseClusterUrl, parseSentinelUrl, redactRedisAddress, SENTINEL_SCHEME } from './redis-url.js';
+
+export { parseClusterUrl, parseSentinelUrl } from './redis-url.js';
+
+/** A client of one Redis (directly or through its sentinels) or of a Redis Cluster: the engines use either. */
+export type RedisClient = Redis | Cluster;
 
 export interface RedisConnectOptions {
   url: string;
@@ -39,47 +45,9 @@ export function redisOptions(o: RedisConnectOptions): RedisOptions {
   return opts;
 }
 
-export interface SentinelAddress {
-  sentinels: { host: string; port: number }[];
-  /** The master's name in the sentinels' configuration (`sentinel monitor <name> …`). */
-  name: string;
-  username?: string;
-  /** Password of the Redis master and replicas. */
-  password?: string;
-  /** Password of the sentinels themselves (`requirepass` in sentinel.conf), when set. */
-  sentinelPassword?: string;
-  db?: number;
-}
-
-export const SENTINEL_SCHEME = 'redis+sentinel://';
-
-/** Parses `redis+sentinel://[user:password@]host:port[,host:port…]/master-name[?db=N&sentinelPassword=…]`; throws on anything else. */
-export function parseSentinelUrl(url: string): SentinelAddress {
-  const m = /^redis\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?@]+)\/([^/?]+)\/?(?:\?(.*))?$/.exec(url);
-  if (m === null) throw new Error('expected redis+sentinel://[:password@]host:port,host:port/master-name');
-  const [, user, pass, hosts, name, query] = m;
-  const sentinels = hosts!.split(',').map((h) => {
-    const hp = /^(\[[^\]]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(h.trim());
-    if (hp === null) throw new Error(`bad sentinel address "${h}" (host:port)`);
-    return { host: hp[1]!.replace(/^\[|\]$/g, ''), port: hp[2] !== undefined ? Number(hp[2]) : 26379 };
-  });
-  const params = new URLSearchParams(query ?? '');
-  const address: SentinelAddress = { sentinels, name: decodeURIComponent(name!) };
-  if (user !== undefined && user !== '') address.username = decodeURIComponent(user);
-  if (pass !== undefined && pass !== '') address.password = decodeURIComponent(pass);
-  const sentinelPassword = params.get('sentinelPassword');
-  if (sentinelPassword !== null && sentinelPassword !== '') address.sentinelPassword = sentinelPassword;
-  const db = params.get('db');
-  if (db !== null) {
-    if (!/^\d+$/.test(db)) throw new Error(`bad db "${db}"`);
-    address.db = Number(db);
-  }
-  for (const key of params.keys()) if (key !== 'db' && key !== 'sentinelPassword') throw new Error(`unknown parameter "${key}" (db, sentinelPassword)`);
-  return address;
-}
-
-/** The ioredis client for a URL: a direct connection, or one through the sentinels. */
-function createClient(o: RedisConnectOptions): Redis {
+/** The ioredis client for a URL: a direct connection, one through the sentinels, or a Cluster client. */
+function createClient(o: RedisConnectOptions): RedisClient {
+  if (o.url.startsWith(CLUSTER_SCHEME)) return createCluster(o);
   if (!o.url.startsWith(SENTINEL_SCHEME)) return new Redis(o.url, redisOptions(o));
   const address = parseSentinelUrl(o.url);
   const opts = redisOptions(o);
@@ -101,33 +69,57 @@ function createClient(o: RedisConnectOptions): Redis {
   });
 }
 
+/**
+ * A Redis Cluster client: it learns the slots from any of the given nodes, sends each command to the master
+ * of its key's slot (a room's keys share one hash tag, so every script runs on one shard) and follows
+ * MOVED/ASK redirections and slot changes after a failover.
+ */
+function createCluster(o: RedisConnectOptions): Cluster {
+  const address = parseClusterUrl(o.url);
+  const { lazyConnect: _lazy, ...perNode } = redisOptions(o);
+  const backoff = (times: number): number => Math.min(50 * 2 ** Math.min(times, 6), 2_000);
+  return new Cluster(address.nodes, {
+    lazyConnect: true,
+    enableOfflineQueue: true,
+    clusterRetryStrategy: backoff,
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: o.connectTimeoutMs ?? 5_000,
+    redisOptions: {
+      ...perNode,
+      ...(address.username !== undefined ? { username: address.username } : {}),
+      ...(address.password !== undefined ? { password: address.password } : {}),
+    },
+  });
+}
+
 /** A connected client (rejects with a clear error if Redis is unreachable at start). */
-export async function openRedis(o: RedisConnectOptions, role: string): Promise<Redis> {
-  let client: Redis;
+export async function openRedis(o: RedisConnectOptions, role: string): Promise<RedisClient> {
+  let client: RedisClient;
   try {
     client = createClient(o);
   } catch (err) {
-    throw new ConnectionError('redis', 'invalid', `redis (${role}): unusable address ${redactHost(o.url)}: ${(err as Error).message}`, { cause: err });
+    throw new ConnectionError('redis', 'invalid', `redis (${role}): unusable address ${redactRedisAddress(o.url)}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   client.on('error', () => undefined); // surfaced through command failures and health(), not crashes
+  const limitMs = o.connectTimeoutMs ?? 5_000;
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await client.connect();
+    // A Cluster client retries its startup nodes forever: bound the start like a single connection's.
+    await Promise.race([
+      client.connect(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`not ready within ${limitMs} ms`)), limitMs + 1_000);
+      }),
+    ]);
   } catch (err) {
     client.disconnect();
-    throw new ConnectionError('redis', 'unavailable', `redis (${role}) unreachable at ${redactHost(o.url)}: ${(err as Error).message}`, { cause: err });
+    throw new ConnectionError('redis', 'unavailable', `redis (${role}) unreachable at ${redactRedisAddress(o.url)}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
   }
   return client;
-}
-
-function redactHost(url: string): string {
-  if (url.startsWith(SENTINEL_SCHEME)) {
-    const m = /^redis\+sentinel:\/\/(?:[^@/]*@)?([^/?@]+)(\/[^/?]*)?/.exec(url);
-    return m === null ? '[unparsable URL]' : `${SENTINEL_SCHEME}${m[1]!}${m[2] ?? ''}`;
-  }
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}`;
-  } catch {
-    return '[unparsable URL]';
-  }
 }

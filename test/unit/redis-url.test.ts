@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig, redactConfig } from '../../src/config/load.js';
 import { ConnectionError } from '../../src/connections/errors.js';
-import { openRedis, parseSentinelUrl } from '../../src/connections/redis.js';
+import { hashTag } from '../../src/connections/redis-batch.js';
+import { openRedis, parseClusterUrl, parseSentinelUrl } from '../../src/connections/redis.js';
 
 describe('parseSentinelUrl', () => {
   it('reads the sentinels, the master name, the passwords and the db', () => {
@@ -34,7 +35,7 @@ describe('parseSentinelUrl', () => {
 
   it('refuses an address without a master name, a bad host list or unknown parameters', () => {
     expect(() => parseSentinelUrl('redis+sentinel://s1:26379')).toThrow(/master-name/);
-    expect(() => parseSentinelUrl('redis+sentinel://s1:x/m')).toThrow(/bad sentinel address/);
+    expect(() => parseSentinelUrl('redis+sentinel://s1:x/m')).toThrow(/bad address "s1:x"/);
     expect(() => parseSentinelUrl('redis+sentinel://s1:1/m?db=x')).toThrow(/bad db/);
     expect(() => parseSentinelUrl('redis+sentinel://s1:1/m?tls=1')).toThrow(/unknown parameter "tls"/);
   });
@@ -47,13 +48,35 @@ describe('parseSentinelUrl', () => {
   });
 });
 
+describe('parseClusterUrl', () => {
+  it('reads the startup nodes and the password; refuses a database or parameters', () => {
+    expect(parseClusterUrl('redis+cluster://:p%40ss@a:7000,b,10.0.0.3:7002')).toEqual({
+      nodes: [
+        { host: 'a', port: 7000 },
+        { host: 'b', port: 6379 },
+        { host: '10.0.0.3', port: 7002 },
+      ],
+      password: 'p@ss',
+    });
+    expect(() => parseClusterUrl('redis+cluster://a:7000/0')).toThrow(/no database/);
+    expect(() => parseClusterUrl('redis+cluster://a:7000?x=1')).toThrow(/no database/);
+  });
+
+  it('groups Cluster batches by the hash tag Redis hashes', () => {
+    expect(hashTag('sb:{acme/lobby}:meta')).toBe('acme/lobby');
+    expect(hashTag('sb:u:{acme/alice}:conns')).toBe('acme/alice');
+    expect(hashTag('plain')).toBe('plain');
+    expect(hashTag('a{}b{c}')).toBe('a{}b{c}');
+  });
+});
+
 describe('--redis in the configuration', () => {
   const cluster = { dev: true, nats: 'nats://n:4222', database: 'postgres://db/sb' };
 
-  it('accepts redis://, rediss:// and redis+sentinel:// addresses, and refuses others (exit 2)', () => {
-    for (const redis of ['redis://r:6379', 'rediss://:pw@r:6380/1', 'redis+sentinel://:pw@s1:26379,s2:26379/sb'])
+  it('accepts redis://, rediss://, redis+sentinel:// and redis+cluster:// addresses, and refuses others (exit 2)', () => {
+    for (const redis of ['redis://r:6379', 'rediss://:pw@r:6380/1', 'redis+sentinel://:pw@s1:26379,s2:26379/sb', 'redis+cluster://:pw@a:7000,b:7001'])
       expect(loadConfig({ ...cluster, redis }, {}).redis).toBe(redis);
-    for (const redis of ['r:6379', 'http://r', 'redis+sentinel://s1:26379', 'redis+cluster://a:1,b:2'])
+    for (const redis of ['r:6379', 'http://r', 'redis+sentinel://s1:26379', 'redis+cluster://a:1/0'])
       expect(() => loadConfig({ ...cluster, redis }, {}), redis).toThrow(/--redis: expected redis:\/\//);
   });
 

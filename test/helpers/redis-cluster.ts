@@ -1,0 +1,94 @@
+/**
+ * A throwaway Redis Cluster on loopback free ports: N masters (3 by default, no replicas), real redis-server
+ * processes with `cluster-enabled yes`, each in its own temp directory, with a password; the slots are spread
+ * over the masters by `redis-cli --cluster create`. Resolves once every node reports `cluster_state:ok`.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from './free-port.js';
+import { managed, type TestServer } from './servers.js';
+
+export interface RedisClusterSet {
+  masters: TestServer[];
+  password: string;
+  /** `redis+cluster://:password@127.0.0.1:p1,127.0.0.1:p2,…`, the address the node is given. */
+  url: string;
+  /** A direct client to one master (the caller disconnects it). */
+  client(port: number): Redis;
+  /** Keys held by each master, in the order of `masters`. */
+  keysPerMaster(): Promise<number[]>;
+  /** FLUSHALL on every master. */
+  flush(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+type Startable = TestServer & { start(): Promise<void> };
+
+export async function startRedisCluster(size = 3): Promise<RedisClusterSet> {
+  const password = 'cluster-test-pass';
+  const ports = new Set<number>();
+  while (ports.size < size) ports.add(await freePort());
+  const masters = [...ports].map((port) => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-redis-c-'));
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+    args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000');
+    args.push('--requirepass', password, '--masterauth', password);
+    return managed('redis-server (cluster)', port, `redis://:${password}@127.0.0.1:${port}`, dir, () =>
+      spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] }),
+    ) as Startable;
+  });
+  const client = (port: number): Redis => {
+    const c = new Redis({ port, host: '127.0.0.1', password, lazyConnect: true, maxRetriesPerRequest: 1 });
+    c.on('error', () => undefined); // failures surface as rejected commands
+    return c;
+  };
+  const each = async <T>(f: (c: Redis) => Promise<T>): Promise<T[]> =>
+    Promise.all(
+      masters.map(async (m) => {
+        const c = client(m.port);
+        try {
+          await c.connect();
+          return await f(c);
+        } finally {
+          c.disconnect();
+        }
+      }),
+    );
+  try {
+    await Promise.all(masters.map((m) => m.start()));
+    execFileSync(
+      'redis-cli',
+      ['-a', password, '--no-auth-warning', '--cluster', 'create', ...masters.map((m) => `127.0.0.1:${m.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      {
+        stdio: 'pipe',
+        timeout: 30_000,
+      },
+    );
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const states = await each(async (c) => ((await c.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok'));
+      if (states.every(Boolean)) break;
+      if (Date.now() > deadline) throw new Error('redis cluster: not every node reports cluster_state:ok within 30 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (err) {
+    await Promise.all(masters.map((m) => m.dispose()));
+    throw err;
+  }
+  return {
+    masters,
+    password,
+    url: `redis+cluster://:${password}@${masters.map((m) => `127.0.0.1:${m.port}`).join(',')}`,
+    client,
+    keysPerMaster: () => each((c) => c.dbsize()),
+    flush: async () => {
+      await each((c) => c.flushall());
+    },
+    dispose: async () => {
+      await Promise.all(masters.map((m) => m.dispose()));
+    },
+  };
+}
