@@ -149,6 +149,13 @@ export const configSchema = z
     } else if (c.backplane !== undefined) {
       ctx.addIssue({ code: 'custom', message: '--backplane needs cluster mode (--nats/--redis/--database)' });
     }
+    if (c.redis !== undefined && !/^(rediss?:\/\/|redis\+sentinel:\/\/[^/?]+\/[^/?]+|redis\+cluster:\/\/[^/?]+\/?$)/.test(c.redis))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redis'],
+        message:
+          'expected redis://[:password@]host:port[/db], rediss://…, redis+sentinel://[:password@]host:port,host:port/master-name or redis+cluster://[:password@]host:port,host:port',
+      });
     if (c.durableLog === 'jetstream' && c.nats === undefined) ctx.addIssue({ code: 'custom', message: '--durable-log jetstream needs --nats' });
     if (c.workers !== 1 && c.nats === undefined && c.backplane !== 'redis') {
       ctx.addIssue({

@@ -4,9 +4,8 @@
  * FLUSHDB after it. Plus what only a shared server shows: concurrent appends from 3 instances, the key
  * layout, and a redis-server SIGKILL + restart (no persistence: the data is gone).
  */
-import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openRedis, type RedisConnectOptions } from '../../src/connections/redis.js';
+import { openRedis, type RedisClient, type RedisConnectOptions } from '../../src/connections/redis.js';
 import { openRedisPresence, type RedisPresenceStore } from '../../src/engines/presence/redis.js';
 import { openRedisRoomLog, type RedisRoomLog } from '../../src/engines/roomlog/redis.js';
 import type { RoomLogOptions } from '../../src/engines/roomlog/roomlog.js';
@@ -17,7 +16,7 @@ import { presenceConformance } from './presence.suite.js';
 import { roomLogConformance } from './roomlog.suite.js';
 
 let server: TestServer | undefined;
-let admin: Redis | undefined;
+let admin: RedisClient | undefined;
 let harnesses = 0;
 
 beforeAll(async () => {

@@ -42,7 +42,7 @@ async function waitForPort(port: number, timeoutMs: number, child: ChildProcess,
   }
 }
 
-function managed(
+export function managed(
   name: string,
   port: number,
   url: string,

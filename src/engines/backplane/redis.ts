@@ -20,8 +20,8 @@
  *   answered it, so `health().ok` means subscriptions are live again.
  * - Logs nothing: connection changes go to the optional `onStatus` listener.
  */
-import type { Redis } from 'ioredis';
-import { openRedis, type RedisConnectOptions } from '../../connections/redis.js';
+import { Cluster } from 'ioredis';
+import { openRedis, type RedisClient, type RedisConnectOptions } from '../../connections/redis.js';
 import type { Backplane, BackplaneSubscription } from './backplane.js';
 import { defaultHandlerErrorListener, type BackplaneHandlerErrorListener, type BackplaneStatusEvent, type BackplaneStatusListener } from './nats.js';
 import { EngineError } from '../errors.js';
@@ -75,8 +75,8 @@ export class RedisBackplane implements Backplane {
   private closed = false;
 
   constructor(
-    private readonly pub: Redis,
-    private readonly sub: Redis,
+    private readonly pub: RedisClient,
+    private readonly sub: RedisClient,
     options: RedisBackplaneOptions = {},
   ) {
     this.prefix = options.keyPrefix ?? 'sb:';
@@ -84,7 +84,11 @@ export class RedisBackplane implements Backplane {
     this.onHandlerError = options.onHandlerError ?? defaultHandlerErrorListener('redis');
     this.quitTimeoutMs = options.quitTimeoutMs ?? 2_000;
     // A PUBLISH whose reply was lost in a disconnect may have been executed: never send it again.
-    pub.options.autoResendUnfulfilledCommands = false;
+    if (pub instanceof Cluster) {
+      // Each shard's connection has its own options, from redisOptions when it is created.
+      pub.options.redisOptions = { ...pub.options.redisOptions, autoResendUnfulfilledCommands: false };
+      for (const node of pub.nodes()) node.options.autoResendUnfulfilledCommands = false;
+    } else pub.options.autoResendUnfulfilledCommands = false;
     this.watch(pub, 'publisher');
     this.watch(sub, 'subscriber');
     sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.dispatch(channel.toString('utf8'), message));
@@ -96,10 +100,29 @@ export class RedisBackplane implements Backplane {
       throw new EngineError('backplane', 'unavailable', `redis backplane publish: not connected to Redis (publisher ${this.pub.status})`);
     const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     try {
-      await this.pub.publish(this.prefix + subject, bytes);
+      await this.publisher().publish(this.prefix + subject, bytes);
     } catch (err) {
       throw new EngineError('backplane', 'unavailable', `redis backplane publish to "${subject}" failed: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * Where PUBLISH goes. A Cluster client sends a keyless command to any master, and PUBLISH reaches the other
+   * shards' subscribers over the cluster bus: two publishes through two masters can arrive in either order.
+   * So on a Cluster every publish of this node goes through one master (the first by address that is connected
+   * or connecting; a node connection opens on its first command and queues commands meanwhile, in order), whose
+   * bus links keep its order; another is chosen only when that one is down.
+   */
+  private publisher(): { publish(channel: string, message: Buffer): Promise<number> } {
+    if (!(this.pub instanceof Cluster)) return this.pub;
+    const usable = new Set(['ready', 'wait', 'connect', 'connecting']);
+    const masters = this.pub
+      .nodes('master')
+      .filter((n) => usable.has(n.status))
+      .sort((a, b) => (addressOf(a) < addressOf(b) ? -1 : 1));
+    const first = masters[0];
+    if (first === undefined) throw new Error('no Redis Cluster master is reachable');
+    return first;
   }
 
   async subscribe(subject: string, handler: (payload: Uint8Array) => void): Promise<BackplaneSubscription> {
@@ -203,7 +226,7 @@ export class RedisBackplane implements Backplane {
   }
 
   /** Tracks one client's connection for health() and onStatus, and restores subscriptions on reconnect. */
-  private watch(client: Redis, role: Role): void {
+  private watch(client: RedisClient, role: Role): void {
     client.on('error', (err: Error) => {
       if (this.closed || this.lastError[role] === err.message) return;
       this.lastError[role] = err.message;
@@ -255,7 +278,7 @@ export class RedisBackplane implements Backplane {
     );
   }
 
-  private async quit(client: Redis): Promise<void> {
+  private async quit(client: RedisClient): Promise<void> {
     if (client.status === 'ready') {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
@@ -290,7 +313,7 @@ export class RedisBackplane implements Backplane {
  */
 export async function openRedisBackplane(o: RedisConnectOptions & RedisBackplaneOptions): Promise<RedisBackplane> {
   const pub = await openRedis(o, 'backplane publisher');
-  let sub: Redis;
+  let sub: RedisClient;
   try {
     sub = await openRedis(o, 'backplane subscriber');
   } catch (err) {
@@ -298,4 +321,8 @@ export async function openRedisBackplane(o: RedisConnectOptions & RedisBackplane
     throw err;
   }
   return new RedisBackplane(pub, sub, o);
+}
+
+function addressOf(node: { options: { host?: string | undefined; port?: number | undefined } }): string {
+  return `${node.options.host ?? ''}:${String(node.options.port ?? 0).padStart(5, '0')}`;
 }

@@ -1,5 +1,6 @@
-import type { ChainableCommander, Redis } from 'ioredis';
-import { openRedis, type RedisConnectOptions } from '../../connections/redis.js';
+import type { ChainableCommander } from 'ioredis';
+import { RedisBatch } from '../../connections/redis-batch.js';
+import { openRedis, type RedisClient, type RedisConnectOptions } from '../../connections/redis.js';
 import type { Json, RoomRef } from '../types.js';
 import { defaultPresenceOptions, type PresenceConn, type PresenceOptions, type PresenceStore, type RoomMember, type UserPresence } from './presence.js';
 import { NODE_LUA, ROOM_LUA, USER_LUA } from './redis-lua.js';
@@ -62,7 +63,7 @@ export class RedisPresenceStore implements PresenceStore {
   private closed = false;
 
   constructor(
-    private readonly client: Redis,
+    private readonly client: RedisClient,
     options: Partial<PresenceOptions> = {},
     keyPrefix = 'sb:',
   ) {
@@ -89,7 +90,8 @@ export class RedisPresenceStore implements PresenceStore {
     const entry = value === null ? { ...conn, rooms: [] } : parseEntry(conn.connId, value);
     const p = this.pipeline();
     this.drop(p, entry, 'now');
-    p.hdel(this.nodeKey(conn.nodeId), conn.connId);
+    const reg = this.nodeKey(conn.nodeId);
+    p.add(reg, (q) => q.hdel(reg, conn.connId));
     await run(p);
   }
 
@@ -102,13 +104,15 @@ export class RedisPresenceStore implements PresenceStore {
     this.userCall(p, conn.tenant, conn.user, 'add', '', conn.connId);
     this.roomCall(p, ref, 'join', '', conn.user, member(conn.user, conn.connId));
     // The tenant's room index (for `rooms`): rooms are taken out when read empty.
-    p.sadd(this.roomsKey(conn.tenant), ref.room);
-    p.pexpire(this.roomsKey(conn.tenant), this.keyTtl());
+    const rooms = this.roomsKey(conn.tenant);
+    p.add(rooms, (q) => q.sadd(rooms, ref.room));
+    p.add(rooms, (q) => q.pexpire(rooms, this.keyTtl()));
     if (conn.info !== undefined) {
       // The user's latest info, beside the room's keys (same hash slot); it lives as long as they do.
       const infoKey = `${this.roomBase(ref)}:info`;
-      p.hset(infoKey, conn.user, JSON.stringify(conn.info));
-      p.pexpire(infoKey, this.keyTtl());
+      const info = JSON.stringify(conn.info);
+      p.add(infoKey, (q) => q.hset(infoKey, conn.user, info));
+      p.add(infoKey, (q) => q.pexpire(infoKey, this.keyTtl()));
     }
     const replies = await run(p);
     return { changed: replies[2] === 1 };
@@ -166,8 +170,11 @@ export class RedisPresenceStore implements PresenceStore {
     this.ensureOpen();
     const names = await this.client.smembers(this.roomsKey(tenant));
     if (names.length === 0) return [];
-    const p = this.client.pipeline();
-    for (const room of names) p.hlen(`${this.roomBase({ tenant, room })}:cnt`);
+    const p = new RedisBatch(this.client);
+    for (const room of names) {
+      const cnt = `${this.roomBase({ tenant, room })}:cnt`;
+      p.add(cnt, (q) => q.hlen(cnt));
+    }
     const counts = await run(p);
     const empty = names.filter((_, i) => counts[i] === 0);
     if (empty.length > 0) await this.client.srem(this.roomsKey(tenant), ...empty);
@@ -254,7 +261,7 @@ export class RedisPresenceStore implements PresenceStore {
       if (mine !== undefined && mine.conn.nodeId === nodeId) lost.push(e.connId);
       else {
         this.drop(second, e, 'score');
-        second.hdel(reg, e.connId);
+        second.add(reg, (q) => q.hdel(reg, e.connId));
       }
     }
     for (const id of lost) {
@@ -268,7 +275,7 @@ export class RedisPresenceStore implements PresenceStore {
         this.roomCall(second, { tenant: conn.tenant, room }, 'join', '', conn.user, member(conn.user, id));
       }
     }
-    second.pexpire(reg, this.registryTtl());
+    second.add(reg, (q) => q.pexpire(reg, this.registryTtl()));
     await run(second);
   }
 
@@ -283,7 +290,7 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   /** Queues the removal of a connection from its rooms and its user. */
-  private drop(p: ChainableCommander, e: Entry, at: 'now' | 'score'): void {
+  private drop(p: RedisBatch, e: Entry, at: 'now' | 'score'): void {
     for (const room of e.rooms) this.roomCall(p, { tenant: e.tenant, room }, 'leave', '', member(e.user, e.connId), at);
     this.userCall(p, e.tenant, e.user, 'remove', '', e.connId);
   }
@@ -292,19 +299,19 @@ export class RedisPresenceStore implements PresenceStore {
     return `${this.prefix}{${ref.tenant}/${ref.room}}`;
   }
 
-  private roomCall(p: ChainableCommander, ref: RoomRef, op: string, now: number | '', ...rest: ScriptArg[]): void {
+  private roomCall(p: RedisBatch, ref: RoomRef, op: string, now: number | '', ...rest: ScriptArg[]): void {
     const base = this.roomBase(ref);
     const { ttlMs, recentMs, recentMax } = this.options;
     queue(p, ROOM, [`${base}:pres`, `${base}:cnt`, `${base}:recent`, op, now, ttlMs, recentMs, recentMax, this.keyTtl(), ...rest]);
   }
 
-  private userCall(p: ChainableCommander, tenant: string, user: string, op: string, now: number | '', ...rest: ScriptArg[]): void {
+  private userCall(p: RedisBatch, tenant: string, user: string, op: string, now: number | '', ...rest: ScriptArg[]): void {
     const base = `${this.prefix}u:{${tenant}/${user}}`;
     const { ttlMs, recentMs } = this.options;
     queue(p, USER, [`${base}:conns`, `${base}:seen`, op, now, ttlMs, recentMs, this.keyTtl(), ...rest]);
   }
 
-  private nodeCall(p: ChainableCommander, nodeId: string, op: string, ...rest: ScriptArg[]): void {
+  private nodeCall(p: RedisBatch, nodeId: string, op: string, ...rest: ScriptArg[]): void {
     queue(p, NODE, [this.nodeKey(nodeId), op, this.registryTtl(), ...rest]);
   }
 
@@ -320,9 +327,10 @@ export class RedisPresenceStore implements PresenceStore {
     return Math.max(1, 2 * this.options.ttlMs);
   }
 
-  private pipeline(): ChainableCommander {
+  /** Commands sent together (one pipeline; per hash slot on a Cluster). */
+  private pipeline(): RedisBatch {
     this.ensureOpen();
-    return this.client.pipeline();
+    return new RedisBatch(this.client);
   }
 
   /** Redis TIME in ms. */
@@ -357,20 +365,17 @@ function groupBy(entries: readonly Entry[], keys: (e: Entry) => string[]): Map<s
   return groups;
 }
 
-/** Queues a command registered with `defineCommand` on a pipeline. */
-function queue(p: ChainableCommander, name: string, args: ScriptArg[]): void {
-  const commands = p as unknown as Record<string, (...a: ScriptArg[]) => unknown>;
-  commands[name]!(...args);
+/** Queues a command registered with `defineCommand` (its first argument is its first key). */
+function queue(p: RedisBatch, name: string, args: ScriptArg[]): void {
+  p.add(String(args[0]), (q: ChainableCommander) => {
+    const commands = q as unknown as Record<string, (...a: ScriptArg[]) => unknown>;
+    commands[name]!(...args);
+  });
 }
 
-/** Executes a pipeline; rejects with the first failed command's error. */
-async function run(p: ChainableCommander): Promise<unknown[]> {
-  const results = await p.exec();
-  if (results === null) throw new EngineError('presence', 'unavailable', 'redis pipeline was discarded');
-  return results.map(([err, value]) => {
-    if (err !== null) throw err;
-    return value;
-  });
+/** Executes a batch; rejects with the first failed command's error. */
+function run(p: RedisBatch): Promise<unknown[]> {
+  return p.run();
 }
 
 function checkTenant(ref: RoomRef, conn: PresenceConn): void {

@@ -1,5 +1,4 @@
-import type { Redis } from 'ioredis';
-import { openRedis, type RedisConnectOptions } from '../../connections/redis.js';
+import { openRedis, type RedisClient, type RedisConnectOptions } from '../../connections/redis.js';
 import type { RoomMessage, RoomPosition, RoomRef } from '../types.js';
 import { newEpoch } from './memory.js';
 import { APPEND_LUA, READ_LUA } from './redis-lua.js';
@@ -56,7 +55,7 @@ export class RedisRoomLog implements RoomLog {
   private closed = false;
 
   constructor(
-    private readonly client: Redis,
+    private readonly client: RedisClient,
     options: Partial<RedisRoomLogOptions> = {},
     keyPrefix = 'sb:',
   ) {
@@ -175,14 +174,14 @@ function fresh(): RoomPosition {
 }
 
 /** A command registered with `defineCommand`, bound to its client. */
-function scriptOf(client: Redis, name: string): ScriptFn {
+function scriptOf(client: RedisClient, name: string): ScriptFn {
   const fn: unknown = (client as unknown as Record<string, unknown>)[name];
   if (typeof fn !== 'function') throw new EngineError('roomlog', 'invalid', `redis script ${name} is not defined`);
   return (...args: ScriptArg[]) => (fn as ScriptFn).apply(client, args);
 }
 
 /** Closes a client: QUIT when connected, else drop the socket (QUIT would wait for a reconnect). */
-async function quit(client: Redis): Promise<void> {
+async function quit(client: RedisClient): Promise<void> {
   if (client.status === 'ready') {
     try {
       await client.quit();
