@@ -266,23 +266,17 @@ export class LocalRoom {
     this.gapSince = 0;
     if (this.members.size === 0) return;
     const except = this.except.get(m);
-    // Encoded once per codec: the first codec's frame in locals (usually the only one), others in a map.
+    // Encoded once per codec: the current codec's frame in locals; a map only when members of another codec
+    // come between (a lookup per change of codec, not per member).
     let codec: RoomCodec | null = null;
     let frame: Buffer | null = null;
-    let others: Map<RoomCodec, Buffer> | null = null;
+    let encoded: Map<RoomCodec, Buffer> | null = null;
     for (const ms of this.members) {
       const c = ms.conn.codec;
       if (c !== codec) {
-        if (codec === null) {
-          codec = c;
-          frame = c.message(m);
-        } else {
-          others ??= new Map();
-          let f = others.get(c);
-          if (f === undefined) others.set(c, (f = c.message(m)));
-          if (except === undefined || ms.conn.socketId !== except) this.sendMessage(ms, m.seq, f);
-          continue;
-        }
+        if (codec !== null) (encoded ??= new Map()).set(codec, frame!);
+        codec = c;
+        frame = encoded?.get(c) ?? c.message(m);
       }
       if (except === undefined || ms.conn.socketId !== except) this.sendMessage(ms, m.seq, frame!);
     }

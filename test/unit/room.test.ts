@@ -610,6 +610,9 @@ describe('LocalRoom with members of two protocols', () => {
     member('v1', V1_CODEC);
     member('p1', other, { socketId: '1.1', presenceUser: 'ann' });
     member('p2', other, { socketId: '1.2' });
+    // Codecs alternate in the member set: still one encoding per codec per message.
+    member('v1b', V1_CODEC);
+    member('p3', other, { socketId: '1.3' });
     room.start({ seq: 0, epoch: EPOCH });
     room.accept(msg(1), '1.1');
     room.accept(msg(2));
@@ -617,6 +620,8 @@ describe('LocalRoom with members of two protocols', () => {
     expect(got.get('p1')).toEqual(['other:2']);
     expect(got.get('p2')).toEqual(['other:1', 'other:2']);
     expect(got.get('v1')!.map((f) => (JSON.parse(f) as { seq: number }).seq)).toEqual([1, 2]);
+    expect(got.get('v1b')).toEqual(got.get('v1'));
+    expect(got.get('p3')).toEqual(['other:1', 'other:2']);
     room.presence({ kind: 'join', user: 'ann', at: 5 });
     expect(got.get('p1')).toEqual(['other:2']); // not told about itself
     expect(got.get('p2')).toEqual(['other:1', 'other:2', 'other-join:ann']);
