@@ -12,9 +12,7 @@ import { ErrorCodes, type ErrorCode } from '../protocol/errors.js';
 import type { OutboxSink } from './outbox.js';
 import { V1_CODEC, type Membership, type RoomCodec, type RoomMember } from '../rooms/room.js';
 import type { ConnectionDeps } from './deps.js';
-
-/** How long a cut (slow) connection has to read up to its close frame before it is terminated. */
-export const CUT_GRACE_MS = 5_000;
+import { closeFlushed, cutUnflushed } from './socket-close.js';
 
 export class Connection implements OutboxSink, RoomMember {
   queue: Buffer[] | null = null;
@@ -79,34 +77,12 @@ export class Connection implements OutboxSink, RoomMember {
 
   /** Flushes queued output, then closes with a code from protocol/close-codes.ts. */
   close(code: number, reason: string): void {
-    if (this.closeCode !== 0) return;
-    this.closeCode = code;
-    this.ctx.outbox.flushSink(this, true);
-    this.dead = true;
-    try {
-      this.ws.close(code, reason.slice(0, 120));
-    } catch {
-      this.ws.terminate();
-    }
-    // A peer that never answers the close handshake (or never reads) is cut after a grace period.
-    setTimeout(() => this.ws.terminate(), 2_000).unref();
+    closeFlushed(this, this.ctx.outbox, code, reason);
   }
 
-  /**
-   * Cuts the connection without flushing (slow consumer: its queue was dropped). The close frame goes
-   * out behind at most the socket's share of the output (outbox.ts, SOCKET_HIGH_WATER), so a client that
-   * reads again within CUT_GRACE_MS gets it and learns why; after that the socket is terminated.
-   */
+  /** Cuts the connection without flushing (slow consumer: its queue was dropped; socket-close.ts). */
   cut(code: number, reason: string): void {
-    if (this.closeCode !== 0) return;
-    this.closeCode = code;
-    this.dead = true;
-    try {
-      this.ws.close(code, reason);
-    } catch {
-      /* socket already gone */
-    }
-    setTimeout(() => this.ws.terminate(), CUT_GRACE_MS).unref();
+    cutUnflushed(this, code, reason);
   }
 
   static readonly codes = CloseCodes;

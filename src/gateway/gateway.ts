@@ -207,7 +207,8 @@ function offersSubprotocol(header: string): boolean {
   return header.split(',').some((name) => name.trim() === SUBPROTOCOL);
 }
 
-function rejectUpgrade(socket: Duplex, status: number, text: string, body: string, retryAfterS?: number): void {
+/** Refuses an upgrade with a plain HTTP answer (and `Retry-After` when given), then ends the socket. */
+export function rejectUpgrade(socket: Duplex, status: number, text: string, body: string, retryAfterS?: number): void {
   const headers = [
     `HTTP/1.1 ${status} ${text}`,
     'Connection: close',

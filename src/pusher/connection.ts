@@ -7,13 +7,11 @@ import type { WebSocket } from 'ws';
 import type { PusherApp } from '../config/schema.js';
 import type { Json, RoomRef } from '../engines/types.js';
 import type { OutboxSink, Outbox } from '../gateway/outbox.js';
+import { closeFlushed, cutUnflushed } from '../gateway/socket-close.js';
 import { pusherError, PusherClose } from '../protocol/pusher.js';
 import type { ChannelKind } from '../protocol/pusher.js';
 import type { Membership, RoomCodec, RoomMember } from '../rooms/room.js';
 import { PUSHER_CODEC, PUSHER_RESUME_CODEC } from './codec.js';
-
-/** How long a peer that does not answer the close handshake keeps its socket, ms. */
-const CLOSE_GRACE_MS = 2_000;
 
 /** A subscription: the room membership, and for a presence channel the user it is present as. */
 export interface Subscription {
@@ -79,16 +77,7 @@ export class PusherConnection implements OutboxSink, RoomMember {
 
   /** Flushes queued output, then closes with a Pusher close code. */
   close(code: number, reason: string): void {
-    if (this.closeCode !== 0) return;
-    this.closeCode = code;
-    this.outbox.flushSink(this, true);
-    this.dead = true;
-    try {
-      this.ws.close(code, reason.slice(0, 120));
-    } catch {
-      this.ws.terminate();
-    }
-    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
+    closeFlushed(this, this.outbox, code, reason);
   }
 
   /** A terminate order for its signed-in user (Pusher's terminate_connections): Pusher closes with 4009. */
@@ -98,14 +87,6 @@ export class PusherConnection implements OutboxSink, RoomMember {
 
   /** Cuts without flushing (slow consumer: its queue was dropped). */
   cut(code: number, reason: string): void {
-    if (this.closeCode !== 0) return;
-    this.closeCode = code;
-    this.dead = true;
-    try {
-      this.ws.close(code, reason);
-    } catch {
-      /* socket already gone */
-    }
-    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
+    cutUnflushed(this, code, reason);
   }
 }

@@ -13,6 +13,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { PusherApp } from '../config/schema.js';
 import { connectionEstablished, PUSHER_PING, PUSHER_PROTOCOL, PusherClose, RESUME_QUERY } from '../protocol/pusher.js';
 import { DrainSchedule, type DrainHooks, type DrainResult } from '../gateway/drain.js';
+import { rejectUpgrade } from '../gateway/gateway.js';
 import { PusherConnection } from './connection.js';
 import type { PusherDeps } from './deps.js';
 import { PusherSession } from './session.js';
@@ -214,10 +215,4 @@ function versionRefusal(protocol: string | null): readonly [number, string] | nu
 const KNOWN = new Set<number>([1000, 1001, 1005, 1006, ...Object.values(PusherClose)]);
 function closeLabel(code: number): string {
   return KNOWN.has(code) ? String(code) : 'other';
-}
-
-function rejectUpgrade(socket: Duplex, status: number, text: string, body: string, retryAfterS: number): void {
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: ${retryAfterS}\r\n\r\n${body}`,
-  );
 }
