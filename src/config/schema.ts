@@ -101,6 +101,8 @@ export const configSchema = z
     slowConsumerBytes: positiveInt.default(1_048_576),
     slowConsumerMs: positiveInt.default(2_000),
     maxRoomsPerConnection: positiveInt.default(100),
+    /** Publishes one connection may make per second (a token bucket holding one second's worth); 0: no limit. */
+    publishRatePerConnection: z.coerce.number().int().min(0).default(0),
     maxConnections: positiveInt.default(100_000),
     admissionRate: positiveInt.default(2_000),
     admissionBurst: positiveInt.default(4_000),

@@ -31,6 +31,9 @@ export class Connection implements OutboxSink, RoomMember {
   badFrames = 0;
   /** Requests of this connection in progress. */
   inflight = 0;
+  /** Publish token bucket (publishRatePerConnection): tokens left, and when it was last filled. */
+  publishTokens = -1;
+  publishFilledAt = 0;
   /** Frames received while connect was still in progress, run when it completes. */
   readonly early: ClientFrame[] = [];
   closeCode = 0;

@@ -21,6 +21,7 @@ export type GatewayConfig = Pick<
   | 'maxConnections'
   | 'maxRoomsPerConnection'
   | 'maxBufferedBytes'
+  | 'publishRatePerConnection'
   | 'recoveryMaxGap'
   | 'pingIntervalMs'
   | 'pingTimeoutMs'

@@ -354,6 +354,7 @@ export class Session {
       // The connection's own checks (its token's rights, its memberships); the rest is the edge's.
       this.checkRoom(c, f.room, 'publish');
       if (!c.rooms.has(f.room)) throw new SwitchboardError('not_joined', `join room ${f.room} before publishing to it`);
+      this.takePublishToken(c);
       const id = c.identity!;
       const reply = await this.ctx.edge.publish('ws', {
         tenant: id.tenant,
@@ -367,6 +368,23 @@ export class Session {
     } catch (err) {
       this.fail(c, err, f.id, f.room);
     }
+  }
+
+  /**
+   * The per-connection publish rate (publishRatePerConnection): a token bucket of one second's worth, refilled
+   * continuously; an empty bucket refuses the publish with `rate_limited` (retryable), the connection stays.
+   */
+  private takePublishToken(c: Connection): void {
+    const rate = this.ctx.config.publishRatePerConnection;
+    if (rate === 0) return;
+    const now = Date.now();
+    const tokens = c.publishTokens < 0 ? rate : Math.min(rate, c.publishTokens + ((now - c.publishFilledAt) / 1000) * rate);
+    c.publishFilledAt = now;
+    if (tokens < 1) {
+      c.publishTokens = tokens;
+      throw new SwitchboardError('rate_limited', `more than ${rate} publishes a second on this connection; retry later`);
+    }
+    c.publishTokens = tokens - 1;
   }
 
   private async history(c: Connection, f: Frame<'history'>): Promise<void> {

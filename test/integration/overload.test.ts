@@ -175,3 +175,30 @@ describe('bounded recovery', () => {
     for (const c of [pub, late, small]) c.close();
   });
 });
+
+describe('per-connection publish rate', () => {
+  it('publishes beyond publishRatePerConnection get rate_limited (retryable), counted; the connection stays and may publish again; another connection is not limited by it', async () => {
+    const n = await startNodeProcess({ args: ['--publish-rate-per-connection', '5'] });
+    started.push(n);
+    const busy = await TestClient.connect(n.wsUrl, { user: 'busy' });
+    const calm = await TestClient.connect(n.wsUrl, { user: 'calm' });
+    for (const c of [busy, calm]) await c.request({ type: 'join', room: 'rated' });
+    const before = await metric(n, 'switchboard_errors_total', 'code="rate_limited"');
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => busy.request({ type: 'publish', room: 'rated', data: { i } })));
+    const acked = replies.filter((r) => r.type === 'ack');
+    const refused = replies.filter((r) => r.type === 'error');
+    // A bucket of one second's worth: 5 at once, and a few more only if refilled while the 20 were read (a stalled loop).
+    expect(acked.length).toBeGreaterThanOrEqual(5);
+    expect(acked.length).toBeLessThanOrEqual(10);
+    expect(refused.length).toBe(20 - acked.length);
+    for (const r of refused) expect(r).toMatchObject({ code: 'rate_limited', retryable: true, room: 'rated' });
+    expect(await metric(n, 'switchboard_errors_total', 'code="rate_limited"')).toBe(before + refused.length);
+    // The other connection has its own bucket.
+    expect(await calm.request({ type: 'publish', room: 'rated', data: 'calm' })).toMatchObject({ type: 'ack' });
+    // The bucket refills: the busy connection publishes again once a token is back.
+    await waitFor(async () => (await busy.request({ type: 'publish', room: 'rated', data: 'again' })).type === 'ack', 5_000, 'a refilled token', 100);
+    expect(busy.closed).toBeNull();
+    busy.close();
+    calm.close();
+  });
+});
