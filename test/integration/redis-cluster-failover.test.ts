@@ -120,19 +120,31 @@ describe('a cluster node across a Redis Cluster failover', () => {
     console.log(
       `redis cluster failover: publishes to the dead shard's rooms refused for ${refused > 0 ? lastRefusal - killedAt : 0} ms after the kill (${refused} refused attempts, retried with the same idem)`,
     );
-    for (const room of ROOMS) seqs.get(room)!.push((await publish(room, ROUNDS + 1))!);
-
-    for (const room of ROOMS) expect(seqs.get(room), room).toEqual(Array.from({ length: ROUNDS + 1 }, (_, k) => k + 1));
+    let last = ROUNDS + 1;
+    for (const room of ROOMS) seqs.get(room)!.push((await publish(room, last))!);
     const got = (room: string): unknown[] => alice.frames.filter((f) => f.type === 'message' && f.room === room).map((f) => (f.data as { i: number }).i);
-    await waitFor(() => ROOMS.every((room) => got(room).length >= ROUNDS + 1), 30_000, 'alice has every message of every room');
-    for (const room of ROOMS) expect(got(room), room).toEqual(Array.from({ length: ROUNDS + 1 }, (_, k) => k + 1));
+    // Redis pub/sub can drop a message published while the node's subscription moves off the dead shard (docs/
+    // scaling.md §4); members get it by gap repair when the room's next message arrives. So while a room's member
+    // lacks messages, every room gets one more (at most 10 rounds): each acked message must then arrive, once, in order.
+    for (;;) {
+      try {
+        await waitFor(() => ROOMS.every((room) => got(room).length >= last), 5_000, 'alice has every message of every room');
+        break;
+      } catch (err) {
+        if (last >= ROUNDS + 11) throw err;
+        last++;
+        for (const room of ROOMS) seqs.get(room)!.push((await publish(room, last))!);
+      }
+    }
+    for (const room of ROOMS) expect(seqs.get(room), room).toEqual(Array.from({ length: last }, (_, k) => k + 1));
+    for (const room of ROOMS) expect(got(room), room).toEqual(Array.from({ length: last }, (_, k) => k + 1));
 
     for (const room of [ROOMS[0]!, ROOMS[11]!])
       await waitFor(
         async () => {
           const res = await fetch(`${node.url}/api/rooms/${room}/history?after=0`);
           const body = (await res.json()) as { messages?: { seq: number }[] };
-          return body.messages?.length === ROUNDS + 1;
+          return body.messages?.length === last;
         },
         20_000,
         `history of ${room}`,

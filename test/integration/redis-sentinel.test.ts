@@ -122,16 +122,36 @@ describe('a cluster node on Redis Sentinel', () => {
       `redis sentinel failover: publishes refused for ${firstAckAfterKill - killedAt} ms after the kill (${refused} refused attempts, retried with the same idem); new master :${newMaster}`,
     );
 
-    // Each acked once, at its own seq: 40 distinct seqs, increasing with the publish order.
+    // Redis pub/sub can drop a message published while the node's subscription moves to the new master (docs/
+    // scaling.md §4); the member gets it by gap repair with the room's next message. So while alice lacks
+    // messages, one more is published (at most 10): each acked message must then arrive, once, in order.
+    let last = 40;
+    for (;;) {
+      try {
+        await waitFor(() => messages(alice).length >= last, 5_000, `alice has all ${last} messages`);
+        break;
+      } catch (err) {
+        if (last >= 50) throw err;
+        last++;
+        let ack = await publish(last);
+        for (let tries = 0; ack === null && tries < 50; tries++) {
+          await new Promise((r) => setTimeout(r, 100)); // pacing between retries of one refused publish
+          ack = await publish(last);
+        }
+        expect(ack, `publish ${last}`).not.toBeNull();
+        acks.set(last, ack!);
+      }
+    }
+
+    // Each acked once, at its own seq: distinct seqs, increasing with the publish order.
     const seqs = [...acks.entries()].sort((a, b) => a[0] - b[0]).map(([, a]) => a.seq);
-    expect(new Set(seqs).size).toBe(40);
+    expect(new Set(seqs).size).toBe(last);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(seqs[0]).toBe(1);
 
     // The member got each acked message once, in seq order.
-    await waitFor(() => messages(alice).length >= 40, 20_000, 'alice has all 40 messages');
     expect(messages(alice).map((f) => f.seq)).toEqual(seqs);
-    expect(messages(alice).map((f) => (f.data as { i: number }).i)).toEqual([...Array(40).keys()].map((k) => k + 1));
+    expect(messages(alice).map((f) => (f.data as { i: number }).i)).toEqual([...Array(last).keys()].map((k) => k + 1));
 
     // History (PostgreSQL, or JetStream while the writer catches up) has each once at its acked seq.
     await waitFor(
@@ -142,7 +162,7 @@ describe('a cluster node on Redis Sentinel', () => {
         return JSON.stringify(body.messages.map((m) => m.seq)) === JSON.stringify(seqs);
       },
       20_000,
-      'history has the 40 acked messages at their seqs',
+      'history has every acked message at its seq',
       100,
     );
 
