@@ -42,7 +42,10 @@ export interface RoomCodec {
   message(m: RoomMessage): Buffer;
   /** Members get presence as `presence.diff` frames batched per interval (protocol v1), not from `presence`. */
   readonly batchesPresence: boolean;
-  /** A user's first join / last leave of the room as a frame of its own, sent at once; null: nothing to send. */
+  /**
+   * A user's first join / last leave of the room as a frame of its own, sent at once (only in rooms that track
+   * a member list: `LocalRoom.trackPresence`); null: nothing to send.
+   */
   presence(ref: RoomRef, change: PresenceEvent): Buffer | null;
   /** A direct message to a user (rooms/users.ts). */
   direct(user: string, env: DirectMessage): Buffer;
@@ -302,17 +305,21 @@ export class LocalRoom {
       if (kind === 'join') this.known.set(user, Date.now());
       else if (!this.known.delete(user)) return; // told already (an expiry this node found, or a repeat)
     }
-    let batched = false;
-    const frames = new Map<RoomCodec, Buffer | null>();
-    for (const ms of this.members) {
-      const c = ms.conn.codec;
-      if (c.batchesPresence) {
-        batched = true;
-        continue;
+    // Frames of their own go only to members holding a member list, which only a tracked room has (Pusher
+    // presence channels): any other room takes the O(1) batching path, whatever its size.
+    let batched = this.known === null;
+    if (this.known !== null) {
+      const frames = new Map<RoomCodec, Buffer | null>();
+      for (const ms of this.members) {
+        const c = ms.conn.codec;
+        if (c.batchesPresence) {
+          batched = true;
+          continue;
+        }
+        let frame = frames.get(c);
+        if (frame === undefined) frames.set(c, (frame = c.presence(this.ref, change)));
+        if (frame !== null && ms.pending === null && ms.presenceUser !== user && ms.conn.leaving !== true) ms.conn.send(frame);
       }
-      let frame = frames.get(c);
-      if (frame === undefined) frames.set(c, (frame = c.presence(this.ref, change)));
-      if (frame !== null && ms.pending === null && ms.presenceUser !== user && ms.conn.leaving !== true) ms.conn.send(frame);
     }
     if (!batched) return;
     if (kind === 'join') {

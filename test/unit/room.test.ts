@@ -614,6 +614,7 @@ describe('LocalRoom with members of two protocols', () => {
     member('v1b', V1_CODEC);
     member('p3', other, { socketId: '1.3' });
     room.start({ seq: 0, epoch: EPOCH });
+    room.trackPresence([]); // the other codec's members hold a member list (as a Pusher presence subscriber does)
     room.accept(msg(1), '1.1');
     room.accept(msg(2));
     expect(encodedOther).toBe(2);
