@@ -29,7 +29,8 @@ import type { MessageStore } from './messagestore/messagestore.js';
 import { openPostgresStore } from './messagestore/postgres.js';
 import { openRedisPresence } from './presence/redis.js';
 import { openRedisRoomLog } from './roomlog/redis.js';
-import type { RoomPosition, RoomRef } from './types.js';
+import type { FenceSource } from './roomlog/roomlog.js';
+import type { RoomMessage, RoomPosition, RoomRef } from './types.js';
 import { ConnectionError } from '../connections/errors.js';
 
 export function isClustered(c: Config): boolean {
@@ -82,7 +83,10 @@ export function openDeferredPostgres(c: Config, onAttemptFailed?: (err: unknown,
   return new DeferredStore('postgres', () => openPostgresStore(c.database!), onAttemptFailed === undefined ? {} : { onAttemptFailed });
 }
 
-export async function openClusterEngines(c: Config, nodeId: string): Promise<Engines> {
+/** Told when the RoomLog's fence moved a room's seq up to the durable log's (roomlog.ts `FenceSource.onMoved`). */
+export type FenceMoved = (ref: RoomRef, from: number, to: number, restored: number) => void;
+
+export async function openClusterEngines(c: Config, nodeId: string, onFenceMoved?: FenceMoved): Promise<Engines> {
   const opened: { close(): Promise<void> }[] = [];
   try {
     let durableLog: DurableLog;
@@ -116,11 +120,36 @@ export async function openClusterEngines(c: Config, nodeId: string): Promise<Eng
       const stored = await store.position(ref).catch(() => null);
       return stored !== null && stored.seq > last.seq ? stored : { seq: last.seq, epoch: last.epoch };
     };
+    // The durable truth a room's Redis sequence must not fall below (a failover to a lagging replica): JetStream's
+    // newest message of the room, else (none there, or no JetStream) the MessageStore's, which then holds every
+    // acked message. The messages in between come from both, as history reads them (messaging/history-fill.ts).
+    const fence: FenceSource = {
+      floor: async (ref) => {
+        const last = js === undefined ? null : await js.last(ref);
+        if (last !== null) return last;
+        const stored = await store.position(ref);
+        if (stored === null) return null;
+        const page = await store.page(ref, { after: stored.seq - 1, limit: 1 });
+        return page.messages[0] ?? null;
+      },
+      range: async (ref, from, to) => {
+        const seqs = Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+        const [pending, stored] = await Promise.all([
+          durableLog.uncommitted(ref, seqs).catch(() => []),
+          store.page(ref, { after: from - 1, limit: Math.min(1000, Math.max(1, to - from + 1)) }).then((p) => p.messages, () => []),
+        ]);
+        const bySeq = new Map<number, RoomMessage>();
+        for (const m of [...stored, ...pending]) if (m.seq >= from && m.seq <= to) bySeq.set(m.seq, m);
+        return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+      },
+      ...(onFenceMoved === undefined ? {} : { onMoved: onFenceMoved }),
+    };
     const roomLog = await openRedisRoomLog(redis, {
       windowSize: c.recoveryWindow,
       windowMs: c.recoveryWindowMs,
       idemMs: c.idempotencyMs,
       seed,
+      fence,
     });
     return { backplane, presence, roomLog, durableLog, store };
   } catch (err) {

@@ -11,6 +11,7 @@
 import type { Backplane } from '../engines/backplane/backplane.js';
 import type { DurableLog } from '../engines/durablelog/durablelog.js';
 import type { PublishInput, RoomLog } from '../engines/roomlog/roomlog.js';
+import { EngineError } from '../engines/errors.js';
 import type { Json, RoomMessage, RoomRef } from '../engines/types.js';
 import { SwitchboardError } from '../protocol/errors.js';
 import { withTimeout } from '../util/timeout.js';
@@ -41,6 +42,11 @@ export class Publisher {
     try {
       await withTimeout(this.durableLog.append(appended.message), this.durableTimeoutMs, `durable log did not confirm within ${this.durableTimeoutMs} ms`);
     } catch (err) {
+      if (err instanceof EngineError && err.code === 'conflict' && this.roomLog.refused !== undefined) {
+        // Another message holds this seq: the sequence fell behind. Forget this one (its retry is sequenced anew) and fence.
+        // A failed clean-up (Redis down) is done again when the retry, handed the same seq, is refused again.
+        await this.roomLog.refused(appended.message).catch(() => undefined);
+      }
       throw new SwitchboardError('unavailable', 'durable log unavailable, publish not acknowledged; retry with the same idem', { cause: err });
     }
     try {

@@ -63,7 +63,10 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   const opened =
     options.engines ??
     (isClustered(config)
-      ? await openClusterEngines(config, nodeId)
+      ? await openClusterEngines(config, nodeId, (ref, from, to, restored) => {
+          metrics.sequenceFences.inc();
+          log.warn({ tenant: ref.tenant, room: ref.room, from, to, restored }, 'room sequence was behind the durable log (redis failover?); moved past it');
+        })
       : await openEmbeddedEngines({
           dataDir: config.dataDir,
           presenceTtlMs: config.presenceTtlMs,

@@ -100,6 +100,11 @@ export class Metrics {
     help: 'Backplane publish or subscribe failures.',
     registers: [this.registry],
   });
+  readonly sequenceFences = new Counter({
+    name: 'switchboard_sequence_fences_total',
+    help: "Rooms whose sequence the RoomLog found behind the durable log's newest seq (a Redis failover to a lagging replica) and moved past it.",
+    registers: [this.registry],
+  });
   readonly httpAborted = new Counter({
     name: 'switchboard_http_aborted_total',
     help: 'HTTP requests the client abandoned before its body was read (disconnected mid-body).',

@@ -18,6 +18,10 @@ export interface TestServer {
   stop(): Promise<void>;
   /** SIGKILL and wait. */
   kill(): Promise<void>;
+  /** SIGSTOP: the process keeps its sockets but answers nothing (a server that lags or hangs) until `resume`. */
+  pause(): void;
+  /** SIGCONT after `pause`. */
+  resume(): void;
   /** Start again on the same port and directory (after stop/kill). */
   restart(): Promise<void>;
   /** Stop and delete the directory. */
@@ -78,6 +82,8 @@ export function managed(
     dir,
     stop: () => halt(stopSignal),
     kill: () => halt('SIGKILL'),
+    pause: () => void (child as ChildProcess | null)?.kill('SIGSTOP'),
+    resume: () => void (child as ChildProcess | null)?.kill('SIGCONT'),
     restart: start,
     async dispose() {
       await halt('SIGKILL');

@@ -117,3 +117,90 @@ if from <= to then
 end
 return out
 `;
+
+/**
+ * fence: moves a room's sequence up to the durable log's newest seq (`floor`) when Redis has fallen behind it
+ * (a replica promoted before it had the last increments). ARGV: floorSeq, floorEpoch, floorTs, windowSize,
+ * windowMs, idemMs, mode ('probe' | 'apply'), then triples (seq, idemField or '', message JSON) of durable
+ * messages, ascending. A probe changes nothing (except that a room without state is created at the floor) and
+ * returns {1, cur} when the room's seq `cur` is below floorSeq, else {0, cur}. An apply restores the idempotency
+ * ids of the given messages that Redis lacks (so a client retrying a message acked before the failover gets it
+ * back instead of a second copy) and, when cur < floorSeq under the floor's epoch, moves seq to floorSeq and
+ * returns {2, cur}; else {0, cur}. Another epoch means the room started over since: its sequence is not the
+ * floor's, and is left alone. The messages above cur go into the recent window when they run without a hole up
+ * to floorSeq (the window holds consecutive seqs ending at meta.seq: a hole empties it, and recovery then reads
+ * history).
+ */
+export const FENCE_LUA =
+  PRELUDE +
+  String.raw`
+local floorSeq, floorEpoch, floorTs = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local windowSize, windowMs, idemMs = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local mode = ARGV[7]
+if redis.call('EXISTS', meta) == 0 then
+  ensure(fmt(floorSeq), floorEpoch)
+  redis.call('HSET', meta, 'ts', fmt(floorTs))
+  return {0, 0}
+end
+local cur = tonumber(redis.call('HGET', meta, 'seq'))
+local behind = cur < floorSeq and redis.call('HGET', meta, 'epoch') == floorEpoch
+if mode == 'probe' then
+  if behind then return {1, cur} end
+  return {0, cur}
+end
+
+local above = {}
+for i = 8, #ARGV, 3 do
+  local seq, field, msg = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
+  if seq <= floorSeq and field ~= '' and redis.call('HEXISTS', idem, field) == 0 then
+    local at = tonumber(string.match(msg, '"ts":(%d+)')) or now
+    if now - at <= idemMs then
+      redis.call('HSET', idem, field, msg)
+      redis.call('ZADD', idemq, at, field)
+      redis.call('PEXPIRE', idem, math.max(1, idemMs))
+      redis.call('PEXPIRE', idemq, math.max(1, idemMs))
+    end
+  end
+  if seq > cur and seq <= floorSeq then table.insert(above, {seq, msg}) end
+end
+if not behind then return {0, cur} end
+
+-- The run of messages above cur that ends at floorSeq without a hole goes into the window.
+local run = #above + 1
+local want = floorSeq
+while run > 1 and above[run - 1][1] == want do
+  run = run - 1
+  want = want - 1
+end
+if want ~= cur then redis.call('DEL', win) end
+if windowSize > 0 then
+  for i = run, #above do redis.call('RPUSH', win, above[i][2]) end
+  redis.call('LTRIM', win, -windowSize, -1)
+  trimAge(windowMs)
+  if redis.call('EXISTS', win) == 1 then redis.call('PEXPIRE', win, math.max(1, windowMs)) end
+end
+local ts = math.max(floorTs, tonumber(redis.call('HGET', meta, 'ts') or '0') or 0)
+redis.call('HSET', meta, 'seq', fmt(floorSeq), 'ts', fmt(ts))
+return {2, cur}
+`;
+
+/**
+ * refused: the durable log refused a message this log sequenced, because another message already holds its seq
+ * (the sequence had fallen behind). ARGV: seq, idemField ('' = none). Forgets the message's idempotency id when
+ * it still names that seq (so a retry is sequenced anew instead of handed the refused seq again) and empties the
+ * window, which may hold the refused message; recovery reads history until new messages refill it.
+ */
+export const REFUSED_LUA =
+  PRELUDE +
+  String.raw`
+local seq, field = ARGV[1], ARGV[2]
+if field ~= '' then
+  local first = redis.call('HGET', idem, field)
+  if first and string.match(first, '"seq":(%d+)') == seq then
+    redis.call('HDEL', idem, field)
+    redis.call('ZREM', idemq, field)
+  end
+end
+redis.call('DEL', win)
+return 0
+`;

@@ -1,7 +1,8 @@
 import { openRedis, type RedisClient, type RedisConnectOptions } from '../../connections/redis.js';
 import type { RoomMessage, RoomPosition, RoomRef } from '../types.js';
 import { newEpoch } from './memory.js';
-import { APPEND_LUA, READ_LUA } from './redis-lua.js';
+import { RoomFences } from './fence.js';
+import { APPEND_LUA, FENCE_LUA, READ_LUA, REFUSED_LUA } from './redis-lua.js';
 import { defaultRoomLogOptions, type AppendResult, type PublishInput, type RecoveryResult, type RoomLog, type RoomLogOptions } from './roomlog.js';
 import { EngineError } from '../errors.js';
 
@@ -15,6 +16,8 @@ type ScriptFn = (...args: ScriptArg[]) => Promise<unknown>;
 
 const APPEND = 'sbRoomLogAppend';
 const READ = 'sbRoomLogRead';
+const FENCE = 'sbRoomLogFence';
+const REFUSED = 'sbRoomLogRefused';
 
 /**
  * RedisRoomLog: the cluster RoomLog. Every node opens its own instance on the same Redis; all
@@ -42,6 +45,14 @@ const READ = 'sbRoomLogRead';
  * unknown room (`position`, `since`) create its state the same way, so the epoch they report is the one
  * later appends use; `range` of an unknown room is empty and creates nothing.
  *
+ * Fencing (`options.fence`, given by engines/cluster.ts): Redis replicates asynchronously, so a replica promoted by
+ * Sentinel or a Cluster failover can lack a room's last increments, and would hand out seqs that acked messages
+ * hold. So a room's first append after the client (re)connects (`ready`, and a Cluster's `+node`/`-node`), and
+ * the first after the fence's TTL, first compares the room's seq with the durable log's newest message of the
+ * room and moves it up when it is below (fence.ts), restoring the idempotency ids and window of the messages in
+ * between. An append that slips in before the client reports the reconnect is refused by the durable log
+ * (`conflict`, within its duplicate window) and `refused` then forgets it and fences the room again.
+ *
  * While Redis is unreachable every operation rejects (after the client's bounded retries); nothing is
  * cached locally, so the log is consistent again as soon as Redis is back.
  */
@@ -52,6 +63,8 @@ export class RedisRoomLog implements RoomLog {
   private readonly append_: ScriptFn;
   private readonly read_: ScriptFn;
   private readonly seeding = new Map<string, Promise<RoomPosition>>();
+  private readonly fences: RoomFences | undefined;
+  private readonly refused_: ScriptFn | undefined;
   private closed = false;
 
   constructor(
@@ -67,6 +80,26 @@ export class RedisRoomLog implements RoomLog {
     client.defineCommand(READ, { numberOfKeys: 4, lua: READ_LUA });
     this.append_ = scriptOf(client, APPEND);
     this.read_ = scriptOf(client, READ);
+    if (options.fence !== undefined) {
+      client.defineCommand(FENCE, { numberOfKeys: 4, lua: FENCE_LUA });
+      client.defineCommand(REFUSED, { numberOfKeys: 4, lua: REFUSED_LUA });
+      const fence = scriptOf(client, FENCE);
+      this.refused_ = scriptOf(client, REFUSED);
+      const { windowSize, windowMs, idemMs } = this.options;
+      const fences = new RoomFences(
+        options.fence,
+        async (ref, floor, entries) => {
+          const triples = (entries ?? []).flatMap((m) => [m.seq, m.idem === undefined ? '' : `${m.from}\u0000${m.idem}`, windowEntry(m)]);
+          const mode = entries === undefined ? 'probe' : 'apply';
+          const [code, cur] = (await fence(...this.keys(ref), floor.seq, floor.epoch, floor.ts, windowSize, windowMs, idemMs, mode, ...triples)) as [number, number];
+          return { cur: Number(cur), behind: code !== 0 };
+        },
+        Math.max(windowSize, 100),
+      );
+      this.fences = fences;
+      // A reconnect may have reached another server (Sentinel: the promoted replica; Cluster: a shard's new master).
+      for (const event of ['ready', '+node', '-node']) client.on(event, () => fences.reconnected());
+    }
   }
 
   async append(ref: RoomRef, input: PublishInput): Promise<AppendResult> {
@@ -78,6 +111,8 @@ export class RedisRoomLog implements RoomLog {
     const event = input.event === undefined ? '' : `,"event":${JSON.stringify(input.event)}`;
     const tail = input.idem === undefined ? `${event},"data":${data}}` : `${event},"data":${data},"idem":${JSON.stringify(input.idem)}}`;
     const field = input.idem === undefined ? '' : `${input.from}\u0000${input.idem}`;
+    const fencing = this.fences?.check(ref);
+    if (fencing !== undefined) await fencing;
     let init = this.options.seed === undefined ? fresh() : undefined;
     for (;;) {
       const reply = await this.append_(...this.keys(ref), head, mid, tail, field, windowSize, windowMs, idemMs, idemMax, init?.seq ?? '', init?.epoch ?? '');
@@ -86,6 +121,14 @@ export class RedisRoomLog implements RoomLog {
       if (init !== undefined) throw new EngineError('roomlog', 'invalid', `room log: unexpected reply from redis for ${ref.tenant}/${ref.room}`);
       init = await this.seedPosition(ref);
     }
+  }
+
+  async refused(message: RoomMessage): Promise<void> {
+    this.ensureOpen();
+    const ref = { tenant: message.tenant, room: message.room };
+    this.fences?.forget(ref, message.seq);
+    if (this.refused_ === undefined) return;
+    await this.refused_(...this.keys(ref), message.seq, message.idem === undefined ? '' : `${message.from}\u0000${message.idem}`);
   }
 
   async since(ref: RoomRef, seq: number, epoch: string): Promise<RecoveryResult> {
@@ -167,6 +210,12 @@ export class RedisRoomLog implements RoomLog {
     }
     return pending;
   }
+}
+
+/** A durable message as a window entry: the key order the append script builds (`ts` before `data`, see redis-lua.ts). */
+function windowEntry(m: RoomMessage): string {
+  const { tenant, room, seq, epoch, from, ts, event, data, idem } = m;
+  return JSON.stringify({ tenant, room, seq, epoch, from, ts, ...(event === undefined ? {} : { event }), data, ...(idem === undefined ? {} : { idem }) });
 }
 
 function fresh(): RoomPosition {

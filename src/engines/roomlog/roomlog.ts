@@ -50,6 +50,14 @@ export interface RoomLog {
   /** Messages with seq in [from, to] still in the window (for gap repair), in order. */
   range(ref: RoomRef, from: number, to: number): Promise<RoomMessage[]>;
   position(ref: RoomRef): Promise<RoomPosition>;
+  /**
+   * The durable log refused `message`, which this log sequenced, because another message already holds its seq
+   * (the sequence fell behind, e.g. a Redis replica promoted before it had the last increments). The log
+   * forgets the message's idempotency id (a retry is sequenced anew, not handed the refused seq again), drops
+   * recent-window entries that may hold it, and moves the room's sequence past the durable log's before the
+   * next append. Optional: a log whose state cannot fall behind the durable log (in-process) has none.
+   */
+  refused?(message: RoomMessage): Promise<void>;
   /** Whether appends can succeed now (connected), for readiness: every publish needs the sequencer. */
   health(): { ok: boolean; detail?: string };
   close(): Promise<void>;
@@ -73,6 +81,31 @@ export interface RoomLogOptions {
    * Implementations whose state survives restarts (Redis) may ignore it.
    */
   seedRecent?: (ref: RoomRef) => Promise<RoomMessage[]>;
+  /**
+   * Fencing against a sequence that went backwards (a log whose state lives elsewhere and can lose its newest
+   * writes: Redis failing over to a replica that lagged). When set, a room's first append after the log
+   * (re)connected, and the first after `ttlMs` since the room was last fenced, first moves the room's seq up to
+   * `floor(ref)` (the durable log's newest message of the room) if it is below, restoring the recent window and
+   * idempotency ids of the messages in between from `range(ref, from, to)` (best effort). An in-process log
+   * ignores it.
+   */
+  fence?: FenceSource;
+}
+
+/** Where a fence reads the room's durable truth (engines/cluster.ts builds it from JetStream and the MessageStore). */
+export interface FenceSource {
+  /** The room's newest durably stored message, or null when the durable side holds none. Rejects when it cannot tell. */
+  floor(ref: RoomRef): Promise<RoomMessage | null>;
+  /** Durably stored messages of the room with seq in [from, to] (any subset the sources can give; may reject). */
+  range(ref: RoomRef, from: number, to: number): Promise<RoomMessage[]>;
+  /**
+   * A room stays fenced this long (ms) without a reconnect before its next append checks again: the backstop for
+   * a failover the client did not report as a reconnect. Keep it well under the durable log's duplicate window
+   * (JetStream: 2 minutes), inside which a reused seq is refused rather than stored. Default 30,000.
+   */
+  ttlMs?: number;
+  /** Told each time a fence moved a room's seq (from → to) and how many messages it restored. */
+  onMoved?: (ref: RoomRef, from: number, to: number, restored: number) => void;
 }
 
 export const defaultRoomLogOptions: RoomLogOptions = { windowSize: 1000, windowMs: 120_000, idemMs: 600_000 };
