@@ -136,7 +136,10 @@ export async function openClusterEngines(c: Config, nodeId: string, onFenceMoved
         const seqs = Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
         const [pending, stored] = await Promise.all([
           durableLog.uncommitted(ref, seqs).catch(() => []),
-          store.page(ref, { after: from - 1, limit: Math.min(1000, Math.max(1, to - from + 1)) }).then((p) => p.messages, () => []),
+          store.page(ref, { after: from - 1, limit: Math.min(1000, Math.max(1, to - from + 1)) }).then(
+            (p) => p.messages,
+            () => [],
+          ),
         ]);
         const bySeq = new Map<number, RoomMessage>();
         for (const m of [...stored, ...pending]) if (m.seq >= from && m.seq <= to) bySeq.set(m.seq, m);

@@ -91,7 +91,10 @@ export class RedisRoomLog implements RoomLog {
         async (ref, floor, entries) => {
           const triples = (entries ?? []).flatMap((m) => [m.seq, m.idem === undefined ? '' : `${m.from}\u0000${m.idem}`, windowEntry(m)]);
           const mode = entries === undefined ? 'probe' : 'apply';
-          const [code, cur] = (await fence(...this.keys(ref), floor.seq, floor.epoch, floor.ts, windowSize, windowMs, idemMs, mode, ...triples)) as [number, number];
+          const [code, cur] = (await fence(...this.keys(ref), floor.seq, floor.epoch, floor.ts, windowSize, windowMs, idemMs, mode, ...triples)) as [
+            number,
+            number,
+          ];
           return { cur: Number(cur), behind: code !== 0 };
         },
         Math.max(windowSize, 100),
