@@ -147,3 +147,20 @@ export async function startSentinelSet(options: { replicas?: number; sentinels?:
     throw err;
   }
 }
+
+/**
+ * Makes a replica lag behind its master on purpose, for as long as the test wants: it drops its link to the
+ * master and cannot log in again (a wrong `masterauth`), so the master's next writes never reach it. (SIGSTOP
+ * would not do: the kernel keeps receiving the replication stream into the socket buffer, and the replica
+ * applies it on SIGCONT.) The replica stays up, answers its sentinels and can be promoted; once promoted it is
+ * a master and the wrong `masterauth` no longer matters.
+ */
+export async function detachReplica(replica: Redis): Promise<void> {
+  await replica.config('SET', 'masterauth', 'not-the-password');
+  await replica.client('KILL', 'TYPE', 'master');
+  const deadline = Date.now() + 10_000;
+  while (!(await replica.info('replication')).includes('master_link_status:down')) {
+    if (Date.now() > deadline) throw new Error('replica still linked to its master 10 s after its link was cut');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

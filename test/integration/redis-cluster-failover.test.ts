@@ -1,7 +1,8 @@
 /**
  * A Redis Cluster failover under a cluster node: 3 masters with a replica each (real redis-server processes,
  * `cluster-node-timeout` 2 s), one node with `--redis redis+cluster://…` and `--backplane redis`, a member in
- * 12 rooms spread over the shards. A master is killed with -9 after its replica confirmed every write (WAIT);
+ * 12 rooms spread over the shards. A master's replica confirms the first round of writes (WAIT), then loses its
+ * link, so the second round never reaches it; the master is killed with -9 and the lagging replica promoted;
  * publishes to every room go on, each retried with its idem until acked. Then: every publish acked once, at
  * seqs no other message of its room has, in publish order; the member has every message once and in order
  * (the backplane is at-most-once: a message lost with the subscriber's shard is repaired from the recovery
@@ -11,6 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { startRedisCluster, type RedisClusterSet } from '../helpers/redis-cluster.js';
+import { detachReplica } from '../helpers/redis-sentinel.js';
 import { startNatsServer, startPostgres, type TestServer } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
 import { TestClient } from '../helpers/ws-client.js';
@@ -95,13 +97,26 @@ describe('a cluster node across a Redis Cluster failover', () => {
       expect(await c.call('WAIT', '1', '5000')).toBe(1);
       c.disconnect();
     }
+    // The victim's replica has round 1 (WAIT), then loses its link: round 2 is acked (Redis master + JetStream) but
+    // never reaches it, so once promoted it starts each of its rooms one seq behind (docs/scaling.md §4).
+    const v = cluster.client(victim.port);
+    await v.connect();
+    const replicaPort = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(await v.info('replication'))?.[1]);
+    const victimRooms = (await Promise.all(ROOMS.map((room) => v.exists(`sb:{default/${room}}:meta`).catch(() => 0)))).filter((n) => n === 1).length;
+    v.disconnect();
+    expect(victimRooms).toBeGreaterThan(0);
+    const replica = cluster.client(replicaPort);
+    await replica.connect();
+    await detachReplica(replica);
+    replica.disconnect();
+    for (const room of ROOMS) seqs.get(room)!.push((await publish(room, 2))!);
 
     const killedAt = Date.now();
     await victim.kill();
     let refused = 0;
     let lastRefusal = killedAt;
-    // Rounds 2..ROUNDS across the failover, then a last round once every shard answers again.
-    for (let i = 2; i <= ROUNDS; i++)
+    // Rounds 3..ROUNDS across the failover, then a last round once every shard answers again.
+    for (let i = 3; i <= ROUNDS; i++)
       for (const room of ROOMS)
         for (;;) {
           const seq = await publish(room, i);
@@ -137,6 +152,9 @@ describe('a cluster node across a Redis Cluster failover', () => {
       }
     }
     for (const room of ROOMS) expect(seqs.get(room), room).toEqual(Array.from({ length: last }, (_, k) => k + 1));
+    // The node found each of the dead shard's rooms behind JetStream on the promoted replica and moved past it, once each.
+    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^switchboard_sequence_fences_total(\\{[^}]*\\})? ${victimRooms}$`, 'm'));
     for (const room of ROOMS) expect(got(room), room).toEqual(Array.from({ length: last }, (_, k) => k + 1));
 
     for (const room of [ROOMS[0]!, ROOMS[11]!])

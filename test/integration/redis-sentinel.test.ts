@@ -9,12 +9,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
-import { startSentinelSet, type SentinelSet } from '../helpers/redis-sentinel.js';
+import { detachReplica, startSentinelSet, type SentinelSet } from '../helpers/redis-sentinel.js';
 import { startNatsServer, startPostgres, type TestServer } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
 import { TestClient, type Frame } from '../helpers/ws-client.js';
 
 const ROOM = 'failover';
+/** Messages 21..LAGGED are acked while both replicas lag. */
+const LAGGED = 25;
 let set: SentinelSet;
 const servers: TestServer[] = [];
 let node: NodeProcess;
@@ -91,18 +93,31 @@ describe('a cluster node on Redis Sentinel', () => {
     }
     const oldMaster = await set.masterPort();
     expect(oldMaster).toBe(set.master.port);
-    // Every write reached both replicas before the kill: a replica that lagged could hand out seqs again
-    // (docs/scaling.md §4: the fencing against that is not built yet).
+    // Both replicas have messages 1..20 (WAIT), then lose their link: 21..25 are acked (Redis master + JetStream)
+    // but never reach them, so whichever is promoted starts the room's sequence 5 behind (docs/scaling.md §4).
     const direct = set.client(oldMaster);
     await direct.connect();
     expect(await direct.call('WAIT', '2', '5000')).toBe(2);
     direct.disconnect();
+    const replicas = set.replicas.map((r) => set.client(r.port));
+    for (const r of replicas) {
+      await r.connect();
+      await detachReplica(r);
+    }
+    for (let i = 21; i <= LAGGED; i++) {
+      const ack = await publish(i);
+      expect(ack, `publish ${i}`).not.toBeNull();
+      acks.set(i, ack!);
+    }
+    const lagging = await Promise.all(replicas.map(async (r) => Number((await r.hget(`sb:{default/${ROOM}}:meta`, 'seq')) ?? 0)));
+    expect(lagging).toEqual([20, 20]);
+    for (const r of replicas) r.disconnect();
 
     const killedAt = Date.now();
     await set.master.kill();
     let refused = 0;
     let firstAckAfterKill = 0;
-    for (let i = 21; i <= 40; i++) {
+    for (let i = LAGGED + 1; i <= 40; i++) {
       for (;;) {
         const ack = await publish(i);
         if (ack !== null) {
@@ -142,6 +157,10 @@ describe('a cluster node on Redis Sentinel', () => {
         acks.set(last, ack!);
       }
     }
+
+    // The node found the promoted master's sequence behind JetStream and moved past it (fenced), once.
+    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    expect(metrics).toMatch(/^switchboard_sequence_fences_total(\{[^}]*\})? 1$/m);
 
     // Each acked once, at its own seq: distinct seqs, increasing with the publish order.
     const seqs = [...acks.entries()].sort((a, b) => a[0] - b[0]).map(([, a]) => a.seq);
