@@ -118,7 +118,8 @@ describe('the Redis RoomLog fences a room against the durable log', () => {
     const h = await harness();
     await lagBehind(h);
     // The client reconnects (as it does when Sentinel or a Cluster moves it to a promoted replica).
-    const ids = async (): Promise<string[]> => [...((await admin.call('CLIENT', 'LIST', 'TYPE', 'normal')) as string).matchAll(/^id=(\d+)/gm)].map((m) => m[1]!);
+    const ids = async (): Promise<string[]> =>
+      [...((await admin.call('CLIENT', 'LIST', 'TYPE', 'normal')) as string).matchAll(/^id=(\d+)/gm)].map((m) => m[1]!);
     const me = String(await admin.client('ID'));
     const before = new Set(await ids());
     await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
