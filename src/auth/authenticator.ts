@@ -8,7 +8,10 @@
  *           A missing `rooms` claim allows nothing.
  *   services { send?: string[], rpc?: string[] } service topic patterns (`orders.*`, `*`) for `send`
  *           and `rpc` frames; a missing `services` claim allows nothing.
- *   exp     expiry (seconds); an open connection is closed with 4005 when it passes.
+ *   exp     expiry (seconds); an open connection is closed with 4005 when it passes, unless a `refresh`
+ *           frame gave it a newer token first.
+ *   jti     token id: `POST /api/revoke {"jti":…}` revokes this token (every node closes its connections).
+ *   iat     issue time (seconds): `POST /api/revoke {"user":…}` revokes the user's tokens issued before it.
  */
 import { createPublicKey } from 'node:crypto';
 import { createRemoteJWKSet, importSPKI, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
@@ -95,6 +98,8 @@ export class Authenticator {
       canSend: compilePatterns(services?.send ?? []),
       canCall: compilePatterns(services?.rpc ?? []),
       ...(payload.exp !== undefined ? { expiresAt: payload.exp * 1000 } : {}),
+      ...(typeof payload.jti === 'string' && payload.jti !== '' ? { tokenId: payload.jti } : {}),
+      ...(typeof payload.iat === 'number' ? { issuedAt: payload.iat * 1000 } : {}),
     };
   }
 }

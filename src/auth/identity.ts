@@ -11,4 +11,18 @@ export interface Identity {
   readonly canCall: RoomMatcher;
   /** Token expiry in ms since the epoch; undefined when the token does not expire. */
   readonly expiresAt?: number;
+  /** The token's `jti`, when it has one (revocation by token id). */
+  readonly tokenId?: string;
+  /** The token's `iat` in ms, when it has one (a user's revocation covers tokens issued before it). */
+  readonly issuedAt?: number;
+}
+
+/** What a revocation is matched against (engines/revocations/revocations.ts `TokenRef`): who, and which token. */
+export function tokenRef(id: Identity): { tenant: string; user: string; jti?: string; issuedAt?: number } {
+  return {
+    tenant: id.tenant,
+    user: id.user,
+    ...(id.tokenId !== undefined ? { jti: id.tokenId } : {}),
+    ...(id.issuedAt !== undefined ? { issuedAt: id.issuedAt } : {}),
+  };
 }

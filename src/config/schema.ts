@@ -103,6 +103,10 @@ export const configSchema = z
     maxRoomsPerConnection: positiveInt.default(100),
     /** Publishes one connection may make per second (a token bucket holding one second's worth); 0: no limit. */
     publishRatePerConnection: z.coerce.number().int().min(0).default(0),
+    /** Connections one user may hold on this node (a connect beyond is refused too_many_connections, close 4007); 0: no limit. */
+    maxConnectionsPerUser: z.coerce.number().int().min(0).default(0),
+    /** How long a revocation (POST /api/revoke) stays in force when it does not say: a user's, or a token's without expiresAt. */
+    revocationTtlMs: positiveInt.default(86_400_000),
     maxConnections: positiveInt.default(100_000),
     admissionRate: positiveInt.default(2_000),
     admissionBurst: positiveInt.default(4_000),

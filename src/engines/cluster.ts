@@ -28,6 +28,7 @@ import { DeferredStore } from './messagestore/deferred.js';
 import type { MessageStore } from './messagestore/messagestore.js';
 import { openPostgresStore } from './messagestore/postgres.js';
 import { openRedisPresence } from './presence/redis.js';
+import { openRedisRevocations } from './revocations/redis.js';
 import { openRedisRoomLog } from './roomlog/redis.js';
 import type { FenceSource } from './roomlog/roomlog.js';
 import type { RoomMessage, RoomPosition, RoomRef } from './types.js';
@@ -154,7 +155,9 @@ export async function openClusterEngines(c: Config, nodeId: string, onFenceMoved
       seed,
       fence,
     });
-    return { backplane, presence, roomLog, durableLog, store };
+    opened.push(roomLog);
+    const revocations = await openRedisRevocations(redis);
+    return { backplane, presence, roomLog, durableLog, store, revocations };
   } catch (err) {
     await Promise.allSettled(opened.map((o) => o.close()));
     throw err;

@@ -8,6 +8,7 @@ import { MemoryDurableLog } from './durablelog/memory.js';
 import type { Engines } from './engines.js';
 import { openPgliteStore } from './messagestore/pglite.js';
 import { MemoryPresenceStore } from './presence/memory.js';
+import { MemoryRevocationStore } from './revocations/memory.js';
 import { MemoryRoomLog } from './roomlog/memory.js';
 
 export interface EmbeddedOptions {
@@ -36,5 +37,6 @@ export async function openEmbeddedEngines(o: EmbeddedOptions): Promise<Engines> 
     roomLog,
     durableLog: new MemoryDurableLog(),
     store,
+    revocations: new MemoryRevocationStore(),
   };
 }

@@ -22,6 +22,7 @@ export type GatewayConfig = Pick<
   | 'maxRoomsPerConnection'
   | 'maxBufferedBytes'
   | 'publishRatePerConnection'
+  | 'maxConnectionsPerUser'
   | 'recoveryMaxGap'
   | 'pingIntervalMs'
   | 'pingTimeoutMs'
@@ -36,7 +37,7 @@ export interface GatewayDeps {
   readonly nodeId: string;
   readonly config: GatewayConfig;
   /** Presence (connect, join, leave, heartbeat), the recent window for recovery, and the room subject for presence changes. */
-  readonly engines: Pick<Engines, 'presence' | 'roomLog' | 'backplane'>;
+  readonly engines: Pick<Engines, 'presence' | 'roomLog' | 'backplane' | 'revocations'>;
   /** Recovery beyond the window reads the store, and fills the store's holes from the durable log. */
   readonly holes: HoleFilling;
   readonly metrics: Metrics;

@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { tokenRef } from '../auth/identity.js';
 import { CloseCodes } from '../protocol/close-codes.js';
 import { wireFrame } from '../protocol/encode.js';
 import { SUBPROTOCOL } from '../protocol/frames.js';
@@ -114,6 +115,7 @@ export class Gateway {
   private sweep(): void {
     const now = Date.now();
     const { pingIntervalMs, pingTimeoutMs, connectTimeoutMs } = this.ctx.config;
+    const revocations = this.ctx.engines.revocations.active() ? this.ctx.engines.revocations : null;
     for (const c of this.conns) {
       if (c.dead) continue;
       this.ctx.outbox.checkSlow(c, now);
@@ -124,6 +126,11 @@ export class Gateway {
       if (c.identity.expiresAt !== undefined && now >= c.identity.expiresAt) {
         c.sendError('token_expired', 'token has expired; reconnect with a fresh token');
         c.close(CloseCodes.tokenExpired, 'token expired');
+        continue;
+      }
+      if (revocations !== null && revocations.isRevoked(tokenRef(c.identity))) {
+        c.sendError('token_revoked', 'the token of this connection has been revoked; reconnect with a fresh token');
+        c.close(CloseCodes.tokenRevoked, 'token revoked');
         continue;
       }
       if (c.pingSentAt > 0) {

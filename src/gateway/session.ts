@@ -3,6 +3,7 @@
  * connect / join / leave / publish / history / presence / ping. Every failure becomes a typed error frame
  * for this connection alone, counted by code.
  */
+import { tokenRef, type Identity } from '../auth/identity.js';
 import type { PresenceConn } from '../engines/presence/presence.js';
 import type { RoomRef } from '../engines/types.js';
 import { CloseCodes } from '../protocol/close-codes.js';
@@ -137,6 +138,8 @@ export class Session {
       case 'send':
       case 'rpc':
         return serviceFrame(this.ctx, c, f);
+      case 'refresh':
+        return this.refresh(c, f);
     }
   }
 
@@ -187,6 +190,8 @@ export class Session {
     }
     if (error.code === 'unauthorized') c.close(CloseCodes.unauthorized, 'unauthorized');
     else if (error.code === 'token_expired') c.close(CloseCodes.tokenExpired, 'token expired');
+    else if (error.code === 'token_revoked') c.close(CloseCodes.tokenRevoked, 'token revoked');
+    else if (error.code === 'too_many_connections') c.close(CloseCodes.tooManyConnections, 'too many connections for this user');
     // Half-registered connections are not kept: the client reconnects (4000 is in the reconnect range).
     else if (error.code === 'unavailable') c.close(CloseCodes.internal, 'connect failed');
   }
@@ -194,6 +199,12 @@ export class Session {
   private async authenticateAndRegister(c: Connection, f: Frame<'connect'>): Promise<void> {
     const identity = await this.ctx.auth.authenticate(f.token, f.user);
     if (c.dead) return;
+    if (this.ctx.engines.revocations.isRevoked(tokenRef(identity))) throw new SwitchboardError('token_revoked', 'this token has been revoked');
+    const perUser = this.ctx.config.maxConnectionsPerUser;
+    // Checked and registered (users.add below) in one turn, so concurrent connects of one user cannot both pass.
+    if (perUser > 0 && this.ctx.users.count(identity.tenant, identity.user) >= perUser) {
+      throw new SwitchboardError('too_many_connections', `user ${identity.user} already has ${perUser} connections on this node`);
+    }
     c.identity = identity;
     const pc = this.presenceConn(c);
     try {
@@ -214,7 +225,39 @@ export class Session {
       pingIntervalMs: config.pingIntervalMs,
       pingTimeoutMs: config.pingTimeoutMs,
       maxFrameBytes: config.maxFrameBytes,
+      ...(identity.expiresAt !== undefined ? { expiresAt: identity.expiresAt } : {}),
     });
+  }
+
+  /**
+   * A newer token for this connection: the same user and tenant, not revoked, allowing every room the connection
+   * has joined (leave a room first to give it up). The connection then runs under the new token's rights and
+   * expiry. A refused refresh changes nothing: the current token holds until it expires.
+   */
+  private async refresh(c: Connection, f: Frame<'refresh'>): Promise<void> {
+    const refuse = (code: 'unauthorized' | 'token_expired' | 'token_revoked' | 'forbidden', message: string): void => {
+      this.ctx.metrics.tokenRefreshes.inc({ result: code });
+      c.sendError(code, message, f.id);
+    };
+    let identity: Identity;
+    try {
+      identity = await this.ctx.auth.authenticate(f.token, undefined);
+    } catch (err) {
+      if (err instanceof SwitchboardError && (err.code === 'unauthorized' || err.code === 'token_expired')) return refuse(err.code, err.message);
+      return this.fail(c, err, f.id);
+    }
+    if (c.dead) return;
+    const current = c.identity!;
+    if (identity.user !== current.user || identity.tenant !== current.tenant) {
+      return refuse('forbidden', 'the new token is for another user or tenant than this connection');
+    }
+    if (this.ctx.engines.revocations.isRevoked(tokenRef(identity))) return refuse('token_revoked', 'the new token has been revoked');
+    for (const room of c.rooms.keys()) {
+      if (!identity.canJoin(room)) return refuse('forbidden', `the new token does not allow room ${room}, which this connection has joined; leave it first`);
+    }
+    c.identity = identity;
+    this.ctx.metrics.tokenRefreshes.inc({ result: 'ok' });
+    c.sendFrame({ type: 'refreshed', id: f.id, ...(identity.expiresAt !== undefined ? { expiresAt: identity.expiresAt } : {}) });
   }
 
   private checkRoom(c: Connection, room: string, right: 'join' | 'publish'): RoomRef {

@@ -3,21 +3,37 @@
  *   POST /api/publish                     to a room (sequenced, stored) or to a user (direct)
  *   GET  /api/rooms/:room/history          ?tenant&before|after&limit
  *   GET  /api/rooms/:room/presence         ?tenant
+ *   POST /api/revoke                      a token (by `jti`) or a user's tokens, on every node, until they expire
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
 import type { Config } from '../config/schema.js';
+import type { Revocation, RevocationStore } from '../engines/revocations/revocations.js';
 import type { RoomRef } from '../engines/types.js';
 import type { Edge } from '../messaging/edge.js';
 import { toWire } from '../protocol/encode.js';
+import { isTenantName, isUserId } from '../protocol/names.js';
 import { HttpError, readJson, sendJson } from './respond.js';
 
 /** What the HTTP API needs from its node. */
 export interface ApiDeps {
   readonly edge: Edge;
-  readonly config: Pick<Config, 'apiKey' | 'dev' | 'maxHttpBodyBytes'>;
+  readonly config: Pick<Config, 'apiKey' | 'dev' | 'maxHttpBodyBytes' | 'revocationTtlMs'>;
   readonly isDraining: () => boolean;
+  readonly revocations: Pick<RevocationStore, 'revoke'>;
 }
+
+/** POST /api/revoke: exactly one of `user` and `jti`; `expiresAt` (ms) is how long it holds (the token's `exp`). */
+const revokeSchema = z
+  .object({
+    tenant: z.string().refine(isTenantName, 'invalid tenant name').optional(),
+    user: z.string().refine(isUserId, 'invalid user id').optional(),
+    jti: z.string().min(1).max(256).optional(),
+    expiresAt: z.number().int().positive().optional(),
+  })
+  .strict()
+  .refine((b) => (b.user === undefined) !== (b.jti === undefined), 'give exactly one of user and jti');
 
 export class Api {
   private readonly apiKey: Buffer | null;
@@ -33,6 +49,12 @@ export class Api {
       this.authorize(req);
       await this.publish(req, res);
       return 'publish';
+    }
+    if (path === '/api/revoke') {
+      this.method(req, 'POST');
+      this.authorize(req);
+      await this.revoke(req, res);
+      return 'revoke';
     }
     const m = /^\/api\/rooms\/([^/]+)\/(history|presence)$/.exec(path);
     if (m === null) return null;
@@ -72,6 +94,27 @@ export class Api {
     const body = await readJson(req, this.deps.config.maxHttpBodyBytes);
     const reply = await this.deps.edge.publish('http', this.deps.edge.parsePublish(body));
     sendJson(res, 'user' in reply ? 202 : 200, reply);
+  }
+
+  /**
+   * Revokes a token (`jti`) until `expiresAt` (its `exp`), or the tokens of a user issued until now; either for
+   * `revocationTtlMs` when `expiresAt` is not given. Every node closes the matching connections (4006) within
+   * about a second and refuses the tokens at connect and refresh while the revocation holds.
+   */
+  private async revoke(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const parsed = revokeSchema.safeParse(await readJson(req, this.deps.config.maxHttpBodyBytes));
+    if (!parsed.success) throw new HttpError(400, 'bad_request', `invalid revoke body: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    const { tenant = 'default', user, jti, expiresAt } = parsed.data;
+    const now = Date.now();
+    const until = expiresAt ?? now + this.deps.config.revocationTtlMs;
+    if (until <= now) throw new HttpError(400, 'bad_request', 'expiresAt is in the past: the token is refused as expired already');
+    const r: Revocation = jti !== undefined ? { kind: 'token', tenant, jti, until } : { kind: 'user', tenant, user: user!, before: now, until };
+    try {
+      await this.deps.revocations.revoke(r);
+    } catch (err) {
+      throw new HttpError(503, 'unavailable', `the revocation could not be stored: ${(err as Error).message}`);
+    }
+    sendJson(res, 200, { revoked: r.kind, tenant, ...(jti !== undefined ? { jti } : { user }), until });
   }
 
   private async history(res: ServerResponse, ref: RoomRef, query: URLSearchParams): Promise<void> {

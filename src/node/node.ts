@@ -216,6 +216,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     edge,
     readiness,
     isDraining: () => admission.draining,
+    revocations: engines.revocations,
     upgrade: (req, socket, head) => {
       if (pusher !== null && req.url?.startsWith('/app/') === true) pusher.handleUpgrade(req, socket, head);
       else gateway.handleUpgrade(req, socket, head);
@@ -249,7 +250,13 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
       while (inProcessLog && engines.durableLog.lag().messages > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await writer.stop();
       await engines.durableLog.close();
-      await Promise.allSettled([engines.backplane.close(), engines.presence.close(), engines.roomLog.close(), engines.store.close()]);
+      await Promise.allSettled([
+        engines.backplane.close(),
+        engines.presence.close(),
+        engines.roomLog.close(),
+        engines.store.close(),
+        engines.revocations.close(),
+      ]);
     })();
     return stopping;
   };

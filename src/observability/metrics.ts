@@ -100,6 +100,12 @@ export class Metrics {
     help: 'Backplane publish or subscribe failures.',
     registers: [this.registry],
   });
+  readonly tokenRefreshes = new Counter({
+    name: 'switchboard_token_refreshes_total',
+    help: 'refresh frames (a newer token on an open connection) by result: ok or the error code.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly sequenceFences = new Counter({
     name: 'switchboard_sequence_fences_total',
     help: "Rooms whose sequence the RoomLog found behind the durable log's newest seq (a Redis failover to a lagging replica) and moved past it.",

@@ -6,7 +6,7 @@
  *   binary data, text that is not UTF-8), 1008 (policy violation).
  * - everything else reconnects with backoff: 1000, 1001, 1006 (abnormal closure, never sent, seen when the
  *   socket drops), 1011 (unexpected server error), 1012/1013, 4000–4499 (after a `notice` with
- *   `reconnectAfterMs`, not before that delay; 4005 only with a fresh token), and codes not listed here.
+ *   `reconnectAfterMs`, not before that delay; 4005 and 4006 only with a fresh token), and codes not listed here.
  */
 export const CloseCodes = {
   normal: 1000,
@@ -35,6 +35,10 @@ export const CloseCodes = {
   connectTimeout: 4004,
   /** The token expired on an open connection; reconnect with a fresh token. */
   tokenExpired: 4005,
+  /** The token was revoked (POST /api/revoke); reconnect only with a fresh token. */
+  tokenRevoked: 4006,
+  /** The user already has the maximum number of connections on this node; reconnect with backoff. */
+  tooManyConnections: 4007,
   /** Invalid or missing token; terminal. */
   unauthorized: 4500,
   /** Repeated protocol violations; terminal. */

@@ -86,10 +86,12 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
     data: json,
     timeoutMs: z.number().int().optional(),
   }),
+  /** A newer token for this connection (same user and tenant), before the current one expires. */
+  z.object({ type: z.literal('refresh'), id: requestId, token: z.string().min(1).max(16_384) }),
   z.object({ type: z.literal('ping'), id: requestId.optional() }),
   z.object({ type: z.literal('pong') }),
 ]);
 
 export type ClientFrame = z.infer<typeof clientFrameSchema>;
 export type ClientFrameType = ClientFrame['type'];
-export const CLIENT_FRAME_TYPES: readonly string[] = ['connect', 'join', 'leave', 'publish', 'history', 'presence', 'send', 'rpc', 'ping', 'pong'];
+export const CLIENT_FRAME_TYPES: readonly string[] = ['connect', 'join', 'leave', 'publish', 'history', 'presence', 'send', 'rpc', 'refresh', 'ping', 'pong'];

@@ -39,6 +39,14 @@ export interface ConnectedFrame {
   pingIntervalMs: number;
   pingTimeoutMs: number;
   maxFrameBytes: number;
+  /** When the connection's token expires (ms since the epoch); absent when it does not. Send `refresh` before. */
+  expiresAt?: number;
+}
+export interface RefreshedFrame {
+  type: 'refreshed';
+  id: RequestId;
+  /** The new token's expiry (ms since the epoch); absent when it does not expire. */
+  expiresAt?: number;
 }
 export interface JoinedFrame {
   type: 'joined';
@@ -137,6 +145,7 @@ export interface ErrorFrame {
 
 export type ServerFrame =
   | ConnectedFrame
+  | RefreshedFrame
   | JoinedFrame
   | LeftFrame
   | AckFrame

@@ -3,7 +3,7 @@
  * and writes each direct message (encoded once) to all of the user's local connections.
  */
 import type { Backplane, BackplaneSubscription } from '../engines/backplane/backplane.js';
-import { fewAdd, fewDelete, fewEach, type Few } from '../util/few.js';
+import { fewAdd, fewDelete, fewEach, fewSize, type Few } from '../util/few.js';
 import { decodeEnvelope, userSubject, type DirectEnvelope } from '../messaging/subjects.js';
 import type { RoomCodec } from './room.js';
 
@@ -64,6 +64,11 @@ export class UserRouter {
     }
     entry.conns = fewAdd(entry.conns, conn);
     await entry.sub;
+  }
+
+  /** The user's connections registered on this node. */
+  count(tenant: string, user: string): number {
+    return fewSize(this.entries.get(userSubject(tenant, user))?.conns);
   }
 
   remove(tenant: string, user: string, conn: UserConn): void {
