@@ -2,10 +2,12 @@
 import { MemoryBackplane, MemoryBus } from '../../src/engines/backplane/memory.js';
 import { MemoryDurableLog } from '../../src/engines/durablelog/memory.js';
 import { MemoryPresenceStore } from '../../src/engines/presence/memory.js';
+import { MemoryRevocationStore } from '../../src/engines/revocations/memory.js';
 import { MemoryRoomLog } from '../../src/engines/roomlog/memory.js';
 import { backplaneConformance } from './backplane.suite.js';
 import { durableLogConformance } from './durablelog.suite.js';
 import { presenceConformance } from './presence.suite.js';
+import { revocationConformance } from './revocations.suite.js';
 import { roomLogConformance } from './roomlog.suite.js';
 
 backplaneConformance('memory', async () => {
@@ -46,4 +48,9 @@ roomLogConformance('memory', async (options) => {
 durableLogConformance('memory', async () => {
   const log = new MemoryDurableLog();
   return { log, ackMeansCommitted: true, cleanup: () => log.close() };
+});
+
+revocationConformance('memory', async () => {
+  const store = new MemoryRevocationStore();
+  return { stores: async (n) => Array.from({ length: n }, () => store), cleanup: () => store.close() };
 });

@@ -1,18 +1,20 @@
 /**
  * The PresenceStore and RoomLog conformance suites against the Redis implementations, with N "nodes"
  * = N store instances (own connections) on one throwaway redis-server, a fresh key prefix per test and
- * FLUSHDB after it. Plus what only a shared server shows: concurrent appends from 3 instances, the key
+ * FLUSHDB after it (RevocationStore too). Plus what only a shared server shows: concurrent appends from 3 instances, the key
  * layout, and a redis-server SIGKILL + restart (no persistence: the data is gone).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openRedis, type RedisClient, type RedisConnectOptions } from '../../src/connections/redis.js';
 import { openRedisPresence, type RedisPresenceStore } from '../../src/engines/presence/redis.js';
+import { openRedisRevocations, type RedisRevocationStore } from '../../src/engines/revocations/redis.js';
 import { openRedisRoomLog, type RedisRoomLog } from '../../src/engines/roomlog/redis.js';
 import type { RoomLogOptions } from '../../src/engines/roomlog/roomlog.js';
 import { roomKey, type RoomPosition, type RoomRef } from '../../src/engines/types.js';
 import { startRedisServer, type TestServer } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
 import { presenceConformance } from './presence.suite.js';
+import { revocationConformance } from './revocations.suite.js';
 import { roomLogConformance } from './roomlog.suite.js';
 
 let server: TestServer | undefined;
@@ -60,6 +62,21 @@ roomLogConformance('redis', async (options) => {
     },
     cleanup: async () => {
       await Promise.all(opened.map((l) => l.close()));
+      await admin!.flushdb();
+    },
+  };
+});
+
+revocationConformance('redis', async () => {
+  const o = fresh();
+  const opened: RedisRevocationStore[] = [];
+  return {
+    stores: async (n) => {
+      for (let i = 0; i < n; i++) opened.push(await openRedisRevocations(o, { pollMs: 100 }));
+      return opened.slice(-n);
+    },
+    cleanup: async () => {
+      await Promise.all(opened.map((s) => s.close()));
       await admin!.flushdb();
     },
   };
