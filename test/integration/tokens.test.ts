@@ -92,7 +92,11 @@ async function refused(n: NodeProcess, token: string): Promise<{ code: string; c
 }
 
 async function revoke(n: NodeProcess, body: Record<string, unknown>): Promise<Response> {
-  return fetch(`${n.url}/api/revoke`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return fetch(`${n.url}/api/revoke`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 }
 
 describe('token refresh', () => {
