@@ -9,7 +9,9 @@
  * A lost connection is retried after a full-jitter backoff delay (not before a `notice`'s `reconnectAfterMs`, counted from
  * its arrival), with a fresh token from `getToken` on each attempt, one attempt at a time: `handshakeTimeoutMs` for the
  * handshake, then `connectTimeoutMs` for `connected`; an abandoned attempt's socket is closed first (docs/client.md,
- * "Connection attempts"). Close codes: protocol/close-codes.ts (docs/protocol.md §6); 4005 reconnects only with `getToken`.
+ * "Connection attempts"). Close codes: protocol/close-codes.ts (docs/protocol.md §6); 4005 and 4006 reconnect only with
+ * `getToken`. With `getToken` and a token that expires, the connection asks for a fresh token ahead of `expiresAt` and
+ * sends it in a `refresh` frame, so it is never closed for expiry while the app can give tokens (`refreshAhead`).
  */
 import { isTerminalCloseCode } from '../protocol/close-codes.js';
 import { isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
@@ -29,6 +31,17 @@ type Timer = ReturnType<typeof setTimeout>;
 
 /** Id of the `connect` frame (string, so it never collides with request ids). */
 const CONNECT_ID = 'connect';
+/** Id of the `refresh` frames. */
+const REFRESH_ID = 'refresh';
+
+/**
+ * When to refresh a token that expires in `remainingMs`: a fifth of its remaining life before, at least 1 s and at
+ * most 30 s before, and never sooner than 500 ms from now.
+ */
+export function refreshAhead(remainingMs: number): number {
+  const lead = Math.min(30_000, Math.max(1_000, remainingMs / 5));
+  return Math.max(500, remainingMs - lead);
+}
 
 /** What the server said in `connected`: who the connection is, where, and its limits. */
 export type ConnectedInfo = Pick<ConnectedFrame, 'connId' | 'node' | 'user' | 'tenant' | 'pingIntervalMs' | 'pingTimeoutMs' | 'maxFrameBytes'>;
@@ -48,6 +61,9 @@ export class Connection implements RoomHost {
   private reconnectTimer: Timer | null = null;
   private connectTimer: Timer | null = null;
   private watchdogTimer: Timer | null = null;
+  private refreshTimer: Timer | null = null;
+  /** The current token's expiry (ms since the epoch), from `connected` or `refreshed`. */
+  private expiresAt: number | null = null;
   /** From a `notice` (Date.now() + reconnectAfterMs on arrival): do not reconnect before this. */
   private noticeUntil: number | null = null;
   /** An error frame that explains the close about to follow (unauthorized, token_expired). */
@@ -225,6 +241,11 @@ export class Connection implements RoomHost {
         return;
       case 'connected':
         return this.onConnected(f);
+      case 'refreshed':
+        this.expiresAt = f.expiresAt ?? null;
+        this.armRefresh();
+        this.events.emit('token', { expiresAt: this.expiresAt });
+        return;
       case 'notice':
         this.noticeUntil = Date.now() + f.reconnectAfterMs;
         return;
@@ -247,10 +268,17 @@ export class Connection implements RoomHost {
   private onErrorFrame(f: ErrorFrame): void {
     if (this.requests.handle(f)) return;
     const error = fromErrorFrame(f);
-    if (f.id === CONNECT_ID || error.code === 'unauthorized' || error.code === 'token_expired') {
-      // The close that follows (4500, 4005) decides; a connect refused for another reason is retried.
+    if (f.id === REFRESH_ID) {
+      // The current token still holds: try once more while it does, else it expires (4005) and the reconnect gets a fresh one.
+      this.events.emit('error', error);
+      if (this.expiresAt !== null && this.expiresAt - Date.now() > 2_000) this.armRefresh(Math.min(5_000, (this.expiresAt - Date.now()) / 2));
+      return;
+    }
+    const closing = error.code === 'unauthorized' || error.code === 'token_expired' || error.code === 'token_revoked';
+    if (f.id === CONNECT_ID || closing) {
+      // The close that follows (4500, 4005, 4006) decides; a connect refused for another reason is retried.
       this.serverError = error;
-      if (error.code !== 'unauthorized' && error.code !== 'token_expired') this.lost(error);
+      if (!closing) this.lost(error);
       return;
     }
     const room = f.room !== undefined ? this.rooms.get(f.room) : undefined;
@@ -272,8 +300,10 @@ export class Connection implements RoomHost {
       maxFrameBytes: f.maxFrameBytes,
     };
     if (this.o.token === undefined && this.o.getToken === undefined && this.o.user === undefined) this.anonUser = this.info_.user;
+    this.expiresAt = f.expiresAt ?? null;
     this.setState('connected');
     this.armWatchdog();
+    this.armRefresh();
     for (const room of [...this.rooms.values()]) room.onConnected(); // joins go first in the waiting line
     const gen = this.gen;
     this.requests.attach((frame) => this.send(frame, gen));
@@ -292,6 +322,11 @@ export class Connection implements RoomHost {
     if ((code === 4005 || server?.code === 'token_expired') && this.o.getToken === undefined) {
       return this.terminate(
         new SwitchboardClientError('token_expired', 'the token expired and there is no getToken() to get a fresh one', { closeCode: code, retryable: false }),
+      );
+    }
+    if ((code === 4006 || server?.code === 'token_revoked') && this.o.getToken === undefined) {
+      return this.terminate(
+        new SwitchboardClientError('token_revoked', 'the token was revoked and there is no getToken() to get a fresh one', { closeCode: code, retryable: false }),
       );
     }
     const message = `connection closed (${code}${reason ? `: ${reason}` : ''})`;
@@ -346,12 +381,35 @@ export class Connection implements RoomHost {
 
   private dropSocket(graceful: boolean): void {
     this.gen++;
-    for (const t of [this.connectTimer, this.watchdogTimer]) if (t !== null) clearTimeout(t);
+    for (const t of [this.connectTimer, this.watchdogTimer, this.refreshTimer]) if (t !== null) clearTimeout(t);
     this.connectTimer = null;
     this.watchdogTimer = null;
+    this.refreshTimer = null;
+    this.expiresAt = null;
     const ws = this.ws;
     this.ws = null;
     if (ws !== null) shutSocket(ws, graceful);
+  }
+
+  /** With getToken and an expiring token: a `refresh` ahead of expiry (`delayMs` overrides when). */
+  private armRefresh(delayMs?: number): void {
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    if (this.o.getToken === undefined || this.expiresAt === null || this.state_ !== 'connected') return;
+    const gen = this.gen;
+    this.refreshTimer = setTimeout(
+      () => {
+        this.refreshTimer = null;
+        if (gen !== this.gen) return;
+        this.token().then(
+          (token) => {
+            if (gen === this.gen && token !== undefined) this.send({ type: 'refresh', id: REFRESH_ID, token }, gen);
+          },
+          (err: unknown) => this.events.emit('error', err as SwitchboardClientError),
+        );
+      },
+      delayMs ?? refreshAhead(this.expiresAt - Date.now()),
+    );
   }
 
   private armWatchdog(): void {

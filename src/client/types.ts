@@ -81,8 +81,10 @@ export interface ClientOptions {
 export interface ClientEvents {
   state: StateChange;
   direct: DirectMessage;
-  /** Errors not tied to a promise or a room (e.g. a server error frame without an id). */
+  /** Errors not tied to a promise or a room (e.g. a server error frame without an id, a refused token refresh). */
   error: SwitchboardClientError;
+  /** The connection runs on a fresh token from `getToken` (a `refresh` the server accepted); `expiresAt` its expiry. */
+  token: { expiresAt: number | null };
 }
 
 export interface DirectMessage {

@@ -1,14 +1,15 @@
 /**
  * The client SDK's reset and give-up policy against real node processes: a reset on an epoch change and on
  * a gap beyond the recovery window, terminal refusals (bad token, expired static token) against a
- * --jwt-secret node, and 500 clients whose node is killed spreading their reconnects (full jitter).
+ * --jwt-secret node, the token lifecycle (refresh ahead of expiry, revocation), and 500 clients whose node is killed spreading their reconnects (full jitter).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { connect, type Client, type StateChange, type WebSocketLike } from '../../src/client/index.js';
 import { freePort } from '../helpers/free-port.js';
 import { tempDir } from '../helpers/node-process.js';
-import { JWT_SECRET, token } from '../helpers/tokens.js';
+import { SignJWT } from 'jose';
+import { API_KEY, JWT_SECRET, token } from '../helpers/tokens.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { publishHttp, RestartableNode, sdk, type Recorded } from './real-helpers.js';
 
@@ -134,6 +135,52 @@ describe('terminal refusals (--jwt-secret node)', () => {
     stale.on('state', (e) => states.push(e));
     await waitFor(() => stale.state === 'closed', 15_000, 'closed');
     expect(states[states.length - 1]!.error).toMatchObject({ code: 'token_expired', retryable: false, closeCode: 4005 });
+  });
+});
+
+describe('token lifecycle', () => {
+  const soon = (s: number): number => Math.floor(Date.now() / 1000) + s;
+
+  it('with getToken, a token that expires is refreshed ahead of its expiry, on the open connection, again and again', async () => {
+    const n = await node(['--jwt-secret', JWT_SECRET], false);
+    let calls = 0;
+    const c = connect(n.wsUrl, { WebSocket, getToken: () => (++calls, token('rae', undefined, { expiresIn: soon(3) })) });
+    clients.push(c);
+    const states: StateChange[] = [];
+    const refreshed: (number | null)[] = [];
+    c.on('state', (e) => states.push(e));
+    c.on('token', (e) => refreshed.push(e.expiresAt));
+    await waitFor(() => refreshed.length >= 2, 15_000, 'two refreshes');
+    // Each refreshed expiry is later than the one before, and the connection never dropped.
+    expect(refreshed[1]!).toBeGreaterThan(refreshed[0]!);
+    expect(states.map((e) => e.to)).toEqual(['connecting', 'connected']);
+    expect(calls).toBeGreaterThanOrEqual(3);
+    const room = c.room('after-refresh');
+    await waitFor(() => room.joined, 10_000, 'joined');
+    await expect(room.publish('ok')).resolves.toMatchObject({ seq: 1 });
+  });
+
+  it('a revoked token (4006): terminal with a static token; with getToken the client reconnects with a fresh one', async () => {
+    const n = await node(['--jwt-secret', JWT_SECRET, '--api-key', API_KEY], false);
+    const revoke = (jti: string): Promise<Response> =>
+      fetch(`${n.url}/api/revoke`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ jti }) });
+    const jwt = (jti: string): Promise<string> => new SignJWT({ rooms: { join: ['*'] } }).setProtectedHeader({ alg: 'HS256' }).setSubject('rob').setJti(jti).setIssuedAt().sign(new TextEncoder().encode(JWT_SECRET));
+
+    const fixed = connect(n.wsUrl, { WebSocket, token: await jwt('static-1') });
+    clients.push(fixed);
+    const states: StateChange[] = [];
+    fixed.on('state', (e) => states.push(e));
+    await waitFor(() => fixed.state === 'connected', 15_000, 'connected');
+    expect((await revoke('static-1')).status).toBe(200);
+    await waitFor(() => fixed.state === 'closed', 15_000, 'closed');
+    expect(states[states.length - 1]!.error).toMatchObject({ code: 'token_revoked', retryable: false, closeCode: 4006 });
+
+    let calls = 0;
+    const renewing = connect(n.wsUrl, { WebSocket, backoff: { minMs: 50, maxMs: 100 }, getToken: () => jwt(`renew-${++calls}`) });
+    clients.push(renewing);
+    await waitFor(() => renewing.state === 'connected', 15_000, 'connected');
+    expect((await revoke('renew-1')).status).toBe(200);
+    await waitFor(() => calls === 2 && renewing.state === 'connected', 15_000, 'reconnected with a fresh token');
   });
 });
 
