@@ -326,7 +326,10 @@ export class Connection implements RoomHost {
     }
     if ((code === 4006 || server?.code === 'token_revoked') && this.o.getToken === undefined) {
       return this.terminate(
-        new SwitchboardClientError('token_revoked', 'the token was revoked and there is no getToken() to get a fresh one', { closeCode: code, retryable: false }),
+        new SwitchboardClientError('token_revoked', 'the token was revoked and there is no getToken() to get a fresh one', {
+          closeCode: code,
+          retryable: false,
+        }),
       );
     }
     const message = `connection closed (${code}${reason ? `: ${reason}` : ''})`;

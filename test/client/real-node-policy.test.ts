@@ -163,8 +163,18 @@ describe('token lifecycle', () => {
   it('a revoked token (4006): terminal with a static token; with getToken the client reconnects with a fresh one', async () => {
     const n = await node(['--jwt-secret', JWT_SECRET, '--api-key', API_KEY], false);
     const revoke = (jti: string): Promise<Response> =>
-      fetch(`${n.url}/api/revoke`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ jti }) });
-    const jwt = (jti: string): Promise<string> => new SignJWT({ rooms: { join: ['*'] } }).setProtectedHeader({ alg: 'HS256' }).setSubject('rob').setJti(jti).setIssuedAt().sign(new TextEncoder().encode(JWT_SECRET));
+      fetch(`${n.url}/api/revoke`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ jti }),
+      });
+    const jwt = (jti: string): Promise<string> =>
+      new SignJWT({ rooms: { join: ['*'] } })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('rob')
+        .setJti(jti)
+        .setIssuedAt()
+        .sign(new TextEncoder().encode(JWT_SECRET));
 
     const fixed = connect(n.wsUrl, { WebSocket, token: await jwt('static-1') });
     clients.push(fixed);
