@@ -14,7 +14,7 @@ export const LAYERS = [
   ['util'],
   ['protocol'],
   ['config', 'observability', 'auth', 'connections'],
-  ['engines', 'client', 'backend'],
+  ['engines', 'client', 'backend', 'hooks'],
   ['messaging'],
   ['rooms', 'services'],
   ['gateway', 'http'],

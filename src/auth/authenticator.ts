@@ -91,17 +91,37 @@ export class Authenticator {
     }
     const { sub, tenant, rooms, services } = parsed.data;
     return {
-      user: sub,
-      tenant: tenant ?? DEFAULT_TENANT,
-      canJoin: compilePatterns(rooms?.join ?? []),
-      canPublish: compilePatterns(rooms?.publish ?? []),
-      canSend: compilePatterns(services?.send ?? []),
-      canCall: compilePatterns(services?.rpc ?? []),
+      ...grantedIdentity({
+        user: sub,
+        ...(tenant !== undefined ? { tenant } : {}),
+        ...(rooms !== undefined ? { rooms } : {}),
+        ...(services !== undefined ? { services } : {}),
+      }),
       ...(payload.exp !== undefined ? { expiresAt: payload.exp * 1000 } : {}),
       ...(typeof payload.jti === 'string' && payload.jti !== '' ? { tokenId: payload.jti } : {}),
       ...(typeof payload.iat === 'number' ? { issuedAt: payload.iat * 1000 } : {}),
     };
   }
+}
+
+/** What a token's claims or the connect hook's answer grant (names already checked against protocol/names.ts). */
+export interface Grant {
+  readonly user: string;
+  readonly tenant?: string;
+  readonly rooms?: { readonly join?: readonly string[]; readonly publish?: readonly string[] };
+  readonly services?: { readonly send?: readonly string[]; readonly rpc?: readonly string[] };
+}
+
+/** The identity a grant describes: patterns compiled once; a missing list allows nothing. */
+export function grantedIdentity(g: Grant): Identity {
+  return {
+    user: g.user,
+    tenant: g.tenant ?? DEFAULT_TENANT,
+    canJoin: compilePatterns(g.rooms?.join ?? []),
+    canPublish: compilePatterns(g.rooms?.publish ?? []),
+    canSend: compilePatterns(g.services?.send ?? []),
+    canCall: compilePatterns(g.services?.rpc ?? []),
+  };
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;

@@ -46,6 +46,55 @@ const pusherAppsSchema = z.preprocess((v) => {
   }
 }, z.array(pusherAppSchema));
 
+/** One hook of the app's backend (src/hooks/hooks.ts, docs/hooks.md). */
+const hookSchema = z
+  .object({
+    /** `http(s)://…` (JSON POST) or `nats:<subject>` (a NATS request, needs --nats). */
+    url: z.string().regex(/^(https?:\/\/\S+|nats:[A-Za-z0-9_.>*-]+)$/, 'a hook url is http(s)://… or nats:<subject>'),
+    timeoutMs: z.number().int().positive().default(2_000),
+    /** Requests in flight at most; beyond, the request fails like a backend that is down. */
+    concurrency: z.number().int().positive().default(64),
+    /** A backend that does not answer lets the request through (default: refuses it, `unavailable`). */
+    failOpen: z.boolean().default(false),
+  })
+  .strict();
+
+export type HookConfig = z.infer<typeof hookSchema>;
+
+const hooksSchema = z.preprocess(
+  (v) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      return v;
+    }
+  },
+  z
+    .object({
+      /** Only for connects without a token; it cannot fail open (there is no identity without an answer). */
+      connect: hookSchema
+        .extend({
+          /** Upgrade request headers sent to the hook (e.g. `authorization`). */
+          headers: z
+            .array(z.string().regex(/^[A-Za-z0-9-]{1,64}$/))
+            .max(32)
+            .default([]),
+          /** Cookies sent to the hook (e.g. the app's session cookie). */
+          cookies: z
+            .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/))
+            .max(32)
+            .default([]),
+          failOpen: z.literal(false).default(false),
+        })
+        .strict()
+        .optional(),
+      join: hookSchema.optional(),
+      publish: hookSchema.optional(),
+    })
+    .strict(),
+);
+
 export const configSchema = z
   .object({
     port: port.default(8080),
@@ -137,6 +186,8 @@ export const configSchema = z
     drainTimeoutMs: positiveInt.default(10_000),
     /** Pusher Channels protocol apps served on /app/:key and /apps/:id (docs/pusher.md). */
     pusherApps: pusherAppsSchema.default([]),
+    /** The app's backend asked per connect, join and publish (docs/hooks.md). */
+    hooks: hooksSchema.default({}),
     /** The `activity_timeout` announced to Pusher clients, s: they ping after this long without traffic. */
     pusherActivityTimeoutS: positiveInt.default(120),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -144,8 +195,11 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     const sources = [c.jwtSecret, c.jwtPublicKey, c.jwksUrl].filter((s) => s !== undefined).length;
     if (sources > 1) ctx.addIssue({ code: 'custom', message: 'give only one of --jwt-secret, --jwt-public-key, --jwks-url' });
-    if (!c.dev && sources === 0)
-      ctx.addIssue({ code: 'custom', message: 'authentication needs --jwt-secret, --jwt-public-key or --jwks-url (or --dev for anonymous development mode)' });
+    if (!c.dev && sources === 0 && c.hooks.connect === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'authentication needs --jwt-secret, --jwt-public-key, --jwks-url or a connect hook (--hooks), or --dev for anonymous development mode',
+      });
     const clustered = c.nats !== undefined || c.redis !== undefined || c.database !== undefined;
     if (clustered) {
       const backplane = c.backplane ?? (c.nats !== undefined ? 'nats' : 'redis');
@@ -180,6 +234,10 @@ export const configSchema = z
       if (keys.has(app.key)) ctx.addIssue({ code: 'custom', message: `pusher-apps: app key ${app.key} is given twice` });
       ids.add(app.id);
       keys.add(app.key);
+    }
+    for (const [kind, hook] of Object.entries(c.hooks)) {
+      if (hook?.url.startsWith('nats:') === true && c.nats === undefined)
+        ctx.addIssue({ code: 'custom', path: ['hooks'], message: `hooks.${kind}: a nats: hook needs --nats` });
     }
     if (c.retryAfterMaxS < c.retryAfterMinS) ctx.addIssue({ code: 'custom', message: 'retry-after-max-s must be >= retry-after-min-s' });
   });

@@ -31,6 +31,8 @@ export class Connection implements OutboxSink, RoomMember {
   badFrames = 0;
   /** Requests of this connection in progress. */
   inflight = 0;
+  /** What the connect hook is sent of the upgrade request (its chosen headers and cookies); null without that hook. */
+  hookCredentials: { readonly headers: Record<string, string>; readonly cookies: Record<string, string> } | null = null;
   /** Publish token bucket (publishRatePerConnection): tokens left, and when it was last filled. */
   publishTokens = -1;
   publishFilledAt = 0;

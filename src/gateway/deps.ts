@@ -9,6 +9,7 @@ import type { Edge } from '../messaging/edge.js';
 import type { HoleFilling } from '../messaging/history-fill.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { Hooks } from '../hooks/hooks.js';
 import type { RoomRegistry } from '../rooms/rooms.js';
 import type { UserRouter } from '../rooms/users.js';
 import type { Services } from '../services/services.js';
@@ -41,6 +42,8 @@ export interface GatewayDeps {
   /** Recovery beyond the window reads the store, and fills the store's holes from the durable log. */
   readonly holes: HoleFilling;
   readonly metrics: Metrics;
+  /** The app backend's connect, join and publish hooks (hooks/hooks.ts). */
+  readonly hooks: Hooks;
   readonly log: Logger;
   readonly auth: Authenticator;
   readonly outbox: Outbox;

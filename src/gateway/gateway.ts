@@ -72,7 +72,8 @@ export class Gateway {
       rejectUpgrade(socket, 503, 'Service Unavailable', `connection refused (${result}); retry later`, this.admission.retryAfterS());
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket));
+    const credentials = this.ctx.hooks.connect !== undefined ? hookCredentials(req, this.ctx.hooks.connectHeaders, this.ctx.hooks.connectCookies) : null;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, credentials));
   }
 
   /** One callback shared by every connection (not a closure per connection). */
@@ -82,8 +83,9 @@ export class Gateway {
     slow.cut(CloseCodes.slowConsumer, 'slow consumer');
   };
 
-  private accept(ws: WebSocket, socket: Socket): void {
+  private accept(ws: WebSocket, socket: Socket, credentials: Connection['hookCredentials']): void {
     const c = new Connection(`${this.ctx.nodeId}-${(++this.counter).toString(36)}`, ws, socket, this.ctx, Date.now(), this.onSlowConsumer);
+    c.hookCredentials = credentials;
     this.conns.add(c);
     this.ctx.metrics.connectionOpened('v1');
     // The handshake completed after the drain began: send it elsewhere at once.
@@ -224,4 +226,23 @@ export function rejectUpgrade(socket: Duplex, status: number, text: string, body
     ...(retryAfterS !== undefined ? [`Retry-After: ${retryAfterS}`] : []),
   ];
   socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/** The upgrade request's headers and cookies the connect hook is configured to see (others are never kept). */
+function hookCredentials(req: IncomingMessage, headers: readonly string[], cookies: readonly string[]): NonNullable<Connection['hookCredentials']> {
+  const h: Record<string, string> = {};
+  for (const name of headers) {
+    const v = req.headers[name];
+    if (v !== undefined) h[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  const c: Record<string, string> = {};
+  if (cookies.length > 0) {
+    for (const part of (req.headers.cookie ?? '').split(';')) {
+      const eq = part.indexOf('=');
+      if (eq < 0) continue;
+      const name = part.slice(0, eq).trim();
+      if (cookies.includes(name) && !(name in c)) c[name] = part.slice(eq + 1).trim();
+    }
+  }
+  return { headers: h, cookies: c };
 }

@@ -3,14 +3,15 @@
  * connect / join / leave / publish / history / presence / ping. Every failure becomes a typed error frame
  * for this connection alone, counted by code.
  */
+import { grantedIdentity } from '../auth/authenticator.js';
 import { tokenRef, type Identity } from '../auth/identity.js';
 import type { PresenceConn } from '../engines/presence/presence.js';
-import type { RoomRef } from '../engines/types.js';
+import type { Json, RoomRef } from '../engines/types.js';
 import { CloseCodes } from '../protocol/close-codes.js';
 import { messageFrame, toWire } from '../protocol/encode.js';
 import { clientFrameSchema, CLIENT_FRAME_TYPES, PROTOCOL_VERSION, type ClientFrame, type RequestId, type WireMessage } from '../protocol/frames.js';
 import { SwitchboardError } from '../protocol/errors.js';
-import { isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
+import { isRoomName, isTenantName, isUserId, ROOM_NAME_RULE } from '../protocol/names.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import type { Connection } from './connection.js';
 import type { GatewayDeps } from './deps.js';
@@ -197,7 +198,10 @@ export class Session {
   }
 
   private async authenticateAndRegister(c: Connection, f: Frame<'connect'>): Promise<void> {
-    const identity = await this.ctx.auth.authenticate(f.token, f.user);
+    const identity =
+      (f.token === undefined || f.token === '') && this.ctx.hooks.connect !== undefined
+        ? await this.hookIdentity(c, f)
+        : await this.ctx.auth.authenticate(f.token, f.user);
     if (c.dead) return;
     if (this.ctx.engines.revocations.isRevoked(tokenRef(identity))) throw new SwitchboardError('token_revoked', 'this token has been revoked');
     const perUser = this.ctx.config.maxConnectionsPerUser;
@@ -227,6 +231,33 @@ export class Session {
       maxFrameBytes: config.maxFrameBytes,
       ...(identity.expiresAt !== undefined ? { expiresAt: identity.expiresAt } : {}),
     });
+  }
+
+  /**
+   * A connect without a token, asked of the connect hook: it is sent the upgrade's chosen headers and cookies and the
+   * frame's `data`, and answers who the connection is and what it may do. A refusal is `unauthorized` (close 4500);
+   * a hook that does not answer, `unavailable` (close 4000: the client retries).
+   */
+  private async hookIdentity(c: Connection, f: Frame<'connect'>): Promise<Identity> {
+    let answer;
+    try {
+      answer = await this.ctx.hooks.connect!.ask({
+        node: this.ctx.nodeId,
+        conn: c.id,
+        headers: c.hookCredentials?.headers ?? {},
+        cookies: c.hookCredentials?.cookies ?? {},
+        ...(f.data !== undefined ? { data: f.data } : {}),
+      });
+    } catch (err) {
+      if (err instanceof SwitchboardError && err.code === 'refused') throw new SwitchboardError('unauthorized', err.message);
+      throw err;
+    }
+    if (answer === null) throw new SwitchboardError('unavailable', 'the connect hook did not answer'); // connect never fails open
+    if (!isUserId(answer.user) || (answer.tenant !== undefined && !isTenantName(answer.tenant))) {
+      this.ctx.metrics.hookRequests.inc({ hook: 'connect', result: 'error' });
+      throw new SwitchboardError('unavailable', 'the connect hook answered an invalid user or tenant name');
+    }
+    return { ...grantedIdentity(answer), ...(answer.expiresAt !== undefined ? { expiresAt: answer.expiresAt } : {}) };
   }
 
   /**
@@ -282,7 +313,18 @@ export class Session {
     const ms: Membership = { conn: c, local: null, pending: [], skipUpTo: 0 };
     c.rooms.set(f.room, ms);
     try {
-      await this.completeJoin(c, f, ref, ms);
+      const hook = this.ctx.hooks.join;
+      let info: Json | undefined;
+      if (hook !== undefined) {
+        const id = c.identity!;
+        info = (await hook.ask({ node: this.ctx.nodeId, conn: c.id, tenant: id.tenant, user: id.user, room: f.room }))?.info;
+        if (c.rooms.get(f.room) !== ms || c.dead) {
+          if (c.rooms.get(f.room) === ms) c.rooms.delete(f.room);
+          if (!c.dead) c.sendError('not_joined', `room ${f.room} was left before the join completed`, f.id, f.room);
+          return;
+        }
+      }
+      await this.completeJoin(c, f, ref, ms, info);
     } catch (err) {
       // A failed join leaves nothing behind: no half-joined membership buffering frames.
       if (c.rooms.get(f.room) === ms) this.leaveRoom(c, f.room);
@@ -290,7 +332,8 @@ export class Session {
     }
   }
 
-  private async completeJoin(c: Connection, f: Frame<'join'>, ref: RoomRef, ms: Membership): Promise<void> {
+  /** `info`: what the join hook said the user is shown with in this room's presence. */
+  private async completeJoin(c: Connection, f: Frame<'join'>, ref: RoomRef, ms: Membership, info?: Json): Promise<void> {
     try {
       ms.local = await this.ctx.rooms.acquire(ref);
     } catch (err) {
@@ -308,7 +351,8 @@ export class Session {
     ms.local.members.add(ms);
     this.ctx.metrics.roomMemberships.inc();
     const start = ms.local.position();
-    this.announce(ref, 'join', c.identity!.user, this.ctx.engines.presence.join(ref, this.presenceConn(c)));
+    const pc = this.presenceConn(c);
+    this.announce(ref, 'join', c.identity!.user, this.ctx.engines.presence.join(ref, info === undefined ? pc : { ...pc, info }));
 
     let recovery: 'none' | 'recovered' | 'reset' = 'none';
     let frames: Buffer[] = [];
@@ -399,13 +443,31 @@ export class Session {
       if (!c.rooms.has(f.room)) throw new SwitchboardError('not_joined', `join room ${f.room} before publishing to it`);
       this.takePublishToken(c);
       const id = c.identity!;
+      let data = f.data;
+      let event = f.event;
+      const hook = this.ctx.hooks.publish;
+      if (hook !== undefined) {
+        // Validated (or rewritten, or refused) by the app before it is sequenced; a rewrite is checked by the edge like any publish.
+        const answer = await hook.ask({
+          node: this.ctx.nodeId,
+          conn: c.id,
+          tenant: id.tenant,
+          user: id.user,
+          room: f.room,
+          data: f.data,
+          ...(f.event !== undefined ? { event: f.event } : {}),
+          ...(f.idem !== undefined ? { idem: f.idem } : {}),
+        });
+        if (answer?.data !== undefined) data = answer.data;
+        if (answer?.event !== undefined) event = answer.event;
+      }
       const reply = await this.ctx.edge.publish('ws', {
         tenant: id.tenant,
         room: f.room,
         from: id.user,
-        data: f.data,
+        data,
         ...(f.idem !== undefined ? { idem: f.idem } : {}),
-        ...(f.event !== undefined ? { event: f.event } : {}),
+        ...(event !== undefined ? { event } : {}),
       });
       if ('seq' in reply) c.sendFrame({ type: 'ack', id: f.id, room: f.room, seq: reply.seq, epoch: reply.epoch, duplicate: reply.duplicate });
     } catch (err) {

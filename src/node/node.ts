@@ -28,6 +28,7 @@ import type { RoomMessage } from '../engines/types.js';
 import { Publisher } from '../messaging/publisher.js';
 import { RoomRegistry } from '../rooms/rooms.js';
 import { openNodeServices } from './services-node.js';
+import { createHooks, fetchTransport } from '../hooks/hooks.js';
 import { UserRouter } from '../rooms/users.js';
 import { PusherGateway } from '../pusher/gateway.js';
 import { PusherApi } from '../pusher/http-api.js';
@@ -131,6 +132,14 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     edge,
     holes,
     services: nodeServices.services,
+    hooks: createHooks(
+      config.hooks,
+      { http: fetchTransport, ...(nodeServices.request !== undefined ? { nats: nodeServices.request } : {}) },
+      (hook, result, seconds) => {
+        metrics.hookRequests.inc({ hook, result });
+        metrics.hookSeconds.observe({ hook }, seconds);
+      },
+    ),
   };
   await nodeServices.serveApi(edge, log);
   const admission = new Admission({

@@ -14,6 +14,8 @@ import { Services, type ServicesOptions } from '../services/services.js';
 
 export interface NodeServices {
   readonly services: Services;
+  /** A NATS request on the services connection (hooks on the bus); undefined without --nats. */
+  readonly request?: (subject: string, body: string, timeoutMs: number) => Promise<string>;
   /** Starts serving the SDK API (publish, presence) through the node's request edge. */
   serveApi(edge: Edge, log: Logger): Promise<void>;
   close(): Promise<void>;
@@ -42,6 +44,7 @@ export async function openNodeServices(config: Config, nodeId: string): Promise<
   let api: BackendApi | null = null;
   return {
     services,
+    request: async (subject, body, timeoutMs) => (await nc.request(subject, body, { timeout: timeoutMs })).string(),
     async serveApi(edge, log) {
       api = new BackendApi(edge, log, nc);
       await api.start();

@@ -100,6 +100,19 @@ export class Metrics {
     help: 'Backplane publish or subscribe failures.',
     registers: [this.registry],
   });
+  readonly hookRequests = new Counter({
+    name: 'switchboard_hook_requests_total',
+    help: 'Requests to the app backend hooks (connect, join, publish) by result: allow, deny, error, timeout, overloaded.',
+    labelNames: ['hook', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly hookSeconds = new Histogram({
+    name: 'switchboard_hook_seconds',
+    help: 'Time to an answer (or failure) of a backend hook.',
+    labelNames: ['hook'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
   readonly tokenRefreshes = new Counter({
     name: 'switchboard_token_refreshes_total',
     help: 'refresh frames (a newer token on an open connection) by result: ok or the error code.',

@@ -25,6 +25,7 @@ export const ErrorCodes = {
   rpc_timeout: { http: 504, retryable: true, text: 'the service did not answer in time' },
   service_error: { http: 502, retryable: false, text: 'the service handler failed' },
   services_disabled: { http: 501, retryable: false, text: 'backend services need a node started with --nats' },
+  refused: { http: 403, retryable: false, text: 'the application refused the request' },
   rate_limited: { http: 429, retryable: true, text: 'too many requests' },
   unavailable: { http: 503, retryable: true, text: 'a backing service is unavailable' },
   internal: { http: 500, retryable: true, text: 'internal error' },

@@ -44,6 +44,8 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
     /** Dev mode only: the anonymous user's display id. */
     user: z.string().max(128).optional(),
     protocol: z.number().int().optional(),
+    /** Sent to the connect hook (docs/hooks.md) with a connect without a token. */
+    data: json.optional(),
   }),
   z.object({
     type: z.literal('join'),

@@ -33,9 +33,10 @@ export class TestClient {
     ws.on('error', () => undefined);
   }
 
-  static open(url: string): Promise<TestClient> {
+  /** Opens the WebSocket (with `headers` on the upgrade request, e.g. a cookie). */
+  static open(url: string, headers?: Record<string, string>): Promise<TestClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = headers === undefined ? new WebSocket(url) : new WebSocket(url, { headers });
       const c = new TestClient(ws);
       ws.once('open', () => resolve(c));
       ws.once('unexpected-response', (_req, res) =>
