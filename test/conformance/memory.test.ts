@@ -5,7 +5,8 @@ import { MemoryPresenceStore } from '../../src/engines/presence/memory.js';
 import { MemoryRoomLog } from '../../src/engines/roomlog/memory.js';
 import { backplaneConformance } from './backplane.suite.js';
 import { durableLogConformance } from './durablelog.suite.js';
-import { presenceConformance } from './presence.suite.js';
+import { presenceConformance, type PresenceFactory } from './presence.suite.js';
+import { presenceSettleConformance } from './presence-settle.suite.js';
 import { roomLogConformance } from './roomlog.suite.js';
 
 backplaneConformance('memory', async () => {
@@ -27,13 +28,15 @@ backplaneConformance('memory', async () => {
   };
 });
 
-presenceConformance('memory', async (options) => {
+const memoryPresence: PresenceFactory = async (options) => {
   const store = new MemoryPresenceStore(options);
   return {
     stores: async (n) => Array.from({ length: n }, () => store),
     cleanup: () => store.close(),
   };
-});
+};
+presenceConformance('memory', memoryPresence);
+presenceSettleConformance('memory', memoryPresence);
 
 roomLogConformance('memory', async (options) => {
   const log = new MemoryRoomLog(options);

@@ -12,7 +12,8 @@ import type { RoomLogOptions } from '../../src/engines/roomlog/roomlog.js';
 import { roomKey, type RoomPosition, type RoomRef } from '../../src/engines/types.js';
 import { startRedisServer, type TestServer } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
-import { presenceConformance } from './presence.suite.js';
+import { presenceConformance, type PresenceFactory } from './presence.suite.js';
+import { presenceSettleConformance } from './presence-settle.suite.js';
 import { roomLogConformance } from './roomlog.suite.js';
 
 let server: TestServer | undefined;
@@ -35,7 +36,7 @@ function fresh(): RedisConnectOptions {
   return { url: server!.url, keyPrefix: `t${harnesses}:` };
 }
 
-presenceConformance('redis', async (options) => {
+const redisPresence: PresenceFactory = async (options) => {
   const o = fresh();
   const opened: RedisPresenceStore[] = [];
   return {
@@ -48,7 +49,9 @@ presenceConformance('redis', async (options) => {
       await admin!.flushdb();
     },
   };
-});
+};
+presenceConformance('redis', redisPresence);
+presenceSettleConformance('redis', redisPresence);
 
 roomLogConformance('redis', async (options) => {
   const o = fresh();
