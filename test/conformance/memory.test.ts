@@ -8,6 +8,8 @@ import { durableLogConformance } from './durablelog.suite.js';
 import { presenceConformance, type PresenceFactory } from './presence.suite.js';
 import { presenceSettleConformance } from './presence-settle.suite.js';
 import { roomLogConformance } from './roomlog.suite.js';
+import { MemoryWebhookQueue } from '../../src/engines/webhookqueue/memory.js';
+import { webhookQueueConformance } from './webhookqueue.suite.js';
 
 backplaneConformance('memory', async () => {
   const bus = new MemoryBus();
@@ -49,4 +51,9 @@ roomLogConformance('memory', async (options) => {
 durableLogConformance('memory', async () => {
   const log = new MemoryDurableLog();
   return { log, ackMeansCommitted: true, cleanup: () => log.close() };
+});
+
+webhookQueueConformance('memory', async () => {
+  const q = new MemoryWebhookQueue();
+  return { queues: async (n) => Array.from({ length: n }, () => q), redeliverMs: 0, cleanup: () => q.close() };
 });
