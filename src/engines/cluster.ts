@@ -23,6 +23,7 @@ import type { RedisConnectOptions } from '../connections/redis.js';
 import type { DurableLog } from './durablelog/durablelog.js';
 import { openJetStreamDurableLog, type JetStreamDurableLog } from './durablelog/jetstream.js';
 import { MemoryDurableLog } from './durablelog/memory.js';
+import { openJetStreamWebhookQueue, type JetStreamWebhookQueue } from './webhookqueue/jetstream.js';
 import type { Engines } from './engines.js';
 import { DeferredStore } from './messagestore/deferred.js';
 import type { MessageStore } from './messagestore/messagestore.js';
@@ -74,6 +75,27 @@ export async function openClusterDurableLog(c: Config, name: string): Promise<Je
   } catch (err) {
     await nc.close().catch(() => undefined);
     throw new ConnectionError('jetstream', 'unavailable', `jetstream unavailable at ${c.nats!}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The cluster's webhook work queue on JetStream (own connection, closed with the queue). */
+export async function openClusterWebhookQueue(c: Config, name: string): Promise<JetStreamWebhookQueue> {
+  let nc;
+  try {
+    nc = await openNats(natsOptions(c, name));
+  } catch (err) {
+    throw new ConnectionError('nats', 'unavailable', `NATS unreachable at ${describeServers(c.nats!)}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return await openJetStreamWebhookQueue(nc, {
+      replicas: c.jetstreamReplicas,
+      ackWaitMs: c.webhookAckWaitMs,
+      publishTimeoutMs: c.publishTimeoutMs,
+      closeConnection: true,
+    });
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    throw new ConnectionError('jetstream', 'unavailable', `jetstream unavailable for webhooks at ${c.nats!}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -60,7 +60,11 @@ export function presenceSettleConformance(name: string, factory: PresenceFactory
       await Promise.all([join(s1!, conn('alice', 'n1', 1), out), join(s2!, conn('bob', 'n2', 2), out), join(s3!, conn('alice', 'n3', 3), out)]);
       await join(s1!, conn('alice', 'n1', 4), out);
       expect(names(out).filter((n) => n === 'occupied')).toHaveLength(1);
-      expect(names(out).filter((n) => n.startsWith('added')).sort()).toEqual(['added:alice', 'added:bob']);
+      expect(
+        names(out)
+          .filter((n) => n.startsWith('added'))
+          .sort(),
+      ).toEqual(['added:alice', 'added:bob']);
       await due([s1!, s2!, s3!], out);
       expect(names(out)).toHaveLength(3);
     });

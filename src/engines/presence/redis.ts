@@ -308,7 +308,20 @@ export class RedisPresenceStore implements PresenceStore {
   private roomCall(p: RedisBatch, ref: RoomRef, op: string, now: number | '', ...rest: ScriptArg[]): void {
     const base = this.roomBase(ref);
     const { ttlMs, recentMs, recentMax } = this.options;
-    queue(p, ROOM, [`${base}:pres`, `${base}:cnt`, `${base}:recent`, `${base}:hook`, `${base}:pend`, op, now, ttlMs, recentMs, recentMax, this.keyTtl(), ...rest]);
+    queue(p, ROOM, [
+      `${base}:pres`,
+      `${base}:cnt`,
+      `${base}:recent`,
+      `${base}:hook`,
+      `${base}:pend`,
+      op,
+      now,
+      ttlMs,
+      recentMs,
+      recentMax,
+      this.keyTtl(),
+      ...rest,
+    ]);
   }
 
   private userCall(p: RedisBatch, tenant: string, user: string, op: string, now: number | '', ...rest: ScriptArg[]): void {

@@ -9,10 +9,28 @@
  *   elsewhere; a killed node's events come back after the ack wait (default 10 s). `retry(delay)` is a NAK with
  *   that delay; `stop` NAKs what is held, so another node takes it at once.
  */
-import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import {
+  jetstream,
+  jetstreamManager,
+  AckPolicy,
+  DeliverPolicy,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { EngineError } from '../errors.js';
-import { defaultWebhookConsumeOptions, type WebhookConsumeOptions, type WebhookConsumer, type WebhookDelivery, type WebhookEvent, type WebhookQueue } from './queue.js';
+import {
+  defaultWebhookConsumeOptions,
+  type WebhookConsumeOptions,
+  type WebhookConsumer,
+  type WebhookDelivery,
+  type WebhookEvent,
+  type WebhookQueue,
+} from './queue.js';
 
 export interface JetStreamWebhookQueueOptions {
   /** Default `SWITCHBOARD_HOOKS`. */
@@ -62,14 +80,16 @@ export async function openJetStreamWebhookQueue(nc: NatsConnection, options: Par
     await jsm.streams.info(o.stream);
     await jsm.streams.update(o.stream, config);
   } catch (err) {
-    if (!isNotFound(err)) throw new EngineError('webhookqueue', 'invalid', `jetstream: cannot update stream ${o.stream}: ${(err as Error).message}`, { cause: err });
+    if (!isNotFound(err))
+      throw new EngineError('webhookqueue', 'invalid', `jetstream: cannot update stream ${o.stream}: ${(err as Error).message}`, { cause: err });
     await jsm.streams.add(config);
   }
   try {
     await jsm.consumers.info(o.stream, o.consumer);
     await jsm.consumers.update(o.stream, o.consumer, { ack_wait: nanos(o.ackWaitMs) });
   } catch (err) {
-    if (!isNotFound(err)) throw new EngineError('webhookqueue', 'invalid', `jetstream: cannot update consumer ${o.consumer}: ${(err as Error).message}`, { cause: err });
+    if (!isNotFound(err))
+      throw new EngineError('webhookqueue', 'invalid', `jetstream: cannot update consumer ${o.consumer}: ${(err as Error).message}`, { cause: err });
     await jsm.consumers.add(o.stream, {
       durable_name: o.consumer,
       ack_policy: AckPolicy.Explicit,
@@ -108,7 +128,9 @@ export class JetStreamWebhookQueue implements WebhookQueue {
     if (this.closed) throw new EngineError('webhookqueue', 'closed', 'webhook queue is closed');
     try {
       await Promise.all(
-        events.map((e) => this.js.publish(`${this.options.subjectPrefix}.${e.tenant}`, JSON.stringify(e), { msgID: e.id, timeout: this.options.publishTimeoutMs })),
+        events.map((e) =>
+          this.js.publish(`${this.options.subjectPrefix}.${e.tenant}`, JSON.stringify(e), { msgID: e.id, timeout: this.options.publishTimeoutMs }),
+        ),
       );
     } catch (err) {
       throw new EngineError('webhookqueue', 'unavailable', `jetstream did not store webhook events: ${(err as Error).message}`, { cause: err });
