@@ -268,7 +268,8 @@ async function stormRun(o, jitter) {
   const hooks = await startWebhookCounter();
   const webhooks = ['--webhooks', JSON.stringify([{ tenant: 'default', secret: 'bench-webhook-secret-0123', url: hooks.url }])];
   const admission = ['--admission-rate', String(o.stormAdmissionRate), '--admission-burst', String(o.stormAdmissionBurst), '--max-connections', '200000'];
-  const startA = () => startSystem('switchboard', { port, name: 'storm-a', cluster: clusterOf(inf, { nodeId: 'storm-a' }), extra: [...admission, ...webhooks] });
+  const startA = () =>
+    startSystem('switchboard', { port, name: 'storm-a', cluster: clusterOf(inf, { nodeId: 'storm-a' }), extra: [...admission, ...webhooks] });
   let a = await startA();
   const b = await startSystem('switchboard', { name: 'storm-b', cluster: clusterOf(inf, { nodeId: 'storm-b' }), extra: [...SB_BENCH_FLAGS, ...webhooks] });
   const room = `s-${jitter ? 'on' : 'off'}-${Date.now()}`;
