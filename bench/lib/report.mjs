@@ -112,7 +112,7 @@ export function markdown(r) {
         `| 6. storm, ${fmt(st.clients)} clients, jitter ${mode}: all rejoined; all recovered (s after kill); lost; peak handshakes/s seen by the clients (limit); server: most admitted beyond burst + rate × Δt between any two of its /metrics samples | ${fmt(st.reconnectedInS, ' s')}; ${fmt(st.recoveredInS, ' s')}; ${fmt(st.lost)}; ${fmt(st.peakHandshakesPerSec)} (${fmt(s.storm.admissionRate)}/s, burst ${fmt(s.storm.admissionBurst)}); ${adm ? `${fmt(adm.worstExcess)} (${fmt(adm.samples)} samples, median ${fmt(adm.medianIntervalMs)} ms apart)` : '–'} | – | – | all back, 0 lost, admitted within the bucket (excess ≤ 0) | ${ok(st.allBack && st.lost === 0 && held === true)} |`,
       );
       const wh = st.webhooks;
-      if (wh !== undefined) {
+      if (wh) {
         const names = Object.entries(wh.afterKillByName ?? {})
           .map(([n, c]) => `${n} ${fmt(c)}`)
           .join(', ');

@@ -266,7 +266,8 @@ async function stormRun(o, jitter) {
   const port = await freePort();
   // Webhooks on for the storm's tenant (every room: occupancy and members), as an app's backend would have them.
   const hooks = await startWebhookCounter();
-  const webhooks = ['--webhooks', JSON.stringify([{ tenant: 'default', secret: 'bench-webhook-secret-0123', url: hooks.url }])];
+  // (--storm-webhooks 0: without them, to compare the storm's own figures.)
+  const webhooks = o.stormWebhooks ? ['--webhooks', JSON.stringify([{ tenant: 'default', secret: 'bench-webhook-secret-0123', url: hooks.url }])] : [];
   const admission = ['--admission-rate', String(o.stormAdmissionRate), '--admission-burst', String(o.stormAdmissionBurst), '--max-connections', '200000'];
   const startA = () =>
     startSystem('switchboard', { port, name: 'storm-a', cluster: clusterOf(inf, { nodeId: 'storm-a' }), extra: [...admission, ...webhooks] });
@@ -330,7 +331,7 @@ async function stormRun(o, jitter) {
     // Webhooks the storm caused: events of this run's rooms decided after the kill, counted once the killed node's old
     // connections have expired (presence TTL 45 s after their last heartbeat) and a grace period (5 s) more has passed.
     // (Another run's rooms are left out: their members leaving at its end are decided meanwhile, on the same Redis.)
-    const quietAt = killedAt + o.stormWebhookWaitS * 1000;
+    const quietAt = o.stormWebhooks ? killedAt + o.stormWebhookWaitS * 1000 : 0;
     while (Date.now() < quietAt) await sleep(500);
     const stormHooks = hooks.since(killedAt, room);
     const sum = (k) => st.reduce((s, x) => s + x[k], 0);
@@ -352,13 +353,16 @@ async function stormRun(o, jitter) {
       handshakes: sum('handshakes'),
       peakHandshakesPerSec: peakPerSecond(st.map((x) => x.hsPer100ms)),
       serverAdmission: server,
-      webhooks: {
-        beforeKill: hooks.since(0, room).total - stormHooks.total,
-        afterKill: stormHooks.total,
-        afterKillByName: stormHooks.byName,
-        waitedS: o.stormWebhookWaitS,
-        perReconnectingClient: round(stormHooks.total / o.stormClients, 4),
-      },
+      webhooks:
+        o.stormWebhooks === 0
+          ? null
+          : {
+              beforeKill: hooks.since(0, room).total - stormHooks.total,
+              afterKill: stormHooks.total,
+              afterKillByName: stormHooks.byName,
+              waitedS: o.stormWebhookWaitS,
+              perReconnectingClient: round(stormHooks.total / o.stormClients, 4),
+            },
     };
   } finally {
     await closeLoad([...gens, ...(pub ? [pub] : [])]);
