@@ -57,6 +57,10 @@ const FULL = {
   stormPublishAfterKillS: 3,
   stormAdmissionRate: 2000,
   stormAdmissionBurst: 4000,
+  /** Webhooks on (1) during the storm, counted per reconnecting client; 0 to compare without them. */
+  stormWebhooks: 1,
+  /** After the kill, how long webhooks are counted: past the presence TTL (45 s) and the grace (5 s). */
+  stormWebhookWaitS: 55,
   connectConns: 20000,
   connectSlice: 5000,
   connectRooms: 1000,

@@ -15,7 +15,7 @@ export const LAYERS = [
   ['protocol'],
   ['config', 'observability', 'auth', 'connections'],
   ['engines', 'client', 'backend', 'hooks'],
-  ['messaging'],
+  ['messaging', 'webhooks'],
   ['rooms', 'services'],
   ['gateway', 'http'],
   ['pusher'],

@@ -111,6 +111,15 @@ export function markdown(r) {
       lines.push(
         `| 6. storm, ${fmt(st.clients)} clients, jitter ${mode}: all rejoined; all recovered (s after kill); lost; peak handshakes/s seen by the clients (limit); server: most admitted beyond burst + rate × Δt between any two of its /metrics samples | ${fmt(st.reconnectedInS, ' s')}; ${fmt(st.recoveredInS, ' s')}; ${fmt(st.lost)}; ${fmt(st.peakHandshakesPerSec)} (${fmt(s.storm.admissionRate)}/s, burst ${fmt(s.storm.admissionBurst)}); ${adm ? `${fmt(adm.worstExcess)} (${fmt(adm.samples)} samples, median ${fmt(adm.medianIntervalMs)} ms apart)` : '–'} | – | – | all back, 0 lost, admitted within the bucket (excess ≤ 0) | ${ok(st.allBack && st.lost === 0 && held === true)} |`,
       );
+      const wh = st.webhooks;
+      if (wh) {
+        const names = Object.entries(wh.afterKillByName ?? {})
+          .map(([n, c]) => `${n} ${fmt(c)}`)
+          .join(', ');
+        lines.push(
+          `| 6. storm, ${fmt(st.clients)} clients, jitter ${mode}: webhooks per reconnecting client (events decided in the ${fmt(wh.waitedS)} s after the kill, grace 5 s, every room's occupancy and members) | ${fmt(wh.perReconnectingClient)} (${fmt(wh.afterKill)}${names !== '' ? `: ${names}` : ''}) | – | – | ≤ 0.05 | ${ok(wh.perReconnectingClient <= 0.05)} |`,
+        );
+      }
     }
   }
   const one = (name, cell) => lines.push(`| ${name} | ${cell} | – | – | | |`);

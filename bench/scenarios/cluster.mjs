@@ -5,7 +5,8 @@
  *      flat out, p50/p99 at a fixed rate; Switchboard over NATS, over Redis pub/sub, Socket.IO + Redis adapter.
  *   5. durable: acked publishes/s and rows/s persisted into PostgreSQL, with the cluster flags.
  *   6. storm: SDK-like clients on a node killed with SIGKILL and restarted; time until all are back and
- *      have every missed message; jitter on and off; peak handshakes/s against the admission limit.
+ *      have every missed message; jitter on and off; peak handshakes/s against the admission limit; webhooks
+ *      (occupancy and members of every room, default 5 s grace) sent per reconnecting client.
  */
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { runVariant } from '../lib/scenario.mjs';
 import { round } from '../lib/stats.mjs';
 import { memAfterGc, ROOT, startSystem } from '../lib/systems.mjs';
 import { SB_BENCH_FLAGS } from './single.mjs';
+import { startWebhookCounter } from '../lib/webhook-counter.mjs';
 
 let infra = null;
 /** The run's nats-server, redis-server and PostgreSQL, started once, owned by the run (not by one scenario). */
@@ -262,10 +264,15 @@ function sampleAdmitted(port) {
 async function stormRun(o, jitter) {
   const inf = await getInfra(o);
   const port = await freePort();
+  // Webhooks on for the storm's tenant (every room: occupancy and members), as an app's backend would have them.
+  const hooks = await startWebhookCounter();
+  // (--storm-webhooks 0: without them, to compare the storm's own figures.)
+  const webhooks = o.stormWebhooks ? ['--webhooks', JSON.stringify([{ tenant: 'default', secret: 'bench-webhook-secret-0123', url: hooks.url }])] : [];
   const admission = ['--admission-rate', String(o.stormAdmissionRate), '--admission-burst', String(o.stormAdmissionBurst), '--max-connections', '200000'];
-  const startA = () => startSystem('switchboard', { port, name: 'storm-a', cluster: clusterOf(inf, { nodeId: 'storm-a' }), extra: admission });
+  const startA = () =>
+    startSystem('switchboard', { port, name: 'storm-a', cluster: clusterOf(inf, { nodeId: 'storm-a' }), extra: [...admission, ...webhooks] });
   let a = await startA();
-  const b = await startSystem('switchboard', { name: 'storm-b', cluster: clusterOf(inf, { nodeId: 'storm-b' }), extra: SB_BENCH_FLAGS });
+  const b = await startSystem('switchboard', { name: 'storm-b', cluster: clusterOf(inf, { nodeId: 'storm-b' }), extra: [...SB_BENCH_FLAGS, ...webhooks] });
   const room = `s-${jitter ? 'on' : 'off'}-${Date.now()}`;
   const gens = [];
   let pub = null;
@@ -321,6 +328,12 @@ async function stormRun(o, jitter) {
       await sleep(250);
     }
     const server = await admitted.stop({ rate: o.stormAdmissionRate, burst: o.stormAdmissionBurst });
+    // Webhooks the storm caused: events of this run's rooms decided after the kill, counted once the killed node's old
+    // connections have expired (presence TTL 45 s after their last heartbeat) and a grace period (5 s) more has passed.
+    // (Another run's rooms are left out: their members leaving at its end are decided meanwhile, on the same Redis.)
+    const quietAt = o.stormWebhooks ? killedAt + o.stormWebhookWaitS * 1000 : 0;
+    while (Date.now() < quietAt) await sleep(500);
+    const stormHooks = hooks.since(killedAt, room);
     const sum = (k) => st.reduce((s, x) => s + x[k], 0);
     const lastBack = Math.max(...st.map((x) => x.lastBackAt));
     return {
@@ -340,10 +353,21 @@ async function stormRun(o, jitter) {
       handshakes: sum('handshakes'),
       peakHandshakesPerSec: peakPerSecond(st.map((x) => x.hsPer100ms)),
       serverAdmission: server,
+      webhooks:
+        o.stormWebhooks === 0
+          ? null
+          : {
+              beforeKill: hooks.since(0, room).total - stormHooks.total,
+              afterKill: stormHooks.total,
+              afterKillByName: stormHooks.byName,
+              waitedS: o.stormWebhookWaitS,
+              perReconnectingClient: round(stormHooks.total / o.stormClients, 4),
+            },
     };
   } finally {
     await closeLoad([...gens, ...(pub ? [pub] : [])]);
     await Promise.all([a.stop(), b.stop()]);
+    await hooks.close();
   }
 }
 

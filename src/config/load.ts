@@ -57,6 +57,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = { ...config };
   for (const k of SECRET_KEYS) if (out[k] !== undefined) out[k] = '[redacted]';
   out.pusherApps = config.pusherApps.map((app) => ({ ...app, secret: '[redacted]' }));
+  out.webhooks = config.webhooks.map((w) => ({ ...w, secret: '[redacted]' }));
   for (const k of ['nats', 'redis', 'database'] as const) {
     const v = config[k];
     if (v !== undefined) out[k] = v.split(',').map(redactUrl).join(',');

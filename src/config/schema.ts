@@ -10,6 +10,49 @@ const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
 const bool = z.preprocess((v) => (typeof v === 'string' ? !['false', '0', 'no', ''].includes(v.toLowerCase()) : v), z.boolean());
 
+/** Webhook event names (docs/hooks.md); the Pusher format calls the room ones channel_occupied / channel_vacated. */
+export const WEBHOOK_EVENTS = ['room_occupied', 'room_vacated', 'member_added', 'member_removed', 'client_event'] as const;
+
+/** What one webhook URL receives: its events, in which rooms, and (opt-in) which rooms' client events. */
+const webhookTargetFields = {
+  url: z.url(),
+  /** Events sent (client_event only for rooms matching `clientEventRooms`). Default: every presence-derived one. */
+  events: z.array(z.enum(WEBHOOK_EVENTS)).default(['room_occupied', 'room_vacated', 'member_added', 'member_removed']),
+  /** Room patterns (`*` matches any run of characters) whose occupancy and member events are sent. Default all. */
+  rooms: z.array(z.string().min(1)).default(['*']),
+  /** Room patterns whose client events (a Pusher `client-*` event; a v1 client publish) are sent. Default none. */
+  clientEventRooms: z.array(z.string().min(1)).default([]),
+};
+
+/** A Pusher app's webhook: a URL (every presence-derived event of every channel) or the full form. Signed with the app secret. */
+export const pusherWebhookSchema = z.union([
+  z.url().transform((url) => ({ url, events: [...WEBHOOK_EVENTS.slice(0, 4)], rooms: ['*'], clientEventRooms: [] as string[] })),
+  z.object(webhookTargetFields).strict(),
+]);
+
+/** A native tenant's webhook (protocol v1 rooms), signed with its own secret (docs/hooks.md). */
+export const tenantWebhookSchema = z
+  .object({
+    tenant: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'tenant: 1–64 of A–Z a–z 0–9 _ -'),
+    secret: z.string().min(16, 'webhook secret: at least 16 characters'),
+    ...webhookTargetFields,
+  })
+  .strict();
+
+export type WebhookTarget = z.infer<typeof tenantWebhookSchema>;
+
+/** A value from a config file, or its JSON text from a flag or variable. */
+const jsonText = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      return v; // reported by the schema's own check, with the option's name
+    }
+  }, schema);
+const jsonArray = <T extends z.ZodType>(item: T) => jsonText(z.array(item));
+
 /**
  * One Pusher app (docs/pusher.md): the app id is the tenant its channels are rooms of; the key is in the
  * WebSocket path (`/app/:key`), the secret signs channel authorizations and HTTP API requests.
@@ -29,22 +72,14 @@ export const pusherAppSchema = z
     maxPresenceMembers: z.number().int().positive().default(100),
     /** Largest event `data`, bytes (Pusher's 10 KB). */
     maxEventBytes: z.number().int().positive().default(10_240),
-    /** Where webhooks go (the webhooks themselves are issue 15's). */
-    webhooks: z.array(z.url()).default([]),
+    /** Where webhooks go, in Pusher's format signed with the app secret (docs/hooks.md). */
+    webhooks: z.array(pusherWebhookSchema).default([]),
   })
   .strict();
 
 export type PusherApp = z.infer<typeof pusherAppSchema>;
 
-/** A list of apps from a config file (an array) or from a flag or variable (its JSON text). */
-const pusherAppsSchema = z.preprocess((v) => {
-  if (typeof v !== 'string') return v;
-  try {
-    return JSON.parse(v) as unknown;
-  } catch {
-    return v; // reported by the array check below, with the option's name
-  }
-}, z.array(pusherAppSchema));
+const pusherAppsSchema = jsonArray(pusherAppSchema);
 
 /** One hook of the app's backend (src/hooks/hooks.ts, docs/hooks.md). */
 const hookSchema = z
@@ -61,15 +96,7 @@ const hookSchema = z
 
 export type HookConfig = z.infer<typeof hookSchema>;
 
-const hooksSchema = z.preprocess(
-  (v) => {
-    if (typeof v !== 'string') return v;
-    try {
-      return JSON.parse(v) as unknown;
-    } catch {
-      return v;
-    }
-  },
+const hooksSchema = jsonText(
   z
     .object({
       /** Only for connects without a token; it cannot fail open (there is no identity without an answer). */
@@ -190,6 +217,22 @@ export const configSchema = z
     hooks: hooksSchema.default({}),
     /** The `activity_timeout` announced to Pusher clients, s: they ping after this long without traffic. */
     pusherActivityTimeoutS: positiveInt.default(120),
+    /** Webhooks of native tenants (docs/hooks.md): a JSON array of {tenant, secret, url, events, rooms, clientEventRooms}. */
+    webhooks: jsonArray(tenantWebhookSchema).default([]),
+    /** A member (room) gone and back within this is not reported removed (vacated), ms. */
+    webhookGraceMs: z.coerce.number().int().min(0).default(5_000),
+    /** Events in one webhook request at most. */
+    webhookBatchSize: positiveInt.default(100),
+    /** How long a webhook request waits for more events after its first, ms. */
+    webhookBatchMs: z.coerce.number().int().min(0).default(200),
+    /** A webhook request not answered 2xx within this is retried, ms. */
+    webhookTimeoutMs: positiveInt.default(5_000),
+    /** Retries of a failing webhook request (backoff from 500 ms doubling to 30 s) stop this long after its first attempt; then dead-lettered, ms. */
+    webhookRetryDeadlineMs: positiveInt.default(600_000),
+    /** A node's sender handed a webhook event (JetStream) that it neither sends nor keeps in progress for this long is given to another node, ms. */
+    webhookAckWaitMs: positiveInt.default(10_000),
+    /** Webhook requests in flight per node at most. */
+    webhookConcurrency: positiveInt.default(8),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((c, ctx) => {
@@ -238,6 +281,10 @@ export const configSchema = z
     for (const [kind, hook] of Object.entries(c.hooks)) {
       if (hook?.url.startsWith('nats:') === true && c.nats === undefined)
         ctx.addIssue({ code: 'custom', path: ['hooks'], message: `hooks.${kind}: a nats: hook needs --nats` });
+    }
+    for (const w of c.webhooks) {
+      if (c.pusherApps.some((app) => app.id === w.tenant))
+        ctx.addIssue({ code: 'custom', message: `webhooks: tenant ${w.tenant} is a Pusher app: give its webhooks in pusherApps[].webhooks` });
     }
     if (c.retryAfterMaxS < c.retryAfterMinS) ctx.addIssue({ code: 'custom', message: 'retry-after-max-s must be >= retry-after-min-s' });
   });

@@ -19,10 +19,12 @@ import { describeServers, openNatsBackplane } from './backplane/nats.js';
 import { openRedisBackplane } from './backplane/redis.js';
 import type { Backplane } from './backplane/backplane.js';
 import { openNats, type NatsConnectOptions } from '../connections/nats.js';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { RedisConnectOptions } from '../connections/redis.js';
 import type { DurableLog } from './durablelog/durablelog.js';
 import { openJetStreamDurableLog, type JetStreamDurableLog } from './durablelog/jetstream.js';
 import { MemoryDurableLog } from './durablelog/memory.js';
+import { openJetStreamWebhookQueue, type JetStreamWebhookQueue } from './webhookqueue/jetstream.js';
 import type { Engines } from './engines.js';
 import { DeferredStore } from './messagestore/deferred.js';
 import type { MessageStore } from './messagestore/messagestore.js';
@@ -56,27 +58,49 @@ export function redisConnectOptions(c: Config): RedisConnectOptions {
   };
 }
 
-/** Opens JetStream (own connection) with the configured stream limits; the log closes the connection. */
-export async function openClusterDurableLog(c: Config, name: string): Promise<JetStreamDurableLog> {
-  let nc;
+/**
+ * Opens a JetStream-backed engine on a NATS connection of its own (the engine closes it), with errors that name
+ * NATS or JetStream (`what`: what JetStream was to hold, for the message).
+ */
+async function openOnOwnNats<T>(c: Config, name: string, what: string, open: (nc: NatsConnection) => Promise<T>): Promise<T> {
+  let nc: NatsConnection;
   try {
     nc = await openNats(natsOptions(c, name));
   } catch (err) {
     throw new ConnectionError('nats', 'unavailable', `NATS unreachable at ${describeServers(c.nats!)}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    return await openJetStreamDurableLog(nc, {
+    return await open(nc);
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    throw new ConnectionError('jetstream', 'unavailable', `jetstream unavailable${what} at ${c.nats!}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Opens JetStream (own connection) with the configured stream limits; the log closes the connection. */
+export function openClusterDurableLog(c: Config, name: string): Promise<JetStreamDurableLog> {
+  return openOnOwnNats(c, name, '', (nc) =>
+    openJetStreamDurableLog(nc, {
       replicas: c.jetstreamReplicas,
       maxAgeMs: c.jetstreamMaxAgeMs,
       maxBytes: c.jetstreamMaxBytes,
       ackWaitMs: c.jetstreamAckWaitMs,
       publishTimeoutMs: c.publishTimeoutMs,
       closeConnection: true,
-    });
-  } catch (err) {
-    await nc.close().catch(() => undefined);
-    throw new ConnectionError('jetstream', 'unavailable', `jetstream unavailable at ${c.nats!}: ${(err as Error).message}`, { cause: err });
-  }
+    }),
+  );
+}
+
+/** The cluster's webhook work queue on JetStream (own connection, closed with the queue). */
+export function openClusterWebhookQueue(c: Config, name: string): Promise<JetStreamWebhookQueue> {
+  return openOnOwnNats(c, name, ' for webhooks', (nc) =>
+    openJetStreamWebhookQueue(nc, {
+      replicas: c.jetstreamReplicas,
+      ackWaitMs: c.webhookAckWaitMs,
+      publishTimeoutMs: c.publishTimeoutMs,
+      closeConnection: true,
+    }),
+  );
 }
 
 /** PostgreSQL history opened (and migrated) in the background, retried with backoff until it answers. */

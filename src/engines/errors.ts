@@ -10,7 +10,7 @@
  *   in_use       a resource is held by another owner (a data directory locked by a live process)
  *   invalid      bad configuration or an answer the engine cannot interpret; retrying will not help
  */
-export type EngineName = 'backplane' | 'presence' | 'roomlog' | 'durablelog' | 'messagestore' | 'revocations';
+export type EngineName = 'backplane' | 'presence' | 'roomlog' | 'durablelog' | 'messagestore' | 'webhookqueue' | 'revocations';
 export type EngineErrorCode = 'closed' | 'unavailable' | 'timeout' | 'full' | 'conflict' | 'in_use' | 'invalid';
 
 export class EngineError extends Error {

@@ -14,6 +14,7 @@ import type { RoomRegistry } from '../rooms/rooms.js';
 import type { UserRouter } from '../rooms/users.js';
 import type { Services } from '../services/services.js';
 import type { Outbox } from './outbox.js';
+import type { ClientEventSink } from '../webhooks/producer.js';
 
 /** The options the WebSocket side reads. */
 export type GatewayConfig = Pick<
@@ -53,6 +54,8 @@ export interface GatewayDeps {
   readonly edge: Edge;
   /** Client → backend services (send / rpc frames). */
   readonly services: Services;
+  /** Client publishes, for webhooks (docs/hooks.md); absent when no webhook is configured. */
+  readonly webhooks?: ClientEventSink;
 }
 
 /** What one Connection needs. */

@@ -469,7 +469,17 @@ export class Session {
         ...(f.idem !== undefined ? { idem: f.idem } : {}),
         ...(event !== undefined ? { event } : {}),
       });
-      if ('seq' in reply) c.sendFrame({ type: 'ack', id: f.id, room: f.room, seq: reply.seq, epoch: reply.epoch, duplicate: reply.duplicate });
+      if ('seq' in reply) {
+        c.sendFrame({ type: 'ack', id: f.id, room: f.room, seq: reply.seq, epoch: reply.epoch, duplicate: reply.duplicate });
+        if (!reply.duplicate)
+          this.ctx.webhooks?.clientEvent({
+            ref: { tenant: id.tenant, room: f.room },
+            event: f.event ?? 'message',
+            data: f.data,
+            socketId: c.id,
+            user: id.user,
+          });
+      }
     } catch (err) {
       this.fail(c, err, f.id, f.room);
     }

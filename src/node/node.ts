@@ -32,6 +32,7 @@ import { createHooks, fetchTransport } from '../hooks/hooks.js';
 import { UserRouter } from '../rooms/users.js';
 import { PusherGateway } from '../pusher/gateway.js';
 import { PusherApi } from '../pusher/http-api.js';
+import { openNodeWebhooks } from './webhooks-node.js';
 
 export interface StartOptions {
   /** Engines to use instead of the embedded ones (cluster engines, or a shared in-process bus). */
@@ -75,8 +76,14 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
           recoveryWindowMs: config.recoveryWindowMs,
           idempotencyMs: config.idempotencyMs,
         }));
+  // Webhooks (docs/hooks.md): with any configured, presence changes are reported to the webhook producer.
+  const webhooks = await openNodeWebhooks(config, nodeId, opened.presence, metrics, log);
   // Every backplane publish is timed (broker latency); the engines are otherwise as opened.
-  const engines: Engines = { ...opened, backplane: new TimedBackplane(opened.backplane, (s) => metrics.brokerLatency.observe(s)) };
+  const engines: Engines = {
+    ...opened,
+    presence: webhooks.presence,
+    backplane: new TimedBackplane(opened.backplane, (s) => metrics.brokerLatency.observe(s)),
+  };
   const onBackplaneError = (err: unknown): void => {
     metrics.backplaneErrors.inc();
     log.error({ err }, 'backplane error');
@@ -140,6 +147,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
         metrics.hookSeconds.observe({ hook }, seconds);
       },
     ),
+    ...(webhooks.sink !== undefined ? { webhooks: webhooks.sink } : {}),
   };
   await nodeServices.serveApi(edge, log);
   const admission = new Admission({
@@ -155,7 +163,21 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   // Pusher Channels protocol 7 beside v1, on the same port, rooms and engines (docs/pusher.md).
   pusher =
     config.pusherApps.length > 0
-      ? new PusherGateway({ nodeId, config, engines, holes, metrics, log, outbox, rooms, users: ctx.users, edge, admission, openConnections })
+      ? new PusherGateway({
+          nodeId,
+          config,
+          engines,
+          holes,
+          metrics,
+          log,
+          outbox,
+          rooms,
+          users: ctx.users,
+          edge,
+          admission,
+          openConnections,
+          ...(webhooks.sink !== undefined ? { webhooks: webhooks.sink } : {}),
+        })
       : null;
   const pusherApi = pusher !== null ? new PusherApi({ config, edge, engines, log }) : null;
   const stats = new NodeStats(nodeId, metrics, rooms, config.maxConnections, opened.backplane.kind);
@@ -249,6 +271,8 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
       clearInterval(lagTimer);
       await listener.close();
       await engines.presence.removeNode(nodeId).catch(() => undefined);
+      // After the drain's leaves were settled here or scheduled for any node; held events go back to the queue.
+      await webhooks.close();
       directoryStopped = true;
       await directory.stop();
       await rooms.close();

@@ -205,6 +205,46 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly webhookEvents = new Counter({
+    name: 'switchboard_webhook_events_total',
+    help: 'Webhook events this node decided and queued (each is decided by one node of the cluster), by event.',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookRequests = new Counter({
+    name: 'switchboard_webhook_requests_total',
+    help: 'Webhook POSTs this node sent, by result: ok (2xx), status (another answer), error (no answer: refused, reset, timeout).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookDelivered = new Counter({
+    name: 'switchboard_webhook_delivered_total',
+    help: 'Webhook events delivered (in a request answered 2xx) by this node.',
+    registers: [this.registry],
+  });
+  readonly webhookDeadLetters = new Counter({
+    name: 'switchboard_webhook_dead_letters_total',
+    help: 'Webhook events given up on after the retry deadline (logged with their ids, then dropped).',
+    registers: [this.registry],
+  });
+  readonly webhookErrors = new Counter({
+    name: 'switchboard_webhook_errors_total',
+    help: 'Webhook work that failed and is retried: settle (presence store) or queue (the work queue refused an event).',
+    labelNames: ['stage'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookQueueDepth = new Gauge({
+    name: 'switchboard_webhook_queue_depth',
+    help: 'Webhook events queued and not yet delivered or dead-lettered (the whole queue as this node sees it).',
+    registers: [this.registry],
+  });
+  readonly webhookLatency = new Histogram({
+    name: 'switchboard_webhook_delivery_seconds',
+    help: 'From a webhook event being decided to its request being answered 2xx.',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
   constructor(labels: { node: string }) {
     this.registry.setDefaultLabels({ node: labels.node });
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' });

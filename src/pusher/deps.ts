@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RoomRegistry } from '../rooms/rooms.js';
 import type { UserRouter } from '../rooms/users.js';
+import type { ClientEventSink } from '../webhooks/producer.js';
 
 export type PusherConfig = Pick<
   Config,
@@ -46,4 +47,6 @@ export interface PusherDeps {
   readonly admission: Admission;
   /** Open connections of the node, both protocols (for the node's connection ceiling). */
   readonly openConnections: () => number;
+  /** Client events, for webhooks (docs/hooks.md); absent when no webhook is configured. */
+  readonly webhooks?: ClientEventSink;
 }

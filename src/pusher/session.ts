@@ -352,6 +352,13 @@ export class PusherSession {
       return this.refuse(c, 'frame_too_large', PusherErrorCode.generic, `event data of ${size} bytes is over ${c.app.maxEventBytes}`);
     const from = sub.presence?.user ?? c.socketId;
     await this.ctx.edge.publish('pusher', { tenant: c.app.id, room: channel, from, data: value, event, except: c.socketId });
+    this.ctx.webhooks?.clientEvent({
+      ref: sub.ref,
+      event,
+      data: value,
+      socketId: c.socketId,
+      ...(sub.presence !== undefined ? { user: sub.presence.user } : {}),
+    });
   }
 }
 

@@ -6,9 +6,12 @@ import { MemoryRevocationStore } from '../../src/engines/revocations/memory.js';
 import { MemoryRoomLog } from '../../src/engines/roomlog/memory.js';
 import { backplaneConformance } from './backplane.suite.js';
 import { durableLogConformance } from './durablelog.suite.js';
-import { presenceConformance } from './presence.suite.js';
+import { presenceConformance, type PresenceFactory } from './presence.suite.js';
+import { presenceSettleConformance } from './presence-settle.suite.js';
 import { revocationConformance } from './revocations.suite.js';
 import { roomLogConformance } from './roomlog.suite.js';
+import { MemoryWebhookQueue } from '../../src/engines/webhookqueue/memory.js';
+import { webhookQueueConformance } from './webhookqueue.suite.js';
 
 backplaneConformance('memory', async () => {
   const bus = new MemoryBus();
@@ -29,13 +32,15 @@ backplaneConformance('memory', async () => {
   };
 });
 
-presenceConformance('memory', async (options) => {
+const memoryPresence: PresenceFactory = async (options) => {
   const store = new MemoryPresenceStore(options);
   return {
     stores: async (n) => Array.from({ length: n }, () => store),
     cleanup: () => store.close(),
   };
-});
+};
+presenceConformance('memory', memoryPresence);
+presenceSettleConformance('memory', memoryPresence);
 
 roomLogConformance('memory', async (options) => {
   const log = new MemoryRoomLog(options);
@@ -53,4 +58,9 @@ durableLogConformance('memory', async () => {
 revocationConformance('memory', async () => {
   const store = new MemoryRevocationStore();
   return { stores: async (n) => Array.from({ length: n }, () => store), cleanup: () => store.close() };
+});
+
+webhookQueueConformance('memory', async () => {
+  const q = new MemoryWebhookQueue();
+  return { queues: async (n) => Array.from({ length: n }, () => q), redeliverMs: 0, cleanup: () => q.close() };
 });

@@ -11,7 +11,8 @@ import { openRedisPresence, type RedisPresenceStore } from '../../src/engines/pr
 import { openRedisRoomLog, type RedisRoomLog } from '../../src/engines/roomlog/redis.js';
 import { startRedisCluster, type RedisClusterSet } from '../helpers/redis-cluster.js';
 import { backplaneConformance } from './backplane.suite.js';
-import { presenceConformance } from './presence.suite.js';
+import { presenceConformance, type PresenceFactory } from './presence.suite.js';
+import { presenceSettleConformance } from './presence-settle.suite.js';
 import { roomLogConformance } from './roomlog.suite.js';
 
 let cluster: RedisClusterSet | undefined;
@@ -31,7 +32,7 @@ function fresh(): RedisConnectOptions {
   return { url: cluster!.url, keyPrefix: `c${harnesses}:` };
 }
 
-presenceConformance('redis cluster', async (options) => {
+const clusterPresence: PresenceFactory = async (options) => {
   const o = fresh();
   const opened: RedisPresenceStore[] = [];
   return {
@@ -44,7 +45,9 @@ presenceConformance('redis cluster', async (options) => {
       await cluster!.flush();
     },
   };
-});
+};
+presenceConformance('redis cluster', clusterPresence);
+presenceSettleConformance('redis cluster', clusterPresence);
 
 roomLogConformance('redis cluster', async (options) => {
   const o = fresh();

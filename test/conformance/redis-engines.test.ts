@@ -13,7 +13,8 @@ import type { RoomLogOptions } from '../../src/engines/roomlog/roomlog.js';
 import { roomKey, type RoomPosition, type RoomRef } from '../../src/engines/types.js';
 import { startRedisServer, type TestServer } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
-import { presenceConformance } from './presence.suite.js';
+import { presenceConformance, type PresenceFactory } from './presence.suite.js';
+import { presenceSettleConformance } from './presence-settle.suite.js';
 import { revocationConformance } from './revocations.suite.js';
 import { roomLogConformance } from './roomlog.suite.js';
 
@@ -37,7 +38,7 @@ function fresh(): RedisConnectOptions {
   return { url: server!.url, keyPrefix: `t${harnesses}:` };
 }
 
-presenceConformance('redis', async (options) => {
+const redisPresence: PresenceFactory = async (options) => {
   const o = fresh();
   const opened: RedisPresenceStore[] = [];
   return {
@@ -50,7 +51,9 @@ presenceConformance('redis', async (options) => {
       await admin!.flushdb();
     },
   };
-});
+};
+presenceConformance('redis', redisPresence);
+presenceSettleConformance('redis', redisPresence);
 
 roomLogConformance('redis', async (options) => {
   const o = fresh();

@@ -266,3 +266,58 @@ describe('cluster configuration', () => {
     expect(() => loadConfig({ dev: true, durableServices: 'orders' }, {})).toThrow(/--durable-services needs --nats/);
   });
 });
+
+describe('webhooks configuration', () => {
+  const app = { id: 'app1', key: 'key1', secret: 'app-secret-1' };
+  it('takes a Pusher app webhook as a URL (the four presence events of every channel) or in full', () => {
+    const c = loadConfig(
+      {
+        dev: true,
+        pusherApps: JSON.stringify([{ ...app, webhooks: ['https://a.example/h', { url: 'https://b.example/h', clientEventRooms: ['private-*'] }] }]),
+      },
+      {},
+    );
+    expect(c.pusherApps[0]!.webhooks).toEqual([
+      { url: 'https://a.example/h', events: ['room_occupied', 'room_vacated', 'member_added', 'member_removed'], rooms: ['*'], clientEventRooms: [] },
+      {
+        url: 'https://b.example/h',
+        events: ['room_occupied', 'room_vacated', 'member_added', 'member_removed'],
+        rooms: ['*'],
+        clientEventRooms: ['private-*'],
+      },
+    ]);
+    expect(c.webhookGraceMs).toBe(5000);
+  });
+
+  it('takes native tenant webhooks from a flag, with defaults, and redacts their secrets', () => {
+    const c = loadConfig({ dev: true, webhooks: JSON.stringify([{ tenant: 'acme', secret: SECRET, url: 'https://acme.example/h' }]) }, {});
+    expect(c.webhooks).toEqual([
+      {
+        tenant: 'acme',
+        secret: SECRET,
+        url: 'https://acme.example/h',
+        events: ['room_occupied', 'room_vacated', 'member_added', 'member_removed'],
+        rooms: ['*'],
+        clientEventRooms: [],
+      },
+    ]);
+    expect(JSON.stringify(redactConfig(c))).not.toContain(SECRET);
+  });
+
+  it('refuses a bad URL, an unknown event, a short secret, and a native webhook for a Pusher app id', () => {
+    for (const webhooks of [
+      [{ tenant: 'acme', secret: SECRET, url: 'not a url' }],
+      [{ tenant: 'acme', secret: SECRET, url: 'https://x.example', events: ['room_exploded'] }],
+      [{ tenant: 'acme', secret: 'short', url: 'https://x.example' }],
+    ]) {
+      expect(configError(() => loadConfig({ dev: true, webhooks: JSON.stringify(webhooks) }, {})).message).toContain('--webhooks');
+    }
+    const err = configError(() =>
+      loadConfig(
+        { dev: true, pusherApps: JSON.stringify([app]), webhooks: JSON.stringify([{ tenant: 'app1', secret: SECRET, url: 'https://x.example' }]) },
+        {},
+      ),
+    );
+    expect(err.message).toContain('is a Pusher app');
+  });
+});

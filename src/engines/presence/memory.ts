@@ -1,7 +1,8 @@
 import { fewAdd, fewDelete, fewEach, fewHas, fewList, fewSize, type Few } from '../../util/few.js';
-import type { Json, RoomRef } from '../types.js';
+import { roomKey, type Json, type RoomRef } from '../types.js';
 import { defaultPresenceOptions, type PresenceConn, type PresenceOptions, type PresenceStore, type RoomMember, type UserPresence } from './presence.js';
 import { EngineError } from '../errors.js';
+import type { SettleScope, Settled } from './settle.js';
 
 export interface MemoryPresenceOptions extends PresenceOptions {
   /** How often expired connections and stale recent leavers are swept, ms. Default ttlMs / 3, 10..5000. */
@@ -23,6 +24,13 @@ interface RoomState {
   readonly info: Map<string, Json>;
   /** Users who left (and are not back), user -> when their last connection left. */
   readonly recent: Map<string, number>;
+}
+
+/** A room's reported webhook state (settle.ts): occupancy, reported users, reported users who left → when. */
+interface HookState {
+  occupied: boolean;
+  readonly users: Set<string>;
+  readonly pend: Map<string, number>;
 }
 
 interface UserState {
@@ -59,6 +67,9 @@ export class MemoryPresenceStore implements PresenceStore {
   private readonly conns = new Map<string, ConnState>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  /** Settling (settle.ts): reported state per room (`tenant/room`), and when each watched room is due. */
+  private readonly hooks = new Map<string, HookState>();
+  private readonly due = new Map<string, { ref: RoomRef; at: number }>();
 
   constructor(options: Partial<MemoryPresenceOptions> = {}, now: () => number = Date.now) {
     const base = { ...defaultPresenceOptions, ...options };
@@ -183,6 +194,108 @@ export class MemoryPresenceStore implements PresenceStore {
     }
   }
 
+  async settleJoin(ref: RoomRef, user: string, scope: SettleScope): Promise<Settled> {
+    this.ensureOpen();
+    const room = this.tenants.get(ref.tenant)?.rooms.get(ref.room);
+    if (room !== undefined) this.expireRoom(room);
+    const at = this.now();
+    const none: Settled = { ref, at, occupied: false, added: [], removed: [], vacated: false };
+    if (room === undefined || room.members.size === 0) return none;
+    const hook = this.hook(ref);
+    const occupied = !hook.occupied;
+    hook.occupied = true;
+    let added: string[] = [];
+    if (scope.members && room.members.has(user)) {
+      hook.pend.delete(user);
+      if (!hook.users.has(user)) {
+        hook.users.add(user);
+        added = [user];
+      }
+    }
+    return { ...none, occupied, added };
+  }
+
+  async watch(ref: RoomRef, delayMs: number): Promise<void> {
+    this.ensureOpen();
+    const key = roomKey(ref);
+    const at = this.now() + Math.max(0, delayMs);
+    const cur = this.due.get(key);
+    if (cur === undefined || at < cur.at) this.due.set(key, { ref, at });
+  }
+
+  async settleDue(scope: (ref: RoomRef) => SettleScope | null, limit: number): Promise<Settled[]> {
+    this.ensureOpen();
+    const now = this.now();
+    const taken = [...this.due].filter(([, d]) => d.at <= now).slice(0, limit);
+    const out: Settled[] = [];
+    for (const [key, { ref }] of taken) {
+      this.due.delete(key);
+      const s = scope(ref);
+      if (s === null) continue;
+      const { settled, next } = this.settle(ref, s, now);
+      out.push(settled);
+      if (next > 0) {
+        const cur = this.due.get(key);
+        if (cur === undefined || next < cur.at) this.due.set(key, { ref, at: next });
+      }
+    }
+    return out;
+  }
+
+  /** One room's settle (the Redis store's `hsettle`): due removals, occupancy, vacancy, and when to look again. */
+  private settle(ref: RoomRef, scope: SettleScope, now: number): { settled: Settled; next: number } {
+    const room = this.tenants.get(ref.tenant)?.rooms.get(ref.room);
+    if (room !== undefined) this.expireRoom(room);
+    const hook = this.hook(ref);
+    const removed: string[] = [];
+    let next = 0;
+    const soon = (t: number): void => {
+      if (next === 0 || t < next) next = t;
+    };
+    for (const [user, left] of [...hook.pend]) {
+      if (left > now - scope.graceMs) {
+        soon(left + scope.graceMs);
+        continue;
+      }
+      hook.pend.delete(user);
+      if (room?.members.has(user) !== true && hook.users.delete(user)) removed.push(user);
+    }
+    let occupied = false;
+    let vacated = false;
+    if (room !== undefined && room.members.size > 0) {
+      occupied = !hook.occupied;
+      hook.occupied = true;
+      let oldest = Infinity;
+      for (const ids of room.members.values()) fewEach(ids, (id) => (oldest = Math.min(oldest, this.conns.get(id)?.beat ?? now)));
+      soon(oldest + this.options.ttlMs + 1);
+    } else if (hook.occupied) {
+      let emptied = 0;
+      for (const seen of room?.recent.values() ?? []) emptied = Math.max(emptied, seen);
+      if (emptied <= now - scope.graceMs) {
+        removed.push(...hook.users);
+        vacated = true;
+        next = 0;
+        this.hooks.delete(roomKey(ref));
+      } else soon(emptied + scope.graceMs);
+    }
+    if (!scope.members) {
+      hook.users.clear();
+      hook.pend.clear();
+    }
+    if (!hook.occupied && hook.users.size === 0) this.hooks.delete(roomKey(ref));
+    return { settled: { ref, at: now, occupied, added: [], removed, vacated }, next };
+  }
+
+  private hook(ref: RoomRef): HookState {
+    const key = roomKey(ref);
+    let hook = this.hooks.get(key);
+    if (hook === undefined) {
+      hook = { occupied: false, users: new Set(), pend: new Map() };
+      this.hooks.set(key, hook);
+    }
+    return hook;
+  }
+
   /** In-process: healthy until closed. */
   health(): { ok: boolean; detail?: string } {
     return this.closed ? { ok: false, detail: 'closed' } : { ok: true };
@@ -277,6 +390,8 @@ export class MemoryPresenceStore implements PresenceStore {
     room.members.delete(state.conn.user);
     room.info.delete(state.conn.user);
     this.remember(room, state.conn.user, at);
+    const hook = this.hooks.get(`${state.conn.tenant}/${roomName}`);
+    if (hook?.users.has(state.conn.user) === true) hook.pend.set(state.conn.user, at);
     return true;
   }
 

@@ -1,4 +1,5 @@
 import type { Json, RoomRef } from '../types.js';
+import type { PresenceSettling } from './settle.js';
 
 /** One live connection as presence sees it. */
 export interface PresenceConn {
@@ -52,8 +53,9 @@ export interface PresenceChange {
  *   lastSeen (and, for online users whose join gave one, the latest `info`); it never returns members of
  *   another tenant's room of the same name.
  * - `removeNode(nodeId)` drops every connection of that node at once (clean shutdown).
+ * - Settling (settle.ts, its own suite): the webhook transitions, decided once for the cluster.
  */
-export interface PresenceStore {
+export interface PresenceStore extends PresenceSettling {
   readonly kind: string;
   connect(conn: PresenceConn): Promise<void>;
   disconnect(conn: PresenceConn): Promise<void>;

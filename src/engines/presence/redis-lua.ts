@@ -15,17 +15,23 @@ local function fmt(n) return string.format('%d', n) end
 
 /**
  * Room script. KEYS: pres (zset `user\0connId` → last refresh), cnt (hash user → live connections),
- * recent (zset user → lastSeen of leavers). ARGV: op, now, ttlMs, recentMs, recentMax, keyTtlMs, …
+ * recent (zset user → lastSeen of leavers), hook (hash: users reported to webhooks → 1, and field `\0` → 1
+ * while the room is reported occupied), pend (zset: reported users who left → when).
+ * ARGV: op, now, ttlMs, recentMs, recentMax, keyTtlMs, …
  * Every op first expires connections not refreshed for ttlMs; a user whose last connection goes is
  * remembered as a leaver with lastSeen = that connection's last refresh.
  * - join  (user, member) → 1 when it is the user's first live connection in the room, else 0
  * - leave (member, 'now' | 'score') → 1 when it was the user's last; lastSeen = now or its last refresh
  * - beat  (member…) refreshes the listed live members (never revives expired ones)
  * - members → { pres entries with scores, recent entries with scores (newest first) }
+ * - hjoin (user, members '1'|'0') → { occupied 0|1, added 0|1, now }: reports the room occupied / the user added
+ * - hsettle (graceMs, limit, members '1'|'0') → { removed users, vacated 0|1, next settle time (0: none), now,
+ *   occupied 0|1 }
+ * A reported user whose last connection goes (any op, expiry included) is put in pend with the time it went.
  */
 export const ROOM_LUA =
   String.raw`
-local pres, cnt, recent = KEYS[1], KEYS[2], KEYS[3]
+local pres, cnt, recent, hook, pend = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op = ARGV[1]
 ` +
   CLOCK +
@@ -49,6 +55,10 @@ local function drop(member, at)
   if redis.call('HINCRBY', cnt, user, -1) > 0 then return 0 end
   redis.call('HDEL', cnt, user)
   remember(user, at)
+  if redis.call('HEXISTS', hook, user) == 1 then
+    redis.call('ZADD', pend, fmt(at), user)
+    redis.call('PEXPIRE', pend, keyTtl)
+  end
   return 1
 end
 
@@ -82,6 +92,97 @@ elseif op == 'beat' then
 elseif op == 'members' then
   redis.call('ZREMRANGEBYSCORE', recent, '-inf', '(' .. fmt(now - recentMs))
   return { redis.call('ZRANGE', pres, 0, -1, 'WITHSCORES'), redis.call('ZREVRANGE', recent, 0, -1, 'WITHSCORES') }
+elseif op == 'hjoin' then
+  local user, members = ARGV[7], ARGV[8]
+  local occupied, added = 0, 0
+  if redis.call('HLEN', cnt) > 0 and redis.call('HSETNX', hook, '\0', '1') == 1 then occupied = 1 end
+  if members == '1' and redis.call('HEXISTS', cnt, user) == 1 then
+    redis.call('ZREM', pend, user)
+    if redis.call('HSETNX', hook, user, '1') == 1 then added = 1 end
+  end
+  redis.call('PEXPIRE', hook, keyTtl)
+  return { occupied, added, fmt(now) }
+elseif op == 'hsettle' then
+  local grace, limit, members = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
+  local removed, vacated, occupied, nextAt = {}, 0, 0, 0
+  local function soon(t) if nextAt == 0 or t < nextAt then nextAt = t end end
+  local due = redis.call('ZRANGEBYSCORE', pend, '-inf', fmt(now - grace), 'LIMIT', 0, limit)
+  for _, user in ipairs(due) do
+    redis.call('ZREM', pend, user)
+    if redis.call('HEXISTS', cnt, user) == 0 and redis.call('HDEL', hook, user) == 1 then table.insert(removed, user) end
+  end
+  local first = redis.call('ZRANGE', pend, 0, 0, 'WITHSCORES')
+  if #first > 0 then soon(tonumber(first[2]) + grace) end
+  if redis.call('HLEN', cnt) > 0 then
+    if redis.call('HSETNX', hook, '\0', '1') == 1 then occupied = 1 end
+    local oldest = redis.call('ZRANGE', pres, 0, 0, 'WITHSCORES')
+    if #oldest > 0 then soon(tonumber(oldest[2]) + ttl + 1) end
+  elseif redis.call('HEXISTS', hook, '\0') == 1 then
+    local last = redis.call('ZREVRANGE', recent, 0, 0, 'WITHSCORES')
+    local emptied = 0
+    if #last > 0 then emptied = tonumber(last[2]) end
+    if emptied <= now - grace then
+      -- every reported user goes with the room (removed first), whatever is still pending for them
+      for _, user in ipairs(redis.call('HKEYS', hook)) do
+        if user ~= '\0' then table.insert(removed, user) end
+      end
+      redis.call('DEL', hook, pend)
+      vacated = 1
+      nextAt = 0
+    else
+      soon(emptied + grace)
+    end
+  end
+  if members ~= '1' then
+    -- the room's members are not reported (any more): only its occupancy is kept
+    for _, user in ipairs(redis.call('HKEYS', hook)) do
+      if user ~= '\0' then redis.call('HDEL', hook, user) end
+    end
+    redis.call('DEL', pend)
+  end
+  if redis.call('EXISTS', hook) == 1 then redis.call('PEXPIRE', hook, keyTtl) end
+  return { removed, vacated, fmt(nextAt), fmt(now), occupied }
+end
+return redis.error_reply('unknown op ' .. op)
+`;
+
+/**
+ * Settle schedule script. KEYS: due (zset `tenant\0room` → when the room is to be settled). ARGV: op, now, …
+ * - watch (member, delayMs): schedules at now + delay unless an earlier time is pending
+ * - claim (limit, leaseMs) → { member, lease time, … }: the due rooms, each rescheduled at now + lease (taken)
+ * - finish (member, lease, next): the claim's result: at `next` (0: forget) if still at `lease`; else (watched
+ *   again meanwhile) the earlier of the two
+ */
+export const DUE_LUA =
+  String.raw`
+local due, op = KEYS[1], ARGV[1]
+` +
+  CLOCK +
+  String.raw`
+if op == 'watch' then
+  local at = now + tonumber(ARGV[4])
+  local cur = tonumber(redis.call('ZSCORE', due, ARGV[3]) or '0')
+  if cur == 0 or at < cur then redis.call('ZADD', due, fmt(at), ARGV[3]) end
+  return 0
+elseif op == 'claim' then
+  local limit, lease = tonumber(ARGV[3]), now + tonumber(ARGV[4])
+  local items = redis.call('ZRANGEBYSCORE', due, '-inf', fmt(now), 'LIMIT', 0, limit)
+  local out = {}
+  for _, m in ipairs(items) do
+    redis.call('ZADD', due, fmt(lease), m)
+    table.insert(out, m)
+  end
+  table.insert(out, fmt(lease))
+  return out
+elseif op == 'finish' then
+  local m, lease, nextAt = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+  local cur = tonumber(redis.call('ZSCORE', due, m) or '0')
+  if cur == lease or cur == 0 then
+    if nextAt > 0 then redis.call('ZADD', due, fmt(nextAt), m) else redis.call('ZREM', due, m) end
+  elseif nextAt > 0 and nextAt < cur then
+    redis.call('ZADD', due, fmt(nextAt), m)
+  end
+  return 0
 end
 return redis.error_reply('unknown op ' .. op)
 `;

@@ -3,7 +3,8 @@ import { RedisBatch } from '../../connections/redis-batch.js';
 import { openRedis, type RedisClient, type RedisConnectOptions } from '../../connections/redis.js';
 import type { Json, RoomRef } from '../types.js';
 import { defaultPresenceOptions, type PresenceConn, type PresenceOptions, type PresenceStore, type RoomMember, type UserPresence } from './presence.js';
-import { NODE_LUA, ROOM_LUA, USER_LUA } from './redis-lua.js';
+import { DUE_LUA, NODE_LUA, ROOM_LUA, USER_LUA } from './redis-lua.js';
+import type { SettleScope, Settled } from './settle.js';
 import { EngineError } from '../errors.js';
 
 type ScriptArg = string | number;
@@ -11,6 +12,7 @@ type ScriptArg = string | number;
 const ROOM = 'sbPresenceRoom';
 const USER = 'sbPresenceUser';
 const NODE = 'sbPresenceNode';
+const DUE = 'sbPresenceDue';
 /** Connection ids per heartbeat batch (one HMGET and two pipelines each). */
 const BEAT_CHUNK = 500;
 const SEP = '\u0000';
@@ -33,6 +35,9 @@ interface Entry {
  * - `P{tenant/room}:recent`  zset user → lastSeen of users who left (trimmed by recentMs, recentMax)
  * - `Pu:{tenant/user}:conns` zset connId → last refresh — the user's connections on any node
  * - `Pu:{tenant/user}:seen`  lastSeen of the user's removed connections (expires recentMs after it)
+ * - `P{tenant/room}:hook`    hash: users reported to webhooks, and `\0` while the room is reported occupied
+ * - `P{tenant/room}:pend`    zset user → when a reported user left (removal due a grace period later)
+ * - `Phooks:due`             zset `tenant\0room` → when the room is to be settled next (settle.ts)
  * - `Pn:{nodeId}:conns`      hash connId → `tenant\0user[\0room…]` — what the node registered, for
  *   `heartbeat`, `disconnect` and `removeNode`; expires 2 × ttlMs after the node's last heartbeat
  * Room and user keys expire ttlMs + recentMs after their last refresh (by then everything in them would
@@ -70,7 +75,8 @@ export class RedisPresenceStore implements PresenceStore {
     this.options = { ...defaultPresenceOptions, ...options };
     if (/[{}]/.test(keyPrefix)) throw new EngineError('presence', 'invalid', `redis key prefix "${keyPrefix}" must not contain { or }`);
     this.prefix = keyPrefix;
-    client.defineCommand(ROOM, { numberOfKeys: 3, lua: ROOM_LUA });
+    client.defineCommand(ROOM, { numberOfKeys: 5, lua: ROOM_LUA });
+    client.defineCommand(DUE, { numberOfKeys: 1, lua: DUE_LUA });
     client.defineCommand(USER, { numberOfKeys: 2, lua: USER_LUA });
     client.defineCommand(NODE, { numberOfKeys: 1, lua: NODE_LUA });
   }
@@ -302,7 +308,20 @@ export class RedisPresenceStore implements PresenceStore {
   private roomCall(p: RedisBatch, ref: RoomRef, op: string, now: number | '', ...rest: ScriptArg[]): void {
     const base = this.roomBase(ref);
     const { ttlMs, recentMs, recentMax } = this.options;
-    queue(p, ROOM, [`${base}:pres`, `${base}:cnt`, `${base}:recent`, op, now, ttlMs, recentMs, recentMax, this.keyTtl(), ...rest]);
+    queue(p, ROOM, [
+      `${base}:pres`,
+      `${base}:cnt`,
+      `${base}:recent`,
+      `${base}:hook`,
+      `${base}:pend`,
+      op,
+      now,
+      ttlMs,
+      recentMs,
+      recentMax,
+      this.keyTtl(),
+      ...rest,
+    ]);
   }
 
   private userCall(p: RedisBatch, tenant: string, user: string, op: string, now: number | '', ...rest: ScriptArg[]): void {
@@ -313,6 +332,47 @@ export class RedisPresenceStore implements PresenceStore {
 
   private nodeCall(p: RedisBatch, nodeId: string, op: string, ...rest: ScriptArg[]): void {
     queue(p, NODE, [this.nodeKey(nodeId), op, this.registryTtl(), ...rest]);
+  }
+
+  async settleJoin(ref: RoomRef, user: string, scope: SettleScope): Promise<Settled> {
+    const p = this.pipeline();
+    this.roomCall(p, ref, 'hjoin', '', user, scope.members ? '1' : '0');
+    const [reply] = await run(p);
+    const [occupied, added, at] = reply as [number, number, string];
+    return { ref, at: Number(at), occupied: occupied === 1, added: added === 1 ? [user] : [], removed: [], vacated: false };
+  }
+
+  async watch(ref: RoomRef, delayMs: number): Promise<void> {
+    this.ensureOpen();
+    await this.dueCall('watch', dueMember(ref), Math.max(0, Math.round(delayMs)));
+  }
+
+  async settleDue(scope: (ref: RoomRef) => SettleScope | null, limit: number): Promise<Settled[]> {
+    this.ensureOpen();
+    const claimed = (await this.dueCall('claim', limit, SETTLE_LEASE_MS)) as string[];
+    const lease = claimed.pop()!;
+    const out: Settled[] = [];
+    for (const m of claimed) {
+      const ref = parseDueMember(m);
+      const s = scope(ref);
+      let next = 0;
+      if (s !== null) {
+        const p = this.pipeline();
+        this.roomCall(p, ref, 'hsettle', '', Math.max(0, Math.round(s.graceMs)), SETTLE_USERS, s.members ? '1' : '0');
+        const [reply] = await run(p);
+        const [removed, vacated, nextAt, at, occupied] = reply as [string[], number, string, string, number];
+        next = Number(nextAt);
+        out.push({ ref, at: Number(at), occupied: occupied === 1, added: [], removed, vacated: vacated === 1 });
+      }
+      await this.dueCall('finish', m, lease, next);
+    }
+    return out;
+  }
+
+  private async dueCall(op: string, ...rest: ScriptArg[]): Promise<unknown> {
+    const key = `${this.prefix}hooks:due`;
+    const commands = this.client as unknown as Record<string, (...a: ScriptArg[]) => Promise<unknown>>;
+    return commands[DUE]!(key, op, '', ...rest);
   }
 
   private nodeKey(nodeId: string): string {
@@ -342,6 +402,20 @@ export class RedisPresenceStore implements PresenceStore {
   private ensureOpen(): void {
     if (this.closed) throw new EngineError('presence', 'closed', 'presence store is closed');
   }
+}
+
+/** A room being settled is not settled by another caller for this long (unless finished sooner), ms. */
+const SETTLE_LEASE_MS = 30_000;
+/** Users one settle call reports removed at most (the room is settled again at once for the rest). */
+const SETTLE_USERS = 1000;
+
+function dueMember(ref: RoomRef): string {
+  return `${ref.tenant}${SEP}${ref.room}`;
+}
+
+function parseDueMember(m: string): RoomRef {
+  const i = m.indexOf(SEP);
+  return { tenant: m.slice(0, i), room: m.slice(i + 1) };
 }
 
 function member(user: string, connId: string): string {
