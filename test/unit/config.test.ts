@@ -149,8 +149,30 @@ describe('loadConfig validation', () => {
   it('requires a JWT key source unless --dev', () => {
     const err = configError(() => loadConfig({}, {}));
     expect(err.message).toMatch(/^invalid configuration:/);
-    expect(err.message).toContain('--jwt-secret, --jwt-public-key or --jwks-url');
+    expect(err.message).toContain('--jwt-secret, --jwt-public-key, --jwks-url or a connect hook');
     expect(err.message).toContain('--dev');
+    // A connect hook is a source of identities too.
+    expect(loadConfig({ hooks: '{"connect":{"url":"http://127.0.0.1:9/c"}}' }, {}).hooks.connect).toMatchObject({
+      timeoutMs: 2000,
+      concurrency: 64,
+      failOpen: false,
+      cookies: [],
+    });
+  });
+
+  it('hooks: JSON from a flag, defaults, and refusals', () => {
+    const c = loadConfig({ dev: true, hooks: '{"join":{"url":"https://a.example/j","failOpen":true},"publish":{"url":"http://b/p","timeoutMs":100}}' }, {});
+    expect(c.hooks.join).toEqual({ url: 'https://a.example/j', timeoutMs: 2000, concurrency: 64, failOpen: true });
+    expect(c.hooks.publish?.timeoutMs).toBe(100);
+    for (const [hooks, why] of [
+      ['{"join":{"url":"ftp://x"}}', 'http(s)://… or nats:<subject>'],
+      ['{"join":{"url":"nats:app.join"}}', 'a nats: hook needs --nats'],
+      ['{"connect":{"url":"http://x/c","failOpen":true}}', 'hooks'],
+      ['{"leave":{"url":"http://x/l"}}', 'hooks'],
+      ['{"join":', 'hooks'],
+    ] as const) {
+      expect(configError(() => loadConfig({ dev: true, hooks }, {})).message, hooks).toContain(why);
+    }
   });
 
   it('rejects two key sources, also when they come from different places', () => {
