@@ -1,8 +1,8 @@
 /**
  * The app backend's hooks (src/hooks/hooks.ts, docs/hooks.md) against a real node process and a real HTTP backend
  * inside the test: `connect` (a session cookie and a header instead of a JWT), `join` (allow with presence info,
- * deny) and `publish` (allow, rewrite, deny with the app's message), each also slow (past its timeout), down, and
- * answering garbage or 5xx: fail closed (`unavailable`, retryable; the connect closes 4000), or open where
+ * deny) and `publish` (allow, rewrite, deny with the app's message), each also slow (past its timeout), down (the
+ * connection dropped without an answer), and answering garbage or 5xx: fail closed (`unavailable`, retryable; the connect closes 4000), or open where
  * configured; every call counted by hook and result. A second node reaches its hooks over NATS request/reply.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -13,7 +13,7 @@ import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { startNatsServer, startPostgres, startRedisServer, type TestServer } from '../helpers/servers.js';
 import { TestClient, type Frame } from '../helpers/ws-client.js';
 
-type Mode = 'allow' | 'deny' | 'slow' | 'garbage' | 'error' | 'rewrite';
+type Mode = 'allow' | 'deny' | 'slow' | 'garbage' | 'error' | 'down' | 'rewrite';
 const mode: Record<'connect' | 'join' | 'publish', Mode> = { connect: 'allow', join: 'allow', publish: 'allow' };
 const seen: Record<string, unknown>[] = [];
 let backend: Server;
@@ -63,6 +63,10 @@ beforeAll(async () => {
     void readBody(req).then((text) => {
       const body = JSON.parse(text) as Record<string, unknown>;
       seen.push(body);
+      if (mode[body.hook as keyof typeof mode] === 'down') {
+        req.socket.destroy(); // the backend goes away mid-request: no answer at all
+        return;
+      }
       const a = answer(body);
       setTimeout(() => {
         res.writeHead(a.status, { 'content-type': 'application/json' });
@@ -121,7 +125,7 @@ describe('connect hook', () => {
     const denied = await open(node, 'stolen');
     expect(denied.reply).toMatchObject({ type: 'error', code: 'unauthorized', message: 'no session' });
     expect((await denied.c.waitClosed()).code).toBe(4500);
-    for (const m of ['slow', 'error', 'garbage'] as const) {
+    for (const m of ['slow', 'error', 'garbage', 'down'] as const) {
       mode.connect = m;
       const { c, reply } = await open(node);
       expect(reply, m).toMatchObject({ type: 'error', code: 'unavailable', retryable: true });
@@ -129,7 +133,7 @@ describe('connect hook', () => {
     }
     mode.connect = 'allow';
     expect(await hookCount(node, 'connect', 'timeout')).toBeGreaterThanOrEqual(1);
-    expect(await hookCount(node, 'connect', 'error')).toBeGreaterThanOrEqual(2);
+    expect(await hookCount(node, 'connect', 'error')).toBeGreaterThanOrEqual(3);
     expect(await hookCount(node, 'connect', 'deny')).toBeGreaterThanOrEqual(1);
   });
 });
@@ -144,8 +148,10 @@ describe('join and publish hooks', () => {
     expect(await c.request({ type: 'join', room: 'other' })).toMatchObject({ type: 'error', code: 'forbidden' });
     mode.join = 'deny';
     expect(await c.request({ type: 'join', room: 'hooked-2' })).toMatchObject({ type: 'error', code: 'refused', message: 'no join for you', retryable: false });
-    mode.join = 'slow';
-    expect(await c.request({ type: 'join', room: 'hooked-3' })).toMatchObject({ type: 'error', code: 'unavailable', retryable: true });
+    for (const m of ['slow', 'down'] as const) {
+      mode.join = m;
+      expect(await c.request({ type: 'join', room: 'hooked-3' }), m).toMatchObject({ type: 'error', code: 'unavailable', retryable: true });
+    }
     mode.join = 'allow';
     expect((await c.request({ type: 'join', room: 'hooked-3' })).type).toBe('joined');
     expect(c.closed).toBeNull();
@@ -162,8 +168,10 @@ describe('join and publish hooks', () => {
     expect((await c.request({ type: 'publish', room: 'hooked-pub', data: { text: 'darn it' } })).type).toBe('ack');
     mode.publish = 'deny';
     expect(await c.request({ type: 'publish', room: 'hooked-pub', data: { text: 'x' } })).toMatchObject({ code: 'refused', message: 'no publish for you' });
-    mode.publish = 'error';
-    expect(await c.request({ type: 'publish', room: 'hooked-pub', data: { text: 'y' } })).toMatchObject({ code: 'unavailable', retryable: true });
+    for (const m of ['error', 'down', 'slow'] as const) {
+      mode.publish = m;
+      expect(await c.request({ type: 'publish', room: 'hooked-pub', data: { text: 'y' } }), m).toMatchObject({ code: 'unavailable', retryable: true });
+    }
     mode.publish = 'allow';
     const got = await reader.waitForMessages('hooked-pub', 2);
     expect(got.map((m) => [m.seq, m.data])).toEqual([
