@@ -205,9 +205,19 @@ export class Session {
     if (c.dead) return;
     if (this.ctx.engines.revocations.isRevoked(tokenRef(identity))) throw new SwitchboardError('token_revoked', 'this token has been revoked');
     const perUser = this.ctx.config.maxConnectionsPerUser;
-    // Checked and registered (users.add below) in one turn, so concurrent connects of one user cannot both pass.
-    if (perUser > 0 && this.ctx.users.count(identity.tenant, identity.user) >= perUser) {
-      throw new SwitchboardError('too_many_connections', `user ${identity.user} already has ${perUser} connections on this node`);
+    if (perUser > 0) {
+      // Every node's connections of the user (presence), then this node's again right before registering (users.add
+      // below, in the same turn), so concurrent connects to one node cannot both pass; connects racing on two nodes can.
+      let cluster: number;
+      try {
+        cluster = (await this.ctx.engines.presence.user(identity.tenant, identity.user)).connections;
+      } catch (err) {
+        throw new SwitchboardError('unavailable', 'presence unavailable; reconnect', { cause: err });
+      }
+      if (c.dead) return;
+      if (Math.max(cluster, this.ctx.users.count(identity.tenant, identity.user)) >= perUser) {
+        throw new SwitchboardError('too_many_connections', `user ${identity.user} already has ${perUser} connections`);
+      }
     }
     c.identity = identity;
     const pc = this.presenceConn(c);

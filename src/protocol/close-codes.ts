@@ -37,7 +37,7 @@ export const CloseCodes = {
   tokenExpired: 4005,
   /** The token was revoked (POST /api/revoke); reconnect only with a fresh token. */
   tokenRevoked: 4006,
-  /** The user already has the maximum number of connections on this node; reconnect with backoff. */
+  /** The user already has the maximum number of connections (maxConnectionsPerUser); reconnect with backoff. */
   tooManyConnections: 4007,
   /** Invalid or missing token; terminal. */
   unauthorized: 4500,

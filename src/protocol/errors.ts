@@ -14,7 +14,7 @@ export const ErrorCodes = {
   unauthorized: { http: 401, retryable: false, text: 'missing or invalid token' },
   token_expired: { http: 401, retryable: true, text: 'token has expired' },
   token_revoked: { http: 401, retryable: false, text: 'token has been revoked' },
-  too_many_connections: { http: 429, retryable: true, text: 'the user has the maximum number of connections on this node' },
+  too_many_connections: { http: 429, retryable: true, text: 'the user has the maximum number of connections' },
   bad_room: { http: 400, retryable: false, text: 'invalid room name' },
   forbidden: { http: 403, retryable: false, text: 'the token does not allow this room' },
   not_joined: { http: 409, retryable: false, text: 'join the room before publishing to it' },

@@ -137,16 +137,18 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
       const [n1, n2] = await open({}, 2);
       const a1 = conn('acme', 'alice', 'n1', 1);
       const a2 = conn('acme', 'alice', 'n2', 2);
-      expect(await n1!.user('acme', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: 0 });
+      expect(await n1!.user('acme', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: 0, connections: 0 });
       await n1!.connect(a1);
       await n2!.connect(a2);
+      // Every node sees the user's connections on every node (the cluster-wide per-user connection limit counts them).
+      expect((await n1!.user('acme', 'alice')).connections).toBe(2);
       const other: RoomRef = { tenant: 'acme', room: 'other' };
       await n1!.join(lobby, a1);
       await n1!.join(other, a1);
       await n2!.join(lobby, a2);
       expect((await n2!.user('acme', 'alice')).online).toBe(true);
       await n1!.disconnect(a1);
-      expect((await n2!.user('acme', 'alice')).online).toBe(true);
+      expect(await n2!.user('acme', 'alice')).toMatchObject({ online: true, connections: 1 });
       expect(find(await n1!.members(lobby), 'alice')).toMatchObject({ online: true, connections: 1 });
       expect(find(await n1!.members(other), 'alice')).toMatchObject({ online: false, connections: 0 });
       const before = Date.now();
@@ -154,6 +156,7 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
       const after = Date.now();
       const alice = await n1!.user('acme', 'alice');
       expect(alice.online).toBe(false);
+      expect(alice.connections).toBe(0);
       expect(alice.lastSeen).toBeGreaterThanOrEqual(before - CLOCK_SLACK_MS);
       expect(alice.lastSeen).toBeLessThanOrEqual(after + CLOCK_SLACK_MS);
       expect(find(await n2!.members(lobby), 'alice')).toMatchObject({ online: false, connections: 0 });
@@ -316,7 +319,7 @@ export function presenceConformance(name: string, factory: PresenceFactory): voi
       expect(await s!.join(other, bob)).toEqual({ changed: true });
       expect((await s!.members(lobby)).map((m) => m.user)).toEqual(['alice']);
       expect((await s!.members(other)).map((m) => m.user)).toEqual(['bob']);
-      expect(await s!.user('globex', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: 0 });
+      expect(await s!.user('globex', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: 0, connections: 0 });
       expect((await s!.user('acme', 'bob')).online).toBe(false);
       await s!.connect(aliceG);
       expect(await s!.join(other, aliceG)).toEqual({ changed: true });

@@ -226,7 +226,7 @@ describe('Redis engines on a shared redis-server', () => {
       'presence back',
       50,
     );
-    expect(await presence.user('acme', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: 0 });
+    expect(await presence.user('acme', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: 0, connections: 0 });
     expect(await presence.members(room)).toEqual([]);
     const bob = { tenant: 'acme', user: 'bob', connId: 'n1-2', nodeId: 'n1' };
     await presence.connect(bob);

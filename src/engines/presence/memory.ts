@@ -174,7 +174,7 @@ export class MemoryPresenceStore implements PresenceStore {
   async user(tenant: string, user: string): Promise<UserPresence> {
     this.ensureOpen();
     const state = this.tenants.get(tenant)?.users.get(user);
-    if (state === undefined) return { user, online: false, lastSeen: 0 };
+    if (state === undefined) return { user, online: false, lastSeen: 0, connections: 0 };
     const now = this.now();
     for (const id of fewList(state.conns)) {
       const conn = this.conns.get(id);
@@ -182,7 +182,7 @@ export class MemoryPresenceStore implements PresenceStore {
     }
     let lastSeen = state.lastSeen;
     fewEach(state.conns, (id) => (lastSeen = Math.max(lastSeen, this.conns.get(id)?.beat ?? 0)));
-    return { user, online: fewSize(state.conns) > 0, lastSeen };
+    return { user, online: fewSize(state.conns) > 0, lastSeen, connections: fewSize(state.conns) };
   }
 
   async removeNode(nodeId: string): Promise<void> {

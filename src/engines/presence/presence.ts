@@ -31,6 +31,8 @@ export interface UserPresence {
   readonly online: boolean;
   /** Last time a connection of the user was alive (refreshed by heartbeats), ms; 0 if never seen. */
   readonly lastSeen: number;
+  /** The user's live connections, on every node (0 when offline). */
+  readonly connections: number;
 }
 
 /** A change of a user's presence in a room (not of a single connection). */

@@ -196,7 +196,7 @@ export class RedisPresenceStore implements PresenceStore {
     this.userCall(p, tenant, user, 'read', '');
     const [reply] = await run(p);
     const [count, lastSeen] = reply as [number, string];
-    return { user, online: count > 0, lastSeen: Number(lastSeen) };
+    return { user, online: count > 0, lastSeen: Number(lastSeen), connections: count };
   }
 
   async removeNode(nodeId: string): Promise<void> {

@@ -36,7 +36,7 @@ describe('MemoryPresenceStore', () => {
     clock += 1000;
     expect((await s.user('acme', 'alice')).online).toBe(true);
     clock += 1;
-    expect(await s.user('acme', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: beat });
+    expect(await s.user('acme', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: beat, connections: 0 });
     expect(await s.members(room)).toEqual([{ user: 'alice', online: false, connections: 0, lastSeen: beat }]);
   });
 
@@ -62,7 +62,7 @@ describe('MemoryPresenceStore', () => {
     clock += 5000;
     await waitFor(() => s.size().tenants === 0, 2_000, 'leavers forgotten');
     expect(s.size()).toEqual({ connections: 0, rooms: 0, tenants: 0 });
-    expect(await s.user('acme', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: 0 });
+    expect(await s.user('acme', 'alice')).toEqual({ user: 'alice', online: false, lastSeen: 0, connections: 0 });
   });
 
   it('keeps the newest recentMax leavers even when an expiry is recorded late', async () => {
