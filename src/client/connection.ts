@@ -269,9 +269,9 @@ export class Connection implements RoomHost {
     if (this.requests.handle(f)) return;
     const error = fromErrorFrame(f);
     if (f.id === REFRESH_ID) {
-      // The current token still holds: try once more while it does, else it expires (4005) and the reconnect gets a fresh one.
+      // The current token still holds: try again in 2 s; once it expires (4005) the reconnect gets a fresh one.
       this.events.emit('error', error);
-      if (this.expiresAt !== null && this.expiresAt - Date.now() > 2_000) this.armRefresh(Math.min(5_000, (this.expiresAt - Date.now()) / 2));
+      this.armRefresh(2_000);
       return;
     }
     const closing = error.code === 'unauthorized' || error.code === 'token_expired' || error.code === 'token_revoked';
@@ -319,18 +319,11 @@ export class Connection implements RoomHost {
           }),
       );
     }
-    if ((code === 4005 || server?.code === 'token_expired') && this.o.getToken === undefined) {
-      return this.terminate(
-        new SwitchboardClientError('token_expired', 'the token expired and there is no getToken() to get a fresh one', { closeCode: code, retryable: false }),
-      );
-    }
-    if ((code === 4006 || server?.code === 'token_revoked') && this.o.getToken === undefined) {
-      return this.terminate(
-        new SwitchboardClientError('token_revoked', 'the token was revoked and there is no getToken() to get a fresh one', {
-          closeCode: code,
-          retryable: false,
-        }),
-      );
+    // 4005 / 4006: only a fresh token helps, and without getToken there is none.
+    const stale =
+      code === 4005 || server?.code === 'token_expired' ? 'token_expired' : code === 4006 || server?.code === 'token_revoked' ? 'token_revoked' : null;
+    if (stale !== null && this.o.getToken === undefined) {
+      return this.terminate(new SwitchboardClientError(stale, `${stale}, and no getToken() for a fresh token`, { closeCode: code, retryable: false }));
     }
     const message = `connection closed (${code}${reason ? `: ${reason}` : ''})`;
     this.lost(
