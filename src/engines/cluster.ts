@@ -32,9 +32,7 @@ import { openRedisRoomLog } from './roomlog/redis.js';
 import type { RoomPosition, RoomRef } from './types.js';
 import { ConnectionError } from '../connections/errors.js';
 
-export function isClustered(c: Config): boolean {
-  return c.nats !== undefined || c.redis !== undefined || c.database !== undefined;
-}
+export { isClustered } from '../config/schema.js';
 
 export function natsOptions(c: Config, name: string): NatsConnectOptions {
   const tls = c.natsTlsCaFile ?? c.natsTlsCertFile ?? c.natsTlsKeyFile;

@@ -1,0 +1,153 @@
+/**
+ * The MessageStore contract on the embedded SQLite store (on disk and `memory://`), plus what the SQLite
+ * store promises beyond it: exact JSON text, the same input checks as PostgreSQL, its data-dir lock, and an
+ * old PGlite directory left alone.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEmbeddedStore } from '../../src/engines/embedded.js';
+import { isEngineError } from '../../src/engines/errors.js';
+import type { MessageStore } from '../../src/engines/messagestore/messagestore.js';
+import { openSqliteStore, SQLITE_FILE, type SqliteStoreOptions } from '../../src/engines/messagestore/sqlite.js';
+import { MAX_DATA_DEPTH, UnstorableMessageError } from '../../src/engines/messagestore/storable.js';
+import type { Json, RoomMessage, RoomRef } from '../../src/engines/types.js';
+import { sqliteWorkerUrl } from '../helpers/sqlite-worker.js';
+import { messageStoreConformance } from './messagestore.suite.js';
+
+const open = async (dir: string, options: Partial<SqliteStoreOptions> = {}): Promise<MessageStore> =>
+  openSqliteStore(dir, { workerUrl: await sqliteWorkerUrl(), ...options });
+
+messageStoreConformance('sqlite (disk)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-sqlite-'));
+  let current = await open(dir);
+  return {
+    store: current,
+    reopen: async () => {
+      await current.close();
+      current = await open(dir);
+      return current;
+    },
+    cleanup: async () => {
+      await current.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+// Slices of 7 rows: every multi-row test of the suite crosses slice boundaries.
+messageStoreConformance('sqlite (memory, small slices)', async () => {
+  const store = await open('memory://conformance', { sliceRows: 7, synchronous: 'NORMAL' });
+  return { store, cleanup: () => store.close() };
+});
+
+const ref: RoomRef = { tenant: 'acme', room: 'sqlite' };
+const msg = (seq: number, data: Json = seq, room = ref.room): RoomMessage => ({ tenant: 'acme', room, seq, epoch: 'E', from: 'u', ts: seq, data });
+
+describe('SQLite store beyond the contract', () => {
+  let store: MessageStore;
+  let rooms = 0;
+  const fresh = (): RoomRef => ({ tenant: 'acme', room: `sq-${++rooms}` });
+  beforeAll(async () => {
+    store = await open('memory://extra');
+  });
+  afterAll(async () => {
+    await store.close();
+  });
+
+  it('keeps data exactly: U+0000, lone surrogates and key order', async () => {
+    const r = fresh();
+    const data: Json = { z: 1, 'k\u0000': 'a\u0000b', lone: 'x\ud800y\udc00z', pair: '🎉', a: [1, '\u0000'] };
+    await store.insert([msg(1, data, r.room)]);
+    const got = (await store.page(r, { limit: 1 })).messages[0]!.data;
+    expect(got).toEqual(data);
+    expect(Object.keys(got as object)).toEqual(['z', 'k\u0000', 'lone', 'pair', 'a']);
+  });
+
+  it('rejects deep data, a bad seq or ts before the worker sees the batch; health recovers', async () => {
+    const r = fresh();
+    let deep: Json = 1;
+    for (let i = 0; i <= MAX_DATA_DEPTH; i++) deep = [deep];
+    await expect(store.insert([msg(1, 'ok', r.room), msg(2, deep, r.room)])).rejects.toBeInstanceOf(UnstorableMessageError);
+    expect(store.health().ok).toBe(false);
+    for (const bad of [msg(0), { ...msg(1), seq: 1.5 }, { ...msg(1), seq: 2 ** 53 }, { ...msg(1), ts: 1.5 }]) {
+      await expect(store.insert([bad])).rejects.toThrow(TypeError);
+    }
+    await store.insert([msg(1, 'ok', r.room)]);
+    expect(store.health()).toEqual({ ok: true });
+    expect((await store.page(r, { limit: 10 })).messages.map((m) => m.data)).toEqual(['ok']);
+  });
+
+  it('reports kind sqlite, and after close is unhealthy and rejects everything', async () => {
+    const other = await open('memory://closing');
+    expect(other.kind).toBe('sqlite');
+    await other.insert([msg(1)]);
+    await other.close();
+    await other.close();
+    expect(other.health()).toEqual({ ok: false, detail: 'closed' });
+    await expect(other.insert([msg(2)])).rejects.toThrow(/closed/);
+    await expect(other.page(ref, { limit: 1 })).rejects.toThrow(/closed/);
+    await expect(other.position(ref)).rejects.toThrow(/closed/);
+  });
+
+  it('a database file it cannot open fails the open with an EngineError, and releases the lock', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-sqlite-bad-'));
+    try {
+      await writeFile(join(dir, SQLITE_FILE), 'not a database, just text that is long enough to have a header'.repeat(20));
+      const error = await open(dir).catch((e: unknown) => e);
+      expect(isEngineError(error)).toBe(true);
+      expect(existsSync(join(dir, 'history.lock'))).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SQLite store directory', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-sqlite-dir-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('holds history.lock while open: a second store on the directory is refused', async () => {
+    const first = await open(dir);
+    expect((await readFile(join(dir, 'history.lock'), 'utf8')).trim()).toBe(String(process.pid));
+    await expect(open(dir)).rejects.toThrow(/in use/);
+    await first.insert([msg(1, 'kept')]);
+    await first.close();
+    expect(existsSync(join(dir, 'history.lock'))).toBe(false);
+    const second = await open(dir);
+    expect((await second.page(ref, { limit: 10 })).messages.map((m) => m.data)).toEqual(['kept']);
+    await second.close();
+  });
+
+  it('a data dir holding an old PGlite store opens, leaves it alone and says so', async () => {
+    const old = await mkdtemp(join(tmpdir(), 'sb-sqlite-pglite-'));
+    try {
+      await mkdir(join(old, 'history'));
+      await writeFile(join(old, 'history', 'PG_VERSION'), '18\n');
+      const notices: string[] = [];
+      const store = await openEmbeddedStore({
+        dataDir: old,
+        store: 'sqlite',
+        onNotice: (m) => notices.push(m),
+        sqlite: { workerUrl: await sqliteWorkerUrl() },
+      });
+      try {
+        expect(store.kind).toBe('sqlite');
+        expect(notices).toEqual([expect.stringMatching(/PGlite.*not read/)]);
+        expect(await store.position(ref)).toBeNull();
+        expect(await readFile(join(old, 'history', 'PG_VERSION'), 'utf8')).toBe('18\n');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await rm(old, { recursive: true, force: true });
+    }
+  });
+});
