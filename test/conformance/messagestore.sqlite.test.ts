@@ -80,6 +80,35 @@ describe('SQLite store beyond the contract', () => {
     expect((await store.page(r, { limit: 10 })).messages.map((m) => m.data)).toEqual(['ok']);
   });
 
+  it('encodes a large insert one slice per event-loop turn (the loop is never held for a whole batch)', async () => {
+    const slices = await open('memory://slices', { sliceRows: 100 });
+    try {
+      const r = fresh();
+      let encoded = 0;
+      // JSON.stringify calls toJSON: counts the messages the store has encoded so far.
+      const counted = (i: number): Json => ({ toJSON: () => (encoded++, { i }) }) as unknown as Json;
+      const perTurn: number[] = [];
+      let seen = 0;
+      let inserting = true;
+      const tick = (): void => {
+        perTurn.push(encoded - seen);
+        seen = encoded;
+        if (inserting) setImmediate(tick);
+      };
+      const done = slices.insert(Array.from({ length: 2000 }, (_, i) => msg(i + 1, counted(i), r.room)));
+      const synchronously = encoded;
+      setImmediate(tick);
+      await done;
+      inserting = false;
+      expect(synchronously).toBeLessThanOrEqual(100);
+      expect(encoded).toBe(2000);
+      expect(Math.max(...perTurn)).toBeLessThanOrEqual(100);
+      expect((await slices.page(r, { limit: 1 })).messages[0]!.data).toEqual({ i: 1999 });
+    } finally {
+      await slices.close();
+    }
+  });
+
   it('reports kind sqlite, and after close is unhealthy and rejects everything', async () => {
     const other = await open('memory://closing');
     expect(other.kind).toBe('sqlite');
