@@ -57,7 +57,7 @@ export const configSchema = z
     dataDir: z.string().default('./data'),
     /**
      * Embedded history store (without --database): `sqlite` (default; `<dataDir>/history.sqlite`, written by a
-     * worker thread) or `pglite` (the store before 0.2: `<dataDir>/history/`, on the event loop). Neither reads
+     * worker thread) or `pglite` (the previous default: `<dataDir>/history/`, on the event loop). Neither reads
      * the other's data.
      */
     embeddedStore: z.enum(['sqlite', 'pglite']).default('sqlite'),

@@ -44,7 +44,7 @@ export async function openEmbeddedStore(o: Pick<EmbeddedOptions, 'dataDir' | 'st
   if (!inMemory && existsSync(other)) {
     o.onNotice?.(
       kind === 'sqlite'
-        ? 'history from the PGlite store (before 0.2) is in <data-dir>/history/ and is not read: history starts empty here. Start with --embedded-store pglite to keep using it, or delete that directory.'
+        ? 'history from the PGlite store (the previous default) is in <data-dir>/history/ and is not read: history starts empty here. Start with --embedded-store pglite to keep using it, or delete that directory.'
         : 'history from the SQLite store is in <data-dir>/history.sqlite and is not read by the PGlite store.',
       { dataDir: o.dataDir, store: kind, ignored: other },
     );

@@ -175,7 +175,7 @@ describe('embedded store', () => {
     }
   }, 90_000);
 
-  it('a data dir left by the PGlite store (before 0.2) starts with empty history and a warning, the old files untouched', async () => {
+  it('a data dir left by the PGlite store (the previous default) starts with empty history and a warning, the old files untouched', async () => {
     const dataDir = tempDir();
     mkdirSync(join(dataDir, 'history'));
     writeFileSync(join(dataDir, 'history', 'PG_VERSION'), '18\n');
