@@ -1,10 +1,8 @@
 /**
  * The MessageStore contract on PGlite on disk, plus what the SQL store and its PGlite driver promise
- * beyond it (chunking, transactions, sanitising, migrations, the directory lock).
+ * beyond it (chunking, transactions, sanitising, migrations). The directory lock: embedded-store-lock.test.ts.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -269,36 +267,5 @@ describe('SqlMessageStore on PGlite (memory://)', () => {
     await expect(other.insert([msg(2)])).rejects.toThrow(/closed/);
     await expect(other.page(ref, { limit: 1 })).rejects.toThrow(/closed/);
     await expect(other.position(ref)).rejects.toThrow(/closed/);
-  });
-});
-
-describe('openPgliteStore directory lock', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sb-history-lock-'));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it('refuses a second store on an open directory, and takes over a lock left by a dead process', async () => {
-    const first = await openPgliteStore(dir);
-    const lock = join(dir, 'history.lock');
-    expect((await readFile(lock, 'utf8')).trim()).toBe(String(process.pid));
-    await expect(openPgliteStore(dir)).rejects.toThrow(/in use/);
-    await first.insert([msg(1, 'kept')]);
-    await first.close();
-    expect(existsSync(lock)).toBe(false);
-
-    // Another live process (our parent) holds it.
-    await writeFile(lock, `${process.ppid}\n`);
-    await expect(openPgliteStore(dir)).rejects.toThrow(new RegExp(`in use by process ${process.ppid}`));
-
-    // A dead process held it.
-    const dead = spawnSync(process.execPath, ['-e', '']);
-    await writeFile(lock, `${dead.pid}\n`);
-    const second = await openPgliteStore(dir);
-    expect((await second.page(ref, { limit: 10 })).messages.map((m) => m.data)).toEqual(['kept']);
-    await second.close();
   });
 });

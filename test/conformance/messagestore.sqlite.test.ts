@@ -1,7 +1,7 @@
 /**
  * The MessageStore contract on the embedded SQLite store (on disk and `memory://`), plus what the SQLite
- * store promises beyond it: exact JSON text, the same input checks as PostgreSQL, its data-dir lock, and an
- * old PGlite directory left alone.
+ * store promises beyond it: exact JSON text, the same input checks as PostgreSQL, and an old PGlite directory
+ * left alone. The directory lock: embedded-store-lock.test.ts.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -135,26 +135,6 @@ describe('SQLite store beyond the contract', () => {
 });
 
 describe('SQLite store directory', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sb-sqlite-dir-'));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it('holds history.lock while open: a second store on the directory is refused', async () => {
-    const first = await open(dir);
-    expect((await readFile(join(dir, 'history.lock'), 'utf8')).trim()).toBe(String(process.pid));
-    await expect(open(dir)).rejects.toThrow(/in use/);
-    await first.insert([msg(1, 'kept')]);
-    await first.close();
-    expect(existsSync(join(dir, 'history.lock'))).toBe(false);
-    const second = await open(dir);
-    expect((await second.page(ref, { limit: 10 })).messages.map((m) => m.data)).toEqual(['kept']);
-    await second.close();
-  });
-
   it('a data dir holding an old PGlite store opens, leaves it alone and says so', async () => {
     const old = await mkdtemp(join(tmpdir(), 'sb-sqlite-pglite-'));
     try {
