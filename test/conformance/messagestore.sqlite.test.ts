@@ -15,27 +15,15 @@ import { openSqliteStore, SQLITE_FILE, type SqliteStoreOptions } from '../../src
 import { MAX_DATA_DEPTH, UnstorableMessageError } from '../../src/engines/messagestore/storable.js';
 import type { Json, RoomMessage, RoomRef } from '../../src/engines/types.js';
 import { sqliteWorkerUrl } from '../helpers/sqlite-worker.js';
-import { messageStoreConformance } from './messagestore.suite.js';
+import { directoryHarness, messageStoreConformance } from './messagestore.suite.js';
 
 const open = async (dir: string, options: Partial<SqliteStoreOptions> = {}): Promise<MessageStore> =>
   openSqliteStore(dir, { workerUrl: await sqliteWorkerUrl(), ...options });
 
-messageStoreConformance('sqlite (disk)', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'sb-sqlite-'));
-  let current = await open(dir);
-  return {
-    store: current,
-    reopen: async () => {
-      await current.close();
-      current = await open(dir);
-      return current;
-    },
-    cleanup: async () => {
-      await current.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+messageStoreConformance(
+  'sqlite (disk)',
+  directoryHarness((dir) => open(dir)),
+);
 
 // Slices of 7 rows: every multi-row test of the suite crosses slice boundaries.
 messageStoreConformance('sqlite (memory, small slices)', async () => {
@@ -107,18 +95,6 @@ describe('SQLite store beyond the contract', () => {
     } finally {
       await slices.close();
     }
-  });
-
-  it('reports kind sqlite, and after close is unhealthy and rejects everything', async () => {
-    const other = await open('memory://closing');
-    expect(other.kind).toBe('sqlite');
-    await other.insert([msg(1)]);
-    await other.close();
-    await other.close();
-    expect(other.health()).toEqual({ ok: false, detail: 'closed' });
-    await expect(other.insert([msg(2)])).rejects.toThrow(/closed/);
-    await expect(other.page(ref, { limit: 1 })).rejects.toThrow(/closed/);
-    await expect(other.position(ref)).rejects.toThrow(/closed/);
   });
 
   it('a database file it cannot open fails the open with an EngineError, and releases the lock', async () => {
