@@ -245,6 +245,7 @@ export function embeddedTable(e, o) {
     '≤ 5 (+1 ms resolution)',
   );
   row("… the same node idle, before the load: longest stall, ms (the machine's scheduling)", (x) => x.restart.idleStallMs);
+  row('… load average (1 min) after the first start; the restart; the load', (x) => `${x.firstStart.loadAvg1m}; ${x.restart.loadAvg1m}; ${x.load.loadAvg1m}`);
   row('… acked/s; stored/s; errors', (x) => `${fmt(x.load.ackedPerSec)}; ${fmt(x.load.storedPerSec)}; ${fmt(x.load.errors)}`);
   row(
     '… ack latency p50 / p99, ms; node CPU; RSS',
@@ -264,11 +265,13 @@ export function embeddedTable(e, o) {
   if (e.candidates) {
     const c = Object.entries(e.candidates);
     lines.push('');
-    lines.push('| store alone (own process) | first open, ms; RSS, settled MB | reopen, ms; RSS MB | stored/s; longest stall; p99, ms | RSS under load, MB |');
-    lines.push('|---|---|---|---|---|');
+    lines.push(
+      '| store alone (own process) | first open, ms; RSS, settled MB | reopen, ms; RSS MB | stored/s; longest stall; p99, ms | RSS under load, MB | load avg |',
+    );
+    lines.push('|---|---|---|---|---|---|');
     for (const [name, x] of c) {
       lines.push(
-        `| ${name} | ${fmt(x.openMs)}; ${x.rssOpenMB}, ${x.rssSettledMB} | ${fmt(x.reopenMs)}; ${x.rssReopenMB} | ${fmt(x.load.storedPerSec)}; ${x.load.stallMaxMs}; ${x.load.stallP99Ms} | ${x.load.rssMB} |`,
+        `| ${name} | ${fmt(x.openMs)}; ${x.rssOpenMB}, ${x.rssSettledMB} | ${fmt(x.reopenMs)}; ${x.rssReopenMB} | ${fmt(x.load.storedPerSec)}; ${x.load.stallMaxMs}; ${x.load.stallP99Ms} | ${x.load.rssMB} | ${x.load.loadAvg1m} |`,
       );
     }
     lines.push('');

@@ -10,6 +10,7 @@
  * and pragmas), pglite-main (the shipped PGlite store), pglite-worker (that store inside a worker thread).
  */
 import { mkdirSync } from 'node:fs';
+import os from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
@@ -127,6 +128,7 @@ const elapsedS = (performance.now() - t0) / 1000;
 h.disable();
 clearInterval(producer);
 out.load = {
+  loadAvg1m: Math.round(os.loadavg()[0] * 100) / 100,
   rate,
   seconds,
   storedPerSec: Math.round(stored / elapsedS),

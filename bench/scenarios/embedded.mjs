@@ -16,6 +16,7 @@
  * (bench/lib/store-candidate.mjs): each candidate store in a process of its own, without the gateway.
  */
 import { readdirSync, statSync } from 'node:fs';
+import os from 'node:os';
 import { join } from 'node:path';
 import { spawnLoad, waitMsg } from '../lib/load.mjs';
 import { freePort, log, procUsage, sleep, start, stop, tmpDir } from '../lib/procs.mjs';
@@ -80,7 +81,8 @@ async function startAndIdle(store, dataDir, o) {
   await sleep(o.embeddedIdleMs);
   const idleStallMs = round(metric(await scrape(n.port), 'switchboard_nodejs_eventloop_lag_max_seconds') * 1000, 1);
   const rssIdleMB = round(procUsage([n.child.pid]).rss / MB, 0);
-  return { node: n, figures: { readyMs: n.readyMs, cpuToReadyS: n.cpuToReadyS, rssReadyMB: n.rssReadyMB, rssIdleMB, idleStallMs } };
+  const loadAvg1m = round(os.loadavg()[0], 2);
+  return { node: n, figures: { readyMs: n.readyMs, cpuToReadyS: n.cpuToReadyS, rssReadyMB: n.rssReadyMB, rssIdleMB, idleStallMs, loadAvg1m } };
 }
 
 /** (c): the steady publish load and the node's longest event-loop stall meanwhile. */
@@ -126,6 +128,8 @@ async function steadyLoad(store, n, o) {
   return {
     lastSeqByRoom,
     figures: {
+      // The machine's 1-minute load average as the window ended: on a shared machine, stalls include scheduling.
+      loadAvg1m: round(os.loadavg()[0], 2),
       rate: o.embeddedRate,
       seconds,
       sent: done.reduce((s, d) => s + d.sent, 0),
@@ -135,8 +139,8 @@ async function steadyLoad(store, n, o) {
       ackedPerSec: round(acked / seconds, 0),
       storedPerSec: round((written1 - written0) / seconds, 0),
       stallMaxMs: round(Math.max(...stalls), 1),
-      stallPerSecondMs: percentiles(stalls, [50, 99]),
-      ackLatencyMs: done.map((d) => d.ackLatencyMs),
+      stallPerSecondMs: Object.fromEntries(Object.entries(percentiles(stalls, [50, 99])).map(([k, v]) => [k, k === 'n' ? v : round(v, 1)])),
+      ackLatencyMs: done.map((d) => ({ p50: round(d.ackLatencyMs.p50, 1), p99: round(d.ackLatencyMs.p99, 1) })),
       cpuPct: round(((cpu1 - cpu0) / seconds) * 100, 0),
       rssMB,
     },
