@@ -3,7 +3,8 @@
  * `node store-candidate.mjs <candidate> <empty dir> <rate> <seconds>` prints one JSON line with
  *   - openMs / rssOpenMB / rssSettledMB: opening the empty dir (first open) and RSS then and 2 s later;
  *   - reopenMs / rssReopenMB: closing and opening it again;
- *   - stored/s and the event loop's longest stall (perf_hooks monitorEventLoopDelay, 1 ms resolution) while
+ *   - stored/s and the event loop's longest stall (perf_hooks monitorEventLoopDelay, 1 ms resolution; and less the
+ *     time the thread waited for a CPU, bench/lib/loop-own-stall.mjs) while
  *     `rate` messages/s arrive for `seconds` and are written as the node's history writer does (group commit:
  *     each insert takes whatever arrived meanwhile, at most 5,000).
  * Candidates: sqlite-worker (the shipped store), sqlite-main (better-sqlite3 on the event loop, same schema
@@ -14,6 +15,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
+import { ownStallProbe } from './loop-own-stall.mjs';
 import { ROOT } from './systems.mjs';
 
 const [candidate, dir, rateArg, secondsArg] = process.argv.slice(2);
@@ -115,6 +117,7 @@ const producer = setInterval(() => {
   }
 }, 1);
 h.enable();
+const probe = ownStallProbe();
 while (performance.now() < endAt || pending.length > 0) {
   if (pending.length === 0) {
     await sleep(1);
@@ -126,6 +129,7 @@ while (performance.now() < endAt || pending.length > 0) {
 }
 const elapsedS = (performance.now() - t0) / 1000;
 h.disable();
+probe.stop();
 clearInterval(producer);
 out.load = {
   loadAvg1m: Math.round(os.loadavg()[0] * 100) / 100,
@@ -135,6 +139,8 @@ out.load = {
   elapsedS: Math.round(elapsedS * 10) / 10,
   stallMaxMs: Math.round(h.max / 1e5) / 10,
   stallP99Ms: Math.round(h.percentile(99) / 1e5) / 10,
+  // The longest stall less the time the main thread waited for a CPU (bench/lib/loop-own-stall.mjs).
+  ownStallMaxMs: Math.max(0, ...probe.seconds().map((b) => b[2])),
   rssMB: rssMB(),
 };
 await store.close();
