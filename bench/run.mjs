@@ -102,6 +102,8 @@ const FULL = {
   embeddedPublishers: 5,
   embeddedIdleMs: 5000,
   embeddedReadyTimeoutMs: 60000,
+  // `all` (every core: the SQLite worker thread can use the core the event loop is not on) or a core number.
+  embeddedCore: 'all',
   budgetS: 1750,
 };
 const QUICK = {

@@ -12,7 +12,7 @@
  *       (`switchboard_history_written_total`), acked/s, ack latency, the node's CPU and RSS;
  *   (d) kill -9 right after the load, start again: time to ready, and whether every room's history ends at
  *       its last acked seq.
- * The node runs on core 0, the publishers and this orchestrator on core 1. Then `stores alone`
+ * The node runs on every core (`--embedded-core`, see embeddedCore), the publishers and this orchestrator on core 1. Then `stores alone`
  * (bench/lib/store-candidate.mjs): each candidate store in a process of its own, without the gateway.
  */
 import { readdirSync, statSync } from 'node:fs';
@@ -20,7 +20,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { spawnLoad, waitMsg } from '../lib/load.mjs';
 import { freePort, log, procUsage, sleep, start, stop, tmpDir } from '../lib/procs.mjs';
-import { candidateFigures } from '../lib/store-candidate-run.mjs';
+import { candidateFigures, embeddedCore } from '../lib/store-candidate-run.mjs';
 import { percentiles, ratio, round } from '../lib/stats.mjs';
 import { CLI } from '../lib/systems.mjs';
 
@@ -54,7 +54,7 @@ async function startEmbedded(store, dataDir, o) {
   const args = [CLI, 'start', '--dev', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir, '--embedded-store', store];
   args.push('--event-loop-resolution-ms', '1', '--log-level', 'info');
   const t0 = performance.now();
-  const child = start(`embedded node (${store})`, process.execPath, args, { core: 0 });
+  const child = start(`embedded node (${store})`, process.execPath, args, { core: embeddedCore(o) });
   const deadline = Date.now() + o.embeddedReadyTimeoutMs;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${child.name} exited before ready: ${child.out.slice(-1500)}`);
