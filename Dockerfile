@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The Switchboard gateway image: `docker build -t switchboard .` at the repository root.
 # Stage 1 builds dist/ (server, SDK packages, web pages) with the dev dependencies; stage 2 installs the
-# production dependencies only; stage 3 is the slim runtime with those and dist/, run as the non-root `node` user.
+# production dependencies only (building better-sqlite3's native addon); stage 3 is the slim runtime with those and dist/, run as the non-root `node` user.
 # Configuration comes from the environment (SWITCHBOARD_*, NATS_URL, REDIS_URL, DATABASE_URL; docs/operations.md §2).
 # test/unit/deploy.test.ts runs this file's ENTRYPOINT, ENV and HEALTHCHECK as plain processes (no Docker engine there).
 
@@ -19,7 +19,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY packages/client/package.json packages/client/
 COPY packages/backend/package.json packages/backend/
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# better-sqlite3 (the embedded history store) is a native addon: its install script fetches a prebuilt binary
+# or compiles one with node-gyp, which needs python3, make and g++ (here only, not in the runtime image).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+RUN npm ci --omit=dev --ignore-scripts && npm rebuild better-sqlite3 && npm cache clean --force
 
 FROM node:20-slim
 LABEL org.opencontainers.image.title="switchboard" \

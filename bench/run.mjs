@@ -7,7 +7,9 @@
  *
  * Scenarios of the table, run by default: idle (1), workers (2), hot (3), cross (4), durable (5), storm (6).
  * Run only when named in --only: connect (joins/s as a node fills), services (backend services), engines
- * (the durable engines alone), pusher (the Pusher endpoint beside v1 and Soketi 1.6). Each scenario owns the processes it starts (bench/lib/scenario.mjs).
+ * (the durable engines alone), pusher (the Pusher endpoint beside v1 and Soketi 1.6), embedded (an embedded
+ * node per history store: time to ready, idle RSS, longest event-loop stall under 5,000 msg/s; the candidate
+ * stores alone). Each scenario owns the processes it starts (bench/lib/scenario.mjs).
  * Options: --quick, --only <list>, --systems switchboard,socketio,floor, --out <file.json>, --budget-s N,
  * and any size below as --kebab-case (e.g. --idle-conns 19000).
  */
@@ -21,6 +23,7 @@ import { runScenario } from './lib/scenario.mjs';
 import { ROOT } from './lib/systems.mjs';
 import { crossNode, durable, storm, workers } from './scenarios/cluster.mjs';
 import { connectRate } from './scenarios/connect.mjs';
+import { embedded } from './scenarios/embedded.mjs';
 import { engines } from './scenarios/engines.mjs';
 import { pusher } from './scenarios/pusher.mjs';
 import { services } from './scenarios/services.mjs';
@@ -93,6 +96,18 @@ const FULL = {
   pusherSoketi: 1,
   // Which parts of scenario `pusher` run: idle (a), hot (b), churn (c).
   pusherParts: 'idle,hot,churn',
+  // Scenario `embedded` (issue 18): the embedded node per store, then the candidate stores alone.
+  embeddedStores: 'sqlite,pglite',
+  embeddedCandidates: 'sqlite-worker,sqlite-main,pglite-worker,pglite-main',
+  embeddedRate: 5000,
+  embeddedSeconds: 20,
+  embeddedRooms: 50,
+  // 1,000/s per connection: a connection may have at most 256 publishes in flight (MAX_INFLIGHT).
+  embeddedPublishers: 5,
+  embeddedIdleMs: 5000,
+  embeddedReadyTimeoutMs: 60000,
+  // `all` (every core: the SQLite worker thread can use the core the event loop is not on) or a core number.
+  embeddedCore: 'all',
   budgetS: 1750,
 };
 const QUICK = {
@@ -128,11 +143,13 @@ const QUICK = {
   pusherChurnSeconds: 8,
   pusherChurnRate: 25,
   pusherChurnSettleS: 15,
+  embeddedSeconds: 5,
+  embeddedIdleMs: 2000,
   budgetS: 240,
 };
 /** The table's scenarios (the default run), then those run only when named in --only. */
 const SCENARIOS = ['idle', 'workers', 'hot', 'cross', 'durable', 'storm'];
-const EXTRA = ['connect', 'services', 'engines', 'pusher'];
+const EXTRA = ['connect', 'services', 'engines', 'pusher', 'embedded'];
 
 function parseArgs(argv) {
   const quick = argv.includes('--quick');
@@ -192,6 +209,8 @@ function setup(o) {
       '@socket.io/redis-adapter': pkg('@socket.io/redis-adapter'),
       ioredis: pkg('ioredis'),
       pusher: pkg('pusher'),
+      'better-sqlite3': pkg('better-sqlite3'),
+      '@electric-sql/pglite': pkg('@electric-sql/pglite'),
     },
     pinning: 'single-process servers on core 0 (taskset -c 0); load generators and this orchestrator on core 1; cluster scenarios: see each scenario',
     options: o,
@@ -256,6 +275,7 @@ async function main() {
   if (o.only.includes('services')) result.scenarios.services = await run('services', () => services(o));
   if (o.only.includes('engines')) result.scenarios.engines = await run('engines', () => engines(o));
   if (o.only.includes('pusher')) result.scenarios.pusher = await run('pusher', () => pusher(o));
+  if (o.only.includes('embedded')) result.scenarios.embedded = await run('embedded', () => embedded(o));
   await finish(result.errors.length > 0 ? 1 : 0);
 }
 

@@ -145,6 +145,7 @@ export function markdown(r) {
     );
   }
   if (s.pusher) lines.push('', ...pusherTable(s.pusher, o));
+  if (s.embedded) lines.push('', ...embeddedTable(s.embedded, o));
   if (r.errors.length > 0) {
     lines.push('');
     lines.push(`Errors: ${r.errors.join('; ')}`);
@@ -226,5 +227,66 @@ export function pusherTable(p, o) {
     lines.push(
       `| c. presence churn, 3 nodes, ${fmt(o.pusherChurnUsers)} users, ${fmt(o.pusherChurnSeconds)} s | – | ${churnCell(c.switchboard)} | ${p.soketi?.error ? 'not run' : churnCell(c.soketi)} | | |`,
     );
+  return lines;
+}
+
+/** Scenario `embedded`: one column per embedded store (the node as `npm start` runs it), then the candidate stores alone. */
+export function embeddedTable(e, o) {
+  const stores = Object.keys(e.stores);
+  const lines = [`| embedded node (\`start --dev\`, no connections) | ${stores.join(' | ')} | target |`, `|---|${stores.map(() => '---|').join('')}---|`];
+  const row = (name, f, target = '') => {
+    const cell = (k) => {
+      try {
+        return fmt(f(e.stores[k]));
+      } catch {
+        return '–';
+      }
+    };
+    lines.push(`| ${name} | ${stores.map(cell).join(' | ')} | ${target} |`);
+  };
+  row('first start (empty data dir): ready, ms (CPU s)', (x) => `${fmt(x.firstStart.readyMs)} (${x.firstStart.cpuToReadyS})`, '≤ 1,000');
+  row('first start: RSS at ready; idle, MB', (x) => `${x.firstStart.rssReadyMB}; ${x.firstStart.rssIdleMB}`, '≤ 100');
+  row('restart: ready, ms (CPU s)', (x) => `${fmt(x.restart.readyMs)} (${x.restart.cpuToReadyS})`, '≤ 1,000');
+  row('restart: RSS at ready; idle, MB', (x) => `${x.restart.rssReadyMB}; ${x.restart.rssIdleMB}`, '≤ 100');
+  row(
+    `${fmt(o.embeddedRate)} msg/s for ${o.embeddedSeconds} s: longest event-loop stall, ms (per-second maxima p50 / p99)`,
+    (x) => `${x.load.stallMaxMs} (${x.load.stallPerSecondMs.p50} / ${x.load.stallPerSecondMs.p99})`,
+    '≤ 5 (+1 ms resolution)',
+  );
+  row("… the same node idle, before the load: longest stall, ms (the machine's scheduling)", (x) => x.restart.idleStallMs);
+  row('… load average (1 min) after the first start; the restart; the load', (x) => `${x.firstStart.loadAvg1m}; ${x.restart.loadAvg1m}; ${x.load.loadAvg1m}`);
+  row('… acked/s; stored/s; errors', (x) => `${fmt(x.load.ackedPerSec)}; ${fmt(x.load.storedPerSec)}; ${fmt(x.load.errors)}`);
+  row(
+    '… ack latency p50 / p99, ms; node CPU; RSS',
+    (x) => `${x.load.ackLatencyMs.map((a) => `${a.p50} / ${a.p99}`).join(', ')}; ${x.load.cpuPct} %; ${x.load.rssMB} MB`,
+  );
+  row(
+    'kill -9, start again: ready, ms; rooms whose history ends at the last ack',
+    (x) => `${fmt(x.afterKill.readyMs)}; ${x.afterKill.history.complete}/${x.afterKill.history.rooms}`,
+  );
+  row('data dir, MB', (x) => x.diskMB);
+  if (e.ratios) {
+    lines.push('');
+    lines.push(
+      `Ratios ${e.ratios.of}: first start ready ${fmt(e.ratios.firstReady)}, restart ready ${fmt(e.ratios.restartReady)}, idle RSS ${fmt(e.ratios.idleRss)} (first start ${fmt(e.ratios.firstIdleRss)}), longest stall ${fmt(e.ratios.stallMax)}.`,
+    );
+  }
+  if (e.candidates) {
+    const c = Object.entries(e.candidates);
+    lines.push('');
+    lines.push(
+      '| store alone (own process) | first open, ms; RSS, settled MB | reopen, ms; RSS MB | stored/s; longest stall; its own; p99, ms | RSS under load, MB | load avg |',
+    );
+    lines.push('|---|---|---|---|---|---|');
+    for (const [name, x] of c) {
+      lines.push(
+        `| ${name} | ${fmt(x.openMs)}; ${x.rssOpenMB}, ${x.rssSettledMB} | ${fmt(x.reopenMs)}; ${x.rssReopenMB} | ${fmt(x.load.storedPerSec)}; ${x.load.stallMaxMs}; ${x.load.ownStallMaxMs}; ${x.load.stallP99Ms} | ${x.load.rssMB} | ${x.load.loadAvg1m} |`,
+      );
+    }
+    lines.push('');
+    lines.push(
+      `(A bare Node process: ${c[0]?.[1].rssBareMB ?? '–'} MB RSS. Load: ${fmt(o.embeddedRate)} msg/s of ~100-byte data for ${o.embeddedSeconds} s, group commit of at most 5,000.)`,
+    );
+  }
   return lines;
 }

@@ -23,7 +23,7 @@ export const memDir = tmpDir('sb-bench-mem-');
 export const PROTO = { switchboard: 'sb', floor: 'sb', socketio: 'sio' };
 
 let template = null;
-/** An initialised embedded data dir (PGlite initdb + migrations), copied for each embedded node. */
+/** An initialised embedded data dir (the store created and migrated), copied for each embedded node. */
 async function embeddedTemplate() {
   if (template !== null) return template;
   const dir = tmpDir('sb-bench-template-');

@@ -9,7 +9,6 @@ import { CONFIG_KEYS, ConfigError, envName, kebab, loadConfig, redactConfig } fr
 import { randomBytes } from 'node:crypto';
 import { startNode } from '../node/node.js';
 import { runClusterCommand } from './cluster-command.js';
-import { runHistoryWriter } from './history-writer.js';
 import { isPrimary, runPrimary, workerCount } from './workers.js';
 import { createLogger } from '../observability/logger.js';
 
@@ -39,6 +38,8 @@ Object.assign(HELP, {
   jetstreamAckWaitMs: 'JetStream durable log: redeliver a message a killed history writer held after this long, ms (default 5000)',
   historyWriter: 'run the history writer (durable log → PostgreSQL) in this node: true (default) or false',
   historyBatch: 'most messages per history insert batch (default 5000)',
+  embeddedStore: 'embedded history store: sqlite (default, <data-dir>/history.sqlite) or pglite (<data-dir>/history/)',
+  eventLoopResolutionMs: 'event-loop delay monitor resolution behind switchboard_nodejs_eventloop_lag_*, ms (default 10)',
 });
 
 const program = new Command('switchboard').description('Switchboard real-time messaging gateway');
@@ -125,6 +126,8 @@ historyWriter.action(async (opts: Record<string, unknown>) => {
   const config = configOrExit(opts);
   const log = createLogger(config.logLevel, { node: config.nodeId ?? 'history-writer' });
   try {
+    // Imported here: `start` in embedded mode never loads the cluster engines' clients.
+    const { runHistoryWriter } = await import('./history-writer.js');
     await runHistoryWriter(config, log);
   } catch (err) {
     log.fatal({ err: { message: (err as Error).message } }, `cannot start: ${(err as Error).message}`);

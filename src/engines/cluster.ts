@@ -36,9 +36,7 @@ import type { FenceSource } from './roomlog/roomlog.js';
 import type { RoomMessage, RoomPosition, RoomRef } from './types.js';
 import { ConnectionError } from '../connections/errors.js';
 
-export function isClustered(c: Config): boolean {
-  return c.nats !== undefined || c.redis !== undefined || c.database !== undefined;
-}
+export { isClustered } from '../config/schema.js';
 
 export function natsOptions(c: Config, name: string): NatsConnectOptions {
   const tls = c.natsTlsCaFile ?? c.natsTlsCertFile ?? c.natsTlsKeyFile;

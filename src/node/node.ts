@@ -6,8 +6,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Authenticator } from '../auth/authenticator.js';
-import type { Config } from '../config/schema.js';
-import { isClustered, openClusterEngines } from '../engines/cluster.js';
+import { isClustered, type Config } from '../config/schema.js';
 import { openEmbeddedEngines } from '../engines/embedded.js';
 import type { Engines } from '../engines/engines.js';
 import { NodeDirectory } from '../engines/backplane/directory.js';
@@ -61,16 +60,21 @@ const ANNOUNCE_INTERVAL_MS = 2_000;
 export async function startNode(config: Config, options: StartOptions = {}): Promise<RunningNode> {
   const nodeId = config.nodeId ?? `n-${randomBytes(4).toString('hex')}`;
   const log = options.log ?? createLogger(config.logLevel, { node: nodeId });
-  const metrics = new Metrics({ node: nodeId });
+  const metrics = new Metrics({ node: nodeId }, { eventLoopResolutionMs: config.eventLoopResolutionMs });
   const opened =
     options.engines ??
     (isClustered(config)
-      ? await openClusterEngines(config, nodeId, (ref, from, to, restored) => {
+      ? // Imported only in cluster mode: an embedded node never loads the NATS, Redis and PostgreSQL clients.
+        await (
+          await import('../engines/cluster.js')
+        ).openClusterEngines(config, nodeId, (ref, from, to, restored) => {
           metrics.sequenceFences.inc();
           log.warn({ tenant: ref.tenant, room: ref.room, from, to, restored }, 'room sequence was behind the durable log (redis failover?); moved past it');
         })
       : await openEmbeddedEngines({
           dataDir: config.dataDir,
+          store: config.embeddedStore,
+          onNotice: (message, details) => log.warn(details, message),
           presenceTtlMs: config.presenceTtlMs,
           recoveryWindow: config.recoveryWindow,
           recoveryWindowMs: config.recoveryWindowMs,

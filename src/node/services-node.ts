@@ -1,13 +1,12 @@
 /**
  * The backend-services part of a node: its own NATS connection (when --nats is given) carrying client
  * send/rpc to services and serving the SDK's publish/presence API; in embedded mode a Services that
- * answers `services_disabled`.
+ * answers `services_disabled`. The NATS side is imported only when --nats is given: an embedded node never
+ * loads the NATS client (start-up time and memory, docs/benchmarks.md scenario `embedded`).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { durableServiceList, type Config } from '../config/schema.js';
-import { natsOptions } from '../engines/cluster.js';
-import { openNats } from '../connections/nats.js';
-import { BackendApi } from '../services/backend-api.js';
+import type { BackendApi } from '../services/backend-api.js';
 import type { Edge } from '../messaging/edge.js';
 import type { Logger } from '../observability/logger.js';
 import { Services, type ServicesOptions } from '../services/services.js';
@@ -33,6 +32,11 @@ export async function openNodeServices(config: Config, nodeId: string): Promise<
   if (config.nats === undefined) {
     return { services: Services.disabled(o), serveApi: async () => undefined, close: async () => undefined };
   }
+  const [{ natsOptions }, { openNats }, { BackendApi }] = await Promise.all([
+    import('../engines/cluster.js'),
+    import('../connections/nats.js'),
+    import('../services/backend-api.js'),
+  ]);
   const nc: NatsConnection = await openNats(natsOptions(config, `switchboard ${nodeId} services`));
   let services: Services;
   try {

@@ -4,7 +4,6 @@
  * producer around the presence store, and the sender.
  */
 import type { Config } from '../config/schema.js';
-import { openClusterWebhookQueue } from '../engines/cluster.js';
 import type { PresenceStore } from '../engines/presence/presence.js';
 import { MemoryWebhookQueue } from '../engines/webhookqueue/memory.js';
 import type { WebhookQueue } from '../engines/webhookqueue/queue.js';
@@ -29,7 +28,8 @@ export async function openNodeWebhooks(config: Config, nodeId: string, presence:
   if (!targets.enabled) return { presence, close: async () => undefined };
   const queue: WebhookQueue =
     config.nats !== undefined && config.durableLog !== 'memory'
-      ? await openClusterWebhookQueue(config, `switchboard ${nodeId} webhooks`)
+      ? // Imported only in cluster mode, like the cluster engines (node.ts): an embedded node never loads the NATS client.
+        await (await import('../engines/cluster.js')).openClusterWebhookQueue(config, `switchboard ${nodeId} webhooks`)
       : new MemoryWebhookQueue();
   const producer = new WebhookProducer({
     targets,

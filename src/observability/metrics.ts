@@ -245,9 +245,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(labels: { node: string }) {
+  /**
+   * `eventLoopResolutionMs`: resolution of the event-loop delay monitor behind
+   * `switchboard_nodejs_eventloop_lag_*_seconds` (default 10). Those gauges cover the time since the previous
+   * scrape (the monitor is reset at each), so `…_lag_max_seconds` is the longest stall since then, plus up to
+   * one resolution.
+   */
+  constructor(labels: { node: string }, options: { eventLoopResolutionMs?: number } = {}) {
     this.registry.setDefaultLabels({ node: labels.node });
-    collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_', eventLoopMonitoringPrecision: options.eventLoopResolutionMs ?? 10 });
   }
 
   /** Counts a connection in `reconnects` the first time it resumes a room with a since position. */

@@ -11,10 +11,9 @@
  * Without --nats (embedded mode) every send and rpc answers `services_disabled`.
  */
 import { randomUUID } from 'node:crypto';
-import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Identity } from '../auth/identity.js';
-import { ensureServiceStream } from '../backend/streams.js';
 import { coreSubject, decodeJson, durableSubject, encodeJson, parseTopic, TOPIC_RULE, type ServiceReply, type ServiceRequest } from '../backend/wire.js';
 import type { Json } from '../engines/types.js';
 import { SwitchboardError } from '../protocol/errors.js';
@@ -45,25 +44,28 @@ export class Services {
   private constructor(
     private readonly nc: NatsConnection | null,
     private readonly o: ServicesOptions,
+    js: JetStreamClient | null,
   ) {
-    this.js = nc !== null && o.durable.length > 0 ? jetstream(nc) : null;
+    this.js = js;
     this.durable = new Set(o.durable);
   }
 
   /** Embedded mode: every request answers `services_disabled`. */
   static disabled(o: ServicesOptions): Services {
-    return new Services(null, o);
+    return new Services(null, o, null);
   }
 
   /** Over a node's NATS connection; creates the queues of durable services (needs JetStream). */
   static async open(nc: NatsConnection, o: ServicesOptions): Promise<Services> {
+    // Imported here: an embedded node (Services.disabled) never loads the NATS client.
+    const [{ jetstream, jetstreamManager }, { ensureServiceStream }] = await Promise.all([import('@nats-io/jetstream'), import('../backend/streams.js')]);
     if (o.durable.length > 0) {
       const jsm = await jetstreamManager(nc).catch((err: unknown) => {
         throw new Error(`--durable-services needs JetStream on the NATS server (nats-server -js): ${(err as Error).message}`, { cause: err });
       });
       for (const s of o.durable) await ensureServiceStream(jsm, s, { maxMsgs: o.queueMaxMsgs });
     }
-    return new Services(nc, o);
+    return new Services(nc, o, o.durable.length > 0 ? jetstream(nc) : null);
   }
 
   isDurable(service: string): boolean {

@@ -1,12 +1,7 @@
 /**
  * The MessageStore contract on PGlite on disk, plus what the SQL store and its PGlite driver promise
- * beyond it (chunking, transactions, sanitising, migrations, the directory lock).
+ * beyond it (chunking, transactions, sanitising, migrations). The directory lock: embedded-store-lock.test.ts.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MessageStore } from '../../src/engines/messagestore/messagestore.js';
@@ -15,24 +10,12 @@ import { openPgliteStore, PgliteDriver } from '../../src/engines/messagestore/pg
 import type { SqlDriver, SqlExecutor, SqlParam } from '../../src/engines/messagestore/sql.js';
 import { MAX_DATA_DEPTH, MAX_ROWS_PER_STATEMENT, SqlMessageStore, UnstorableMessageError } from '../../src/engines/messagestore/sql-store.js';
 import type { Json, RoomMessage, RoomRef } from '../../src/engines/types.js';
-import { messageStoreConformance } from './messagestore.suite.js';
+import { directoryHarness, messageStoreConformance } from './messagestore.suite.js';
 
-messageStoreConformance('pglite (disk)', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'sb-history-'));
-  let current: MessageStore = await openPgliteStore(dir);
-  return {
-    store: current,
-    reopen: async () => {
-      await current.close();
-      current = await openPgliteStore(dir);
-      return current;
-    },
-    cleanup: async () => {
-      await current.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+messageStoreConformance(
+  'pglite (disk)',
+  directoryHarness((dir) => openPgliteStore(dir)),
+);
 
 const ref: RoomRef = { tenant: 'acme', room: 'sql' };
 const msg = (seq: number, data: Json = seq, room = ref.room): RoomMessage => ({ tenant: 'acme', room, seq, epoch: 'E', from: 'u', ts: seq, data });
@@ -258,47 +241,7 @@ describe('SqlMessageStore on PGlite (memory://)', () => {
     expect(order).toEqual(['tx inserted', 'tx rolled back', 'outside saw 0']);
   });
 
-  it('reports kind from the driver, and after close is unhealthy and rejects everything', async () => {
-    const other = await openPgliteStore('memory://');
-    expect(other.kind).toBe('pglite');
-    await other.insert([msg(1)]);
-    expect(await other.position(ref)).toEqual({ seq: 1, epoch: 'E' });
-    await other.close();
-    await other.close();
-    expect(other.health()).toEqual({ ok: false, detail: 'closed' });
-    await expect(other.insert([msg(2)])).rejects.toThrow(/closed/);
-    await expect(other.page(ref, { limit: 1 })).rejects.toThrow(/closed/);
-    await expect(other.position(ref)).rejects.toThrow(/closed/);
-  });
-});
-
-describe('openPgliteStore directory lock', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sb-history-lock-'));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it('refuses a second store on an open directory, and takes over a lock left by a dead process', async () => {
-    const first = await openPgliteStore(dir);
-    const lock = join(dir, 'history.lock');
-    expect((await readFile(lock, 'utf8')).trim()).toBe(String(process.pid));
-    await expect(openPgliteStore(dir)).rejects.toThrow(/in use/);
-    await first.insert([msg(1, 'kept')]);
-    await first.close();
-    expect(existsSync(lock)).toBe(false);
-
-    // Another live process (our parent) holds it.
-    await writeFile(lock, `${process.ppid}\n`);
-    await expect(openPgliteStore(dir)).rejects.toThrow(new RegExp(`in use by process ${process.ppid}`));
-
-    // A dead process held it.
-    const dead = spawnSync(process.execPath, ['-e', '']);
-    await writeFile(lock, `${dead.pid}\n`);
-    const second = await openPgliteStore(dir);
-    expect((await second.page(ref, { limit: 10 })).messages.map((m) => m.data)).toEqual(['kept']);
-    await second.close();
+  it('reports kind from the driver', () => {
+    expect(new SqlMessageStore(driver).kind).toBe('pglite');
   });
 });

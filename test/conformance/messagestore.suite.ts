@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MessageStore } from '../../src/engines/messagestore/messagestore.js';
 import type { Json, RoomMessage, RoomRef } from '../../src/engines/types.js';
@@ -16,6 +19,29 @@ export interface MessageStoreHarness {
 }
 
 const TS0 = 1_700_000_000_000;
+
+/**
+ * A harness for a store kept in a directory: opens it on a fresh temporary directory, reopens it there, and
+ * deletes the directory at cleanup.
+ */
+export function directoryHarness(open: (dir: string) => Promise<MessageStore>): () => Promise<MessageStoreHarness> {
+  return async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-history-'));
+    let current = await open(dir);
+    return {
+      store: current,
+      reopen: async () => {
+        await current.close();
+        current = await open(dir);
+        return current;
+      },
+      cleanup: async () => {
+        await current.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  };
+}
 
 /**
  * Runs the MessageStore contract (src/engines/messagestore/messagestore.ts) against an implementation.
@@ -325,6 +351,19 @@ export function messageStoreConformance(name: string, factory: () => Promise<Mes
         expect(await store.position(bigRoom)).toEqual({ seq: 2000, epoch: 'E1' });
         expect(seqsOf((await store.page(bigRoom, { before: 3, limit: 10 })).messages)).toEqual([1, 2]);
       }
+    });
+
+    // Last: it closes the store (the harness's cleanup closes it again).
+    it('after close (twice) is unhealthy and rejects every operation', async () => {
+      const ref = fresh();
+      await store.insert([msg(ref, 1)]);
+      await store.close();
+      await store.close();
+      expect(store.health()).toEqual({ ok: false, detail: 'closed' });
+      await expect(store.insert([msg(ref, 2)])).rejects.toThrow(/closed/);
+      await expect(store.insert([])).rejects.toThrow(/closed/);
+      await expect(store.page(ref, { limit: 1 })).rejects.toThrow(/closed/);
+      await expect(store.position(ref)).rejects.toThrow(/closed/);
     });
   });
 }

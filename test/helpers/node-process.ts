@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Generous: an embedded node's first start initialises PGlite, which is slow on a loaded 2-core machine. */
+/** Generous: a loaded 2-core machine can starve a starting node for seconds (and `--embedded-store pglite` runs initdb). */
 const START_TIMEOUT_MS = 60_000;
 /** The built CLI; SWITCHBOARD_TEST_DIST points at another build's dist/ (e.g. to show a test fails before a fix). */
 const CLI =

@@ -1,8 +1,11 @@
 /**
  * Heartbeats, graceful drain on SIGTERM, and the embedded store across restarts and crashes.
  */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startNodeProcess, tempDir, type NodeProcess } from '../helpers/node-process.js';
+import { waitFor } from '../helpers/wait.js';
 import { TestClient, type Frame } from '../helpers/ws-client.js';
 
 const started: NodeProcess[] = [];
@@ -131,5 +134,59 @@ describe('embedded store', () => {
     const b = await node({ dataDir });
     const res = (await (await fetch(`${b.url}/api/rooms/crash/history?limit=1000`)).json()) as { messages: Frame[] };
     expect(seqs(res.messages)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
-  }, 60_000); // two starts of an embedded node (PGlite) on a loaded 2-core machine
+  }, 60_000); // two starts of an embedded node on a loaded 2-core machine
+
+  it('kill -9 while publishes are being written: every acked message is in history after the restart', async () => {
+    const dataDir = tempDir();
+    const a = await node({ dataDir });
+    const c = await TestClient.connect(a.wsUrl, { user: 'w' });
+    const rooms = ['mid-a', 'mid-b', 'mid-c'];
+    for (const room of rooms) await c.request({ type: 'join', room });
+    const acked = new Map<string, number[]>(rooms.map((r) => [r, []]));
+    let killed = false;
+    // 3 workers × 60 publishes in flight, until the node is gone: the kill lands among uncommitted writes.
+    const worker = async (k: number): Promise<void> => {
+      for (let i = 0; !killed; i++) {
+        const room = rooms[(i + k) % rooms.length]!;
+        const reply = await c.request({ type: 'publish', room, data: { k, i } }, 5_000).catch(() => null);
+        if (reply?.type === 'ack') acked.get(room)!.push(reply.seq as number);
+      }
+    };
+    const publishing = Promise.all(Array.from({ length: 180 }, (_, k) => worker(k)));
+    await waitFor(() => [...acked.values()].reduce((s, x) => s + x.length, 0) >= 1500, 30_000, '1,500 acks');
+    killed = true;
+    await a.kill();
+    await publishing;
+    c.close();
+    const b = await node({ dataDir });
+    for (const room of rooms) {
+      const stored: number[] = [];
+      let after = 0;
+      for (;;) {
+        const page = (await (await fetch(`${b.url}/api/rooms/${room}/history?after=${after}&limit=1000`)).json()) as { messages: Frame[]; more: boolean };
+        stored.push(...seqs(page.messages));
+        if (!page.more) break;
+        after = stored[stored.length - 1]!;
+      }
+      // Seqs are contiguous from 1, and every acked one is among them.
+      expect(stored).toEqual(Array.from({ length: stored.length }, (_, i) => i + 1));
+      const missing = acked.get(room)!.filter((s) => s > stored.length);
+      expect(missing, room).toEqual([]);
+    }
+  }, 90_000);
+
+  it('a data dir left by the PGlite store (the previous default) starts with empty history and a warning, the old files untouched', async () => {
+    const dataDir = tempDir();
+    mkdirSync(join(dataDir, 'history'));
+    writeFileSync(join(dataDir, 'history', 'PG_VERSION'), '18\n');
+    writeFileSync(join(dataDir, 'history.lock'), '999999999\n'); // left by a PGlite node that died
+    const a = await node({ dataDir });
+    expect(a.logs.some((l) => l.level === 40 && /PGlite.*not read/.test(String(l.msg)))).toBe(true);
+    const c = await TestClient.connect(a.wsUrl, { user: 'old' });
+    await c.request({ type: 'join', room: 'after-pglite' });
+    expect(await c.request({ type: 'publish', room: 'after-pglite', data: 1 })).toMatchObject({ type: 'ack', seq: 1 });
+    c.close();
+    expect(await a.stop()).toBe(0);
+    expect(existsSync(join(dataDir, 'history', 'PG_VERSION'))).toBe(true);
+  }, 60_000);
 });

@@ -1,21 +1,22 @@
 /**
  * readHistory: the newest messages from the RoomLog window, the rest from the store — a real MemoryRoomLog
- * and a real (in-memory PGlite) SqlMessageStore where the store lags 10 messages behind the window — and
+ * and a real (in-memory SQLite, the embedded default) store where the store lags 10 messages behind the window — and
  * holes in the store: filled from the durable log's uncommitted messages, skipped when never acked,
  * refused `unavailable` while they may still be in flight or the durable log does not answer.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryDurableLog } from '../../src/engines/durablelog/memory.js';
-import { openPgliteStore } from '../../src/engines/messagestore/pglite.js';
 import type { MessageStore } from '../../src/engines/messagestore/messagestore.js';
-import type { SqlMessageStore } from '../../src/engines/messagestore/sql-store.js';
+import { openSqliteStore } from '../../src/engines/messagestore/sqlite.js';
 import { MemoryRoomLog } from '../../src/engines/roomlog/memory.js';
 import type { RoomMessage } from '../../src/engines/types.js';
 import type { HoleFilling, HoleResult } from '../../src/messaging/history-fill.js';
 import { readHistory } from '../../src/messaging/history.js';
+import { sqliteWorkerUrl } from '../helpers/sqlite-worker.js';
 
 const ref = { tenant: 't', room: 'r' };
-let store: SqlMessageStore;
+let store: MessageStore;
+const openStore = async (name: string): Promise<MessageStore> => openSqliteStore(`memory://${name}`, { workerUrl: await sqliteWorkerUrl() });
 const roomLog = new MemoryRoomLog({ windowSize: 10, windowMs: 600_000, idemMs: 600_000 });
 const seqs = (ms: RoomMessage[]): number[] => ms.map((m) => m.seq);
 const span = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
@@ -31,7 +32,7 @@ const with_ = (s: MessageStore, durableLog = new MemoryDurableLog(), extra: Part
 });
 
 beforeAll(async () => {
-  store = await openPgliteStore('memory://history-read');
+  store = await openStore('history-read');
   const all: RoomMessage[] = [];
   for (let i = 1; i <= 30; i++) all.push((await roomLog.append(ref, { from: 'u', data: i })).message);
   await store.insert(all.slice(0, 20)); // the writer lags: 21..30 are only in the window
@@ -133,7 +134,7 @@ describe('readHistory', () => {
   });
 
   it('with the store down, the newest page still comes from the window; older pages reject', async () => {
-    const down = await openPgliteStore('memory://history-read-down');
+    const down = await openStore('history-read-down');
     await down.close();
     expect(seqs((await readHistory(roomLog, with_(down), ref, { limit: 5 })).messages)).toEqual(span(26, 30));
     await expect(readHistory(roomLog, with_(down), ref, { before: 10, limit: 5 })).rejects.toThrow();

@@ -1,13 +1,15 @@
 /**
  * HistoryWriter over the real in-process DurableLog (MemoryDurableLog, whose `append` resolves once
- * the writer committed the message) and a real PGlite store behind a wrapper that can fail inserts.
+ * the writer committed the message) and a real SQLite store (the embedded default) behind a wrapper that can
+ * fail inserts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryDurableLog } from '../../src/engines/durablelog/memory.js';
 import { HistoryWriter } from '../../src/engines/messagestore/history-writer.js';
 import type { HistoryPage, HistoryQuery, MessageStore } from '../../src/engines/messagestore/messagestore.js';
-import { openPgliteStore } from '../../src/engines/messagestore/pglite.js';
+import { openSqliteStore } from '../../src/engines/messagestore/sqlite.js';
 import type { RoomMessage, RoomPosition, RoomRef } from '../../src/engines/types.js';
+import { sqliteWorkerUrl } from '../helpers/sqlite-worker.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 /** Delegates to a real store; `failNext(n, when)` makes the next n inserts reject before or after writing. */
@@ -79,7 +81,7 @@ describe('HistoryWriter', () => {
   };
 
   beforeAll(async () => {
-    inner = await openPgliteStore('memory://');
+    inner = await openSqliteStore('memory://', { workerUrl: await sqliteWorkerUrl() });
   });
   afterEach(async () => {
     for (const { writer, log } of open.splice(0)) {

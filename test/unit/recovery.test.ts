@@ -5,7 +5,8 @@
  * Holes in the store are filled from the durable log; seqs found nowhere make a reset, or `unavailable`
  * while a later message is younger than the settle time.
  *
- * RoomLog: the real MemoryRoomLog with a small window. MessageStore: the real PGlite store
+ * RoomLog: the real MemoryRoomLog with a small window. MessageStore: the real SQLite store (the embedded
+ * default, `memory://`), the real PGlite store
  * (src/engines/messagestore/pglite.ts, `openPgliteStore('memory://')`) when that file exists, and
  * always a small in-test store that follows the MessageStore contract, so the recovery logic is
  * covered before the PGlite store lands.
@@ -14,10 +15,12 @@ import { existsSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HistoryPage, HistoryQuery, MessageStore } from '../../src/engines/messagestore/messagestore.js';
 import { MemoryDurableLog } from '../../src/engines/durablelog/memory.js';
+import { openSqliteStore } from '../../src/engines/messagestore/sqlite.js';
 import { MemoryRoomLog } from '../../src/engines/roomlog/memory.js';
 import { roomKey, type RoomMessage, type RoomRef } from '../../src/engines/types.js';
 import type { HoleFilling } from '../../src/messaging/history-fill.js';
 import { recover, type RecoveryOutcome } from '../../src/messaging/recovery.js';
+import { sqliteWorkerUrl } from '../helpers/sqlite-worker.js';
 
 const WINDOW = 5;
 
@@ -74,6 +77,11 @@ const pgliteModule = '../../src/engines/messagestore/pglite.js';
 
 const variants: StoreVariant[] = [
   { name: 'in-test array store', available: true, open: async () => new ArrayMessageStore() },
+  {
+    name: 'SQLite store (the embedded default)',
+    available: true,
+    open: async () => openSqliteStore('memory://', { workerUrl: await sqliteWorkerUrl() }),
+  },
   {
     name: 'PGlite store',
     available: existsSync(pgliteUrl),

@@ -28,6 +28,7 @@ export interface HistoryPage {
  *   or both `before` and `after`, is rejected.
  * - `position` returns the highest stored seq and its epoch, or null for a room never stored.
  * - Data survives `close()` and reopening on the same storage.
+ * - `close()` is idempotent; after it `health()` is not ok and every operation rejects.
  */
 export interface MessageStore {
   readonly kind: string;

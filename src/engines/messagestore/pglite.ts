@@ -19,29 +19,24 @@
  * Durability: PGlite runs with fsync off (its default `-F`; the WASM file system has no fsync either),
  * so a committed row survives a process crash (it is in the kernel's page cache) but not a power loss.
  */
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { NodeFS } from '@electric-sql/pglite/nodefs';
 import { migrate } from './migrations.js';
 import type { SqlDriver, SqlExecutor, SqlParam } from './sql.js';
 import { SqlMessageStore, type SqlMessageStoreOptions } from './sql-store.js';
-import { EngineError } from '../errors.js';
+import { lockDataDir } from './data-dir-lock.js';
 
 export interface PgliteStoreOptions extends SqlMessageStoreOptions {
   /** PostgreSQL shared_buffers, MB (PGlite's own default is 128). Default 16. */
   sharedBuffersMb: number;
 }
 
-/** Data directories (resolved paths) held by stores open in this process. */
-const heldLocks = new Set<string>();
-
 /**
  * Opens (creating if needed) the store under `${dataDir}/history` and applies pending migrations.
  * `dataDir` `memory://` gives a throwaway in-memory store (tests). Only one store may use a directory at
- * a time: a lock file `${dataDir}/history.lock` holding the owner's pid makes a second opener, in this
- * or another live process, fail with "in use" instead of corrupting the database; a lock left by a dead
- * process is taken over.
+ * a time (`${dataDir}/history.lock`, see data-dir-lock.ts).
  */
 export async function openPgliteStore(dataDir: string, options: Partial<PgliteStoreOptions> = {}): Promise<SqlMessageStore> {
   const sharedBuffersMb = options.sharedBuffersMb ?? 16;
@@ -123,39 +118,5 @@ class PgliteTransaction implements SqlExecutor {
 
   async exec(text: string): Promise<void> {
     await this.tx.exec(text);
-  }
-}
-
-/** Takes the directory lock at `path` (see openPgliteStore) and returns its release function. */
-async function lockDataDir(path: string): Promise<() => Promise<void>> {
-  if (heldLocks.has(path)) throw new EngineError('messagestore', 'in_use', `history store ${path} is already in use by this process`);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const file = await open(path, 'wx');
-      await file.writeFile(`${process.pid}\n`);
-      await file.close();
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
-      const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-      if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
-        throw new EngineError('messagestore', 'in_use', `history store ${path} is in use by process ${owner}`, { cause: error });
-      }
-      await rm(path, { force: true }); // stale: its owner is gone (or was an earlier run with our pid)
-    }
-  }
-  heldLocks.add(path);
-  return async () => {
-    heldLocks.delete(path);
-    await rm(path, { force: true });
-  };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

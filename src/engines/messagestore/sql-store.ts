@@ -2,22 +2,14 @@
  * SqlMessageStore: the MessageStore on PostgreSQL SQL, run through a SqlDriver (PGlite embedded,
  * PostgreSQL via `pg` in a cluster). The schema is migrations.ts, migrations 1 and 2.
  */
-import { exceedsDepth } from '../../protocol/json-depth.js';
 import type { Json, RoomMessage, RoomPosition, RoomRef } from '../types.js';
 import type { HistoryPage, HistoryQuery, MessageStore } from './messagestore.js';
 import { MAX_BIND_PARAMS, type SqlDriver, type SqlParam } from './sql.js';
+import { checkPageQuery, checkStorable, toSafeInt } from './storable.js';
+import { OperationHealth } from './store-health.js';
 import { EngineError } from '../errors.js';
 
-/** Largest `limit` a page may ask for (HistoryQuery). */
-export const MAX_PAGE_LIMIT = 1000;
-
-/**
- * Deepest nesting of arrays/objects in `data` the store accepts. PGlite 0.5 was seen to hang the
- * process (spinning in WASM) on the second jsonb value nested ~6,000 deep, and PostgreSQL rejects deep
- * values with "stack depth limit exceeded"; 512 is far below both and far above any sane payload.
- * The gateway should reject deeper payloads at publish time (see `unstorableReason`).
- */
-export const MAX_DATA_DEPTH = 512;
+export { MAX_DATA_DEPTH, MAX_PAGE_LIMIT, UnstorableMessageError, unstorableReason } from './storable.js';
 
 /** Columns written per row; with MAX_BIND_PARAMS this bounds the rows of one INSERT. */
 const COLUMNS = 9;
@@ -27,19 +19,6 @@ export const MAX_ROWS_PER_STATEMENT = Math.floor(MAX_BIND_PARAMS / COLUMNS);
 export interface SqlMessageStoreOptions {
   /** Rows per INSERT statement, 1..MAX_ROWS_PER_STATEMENT (default: the maximum). Lower only for tests. */
   maxRowsPerStatement: number;
-}
-
-/** Thrown by `insert` for a message that cannot be stored as given (retrying will not help). */
-export class UnstorableMessageError extends Error {
-  /** `tenant/room/seq` of the message. */
-  readonly key: string;
-
-  constructor(message: RoomMessage, reason: string) {
-    const key = `${message.tenant}/${message.room}/${message.seq}`;
-    super(`message ${key} cannot be stored: ${reason}`);
-    this.name = 'UnstorableMessageError';
-    this.key = key;
-  }
 }
 
 /** A `messages` row as the drivers return it: bigint is a number (PGlite) or a string (`pg`). */
@@ -80,15 +59,14 @@ const SELECT_COLUMNS = 'tenant, room, seq, epoch, sender, ts, data, idem, event'
 export class SqlMessageStore implements MessageStore {
   readonly kind: string;
   private readonly maxRows: number;
-  /** The last insert's failure, or the last read's: undefined once one of that kind succeeded. */
-  private readonly lastFailure: Record<'write' | 'read', string | undefined> = { write: undefined, read: undefined };
-  private closed = false;
+  private readonly ops: OperationHealth;
 
   constructor(
     private readonly driver: SqlDriver,
     options: Partial<SqlMessageStoreOptions> = {},
   ) {
     this.kind = driver.kind;
+    this.ops = new OperationHealth(driver.kind);
     const maxRows = options.maxRowsPerStatement ?? MAX_ROWS_PER_STATEMENT;
     if (!Number.isInteger(maxRows) || maxRows < 1 || maxRows > MAX_ROWS_PER_STATEMENT) {
       throw new RangeError(`maxRowsPerStatement must be 1..${MAX_ROWS_PER_STATEMENT}`);
@@ -98,10 +76,10 @@ export class SqlMessageStore implements MessageStore {
 
   async insert(batch: readonly RoomMessage[]): Promise<void> {
     if (batch.length === 0) {
-      if (this.closed) throw new EngineError('messagestore', 'closed', `message store (${this.kind}) is closed`);
+      this.ops.assertOpen();
       return;
     }
-    await this.run('insert', 'write', async () => {
+    await this.ops.run('insert', 'write', async () => {
       if (this.driver.kind === 'postgres') {
         // One statement with 9 array parameters, whatever the batch size (see unnestInsert).
         await this.driver.query(...unnestInsert(batch));
@@ -123,20 +101,9 @@ export class SqlMessageStore implements MessageStore {
   }
 
   async page(ref: RoomRef, query: HistoryQuery): Promise<HistoryPage> {
+    checkPageQuery(query);
     const { limit, before, after } = query;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
-      throw new RangeError(`limit must be an integer between 1 and ${MAX_PAGE_LIMIT}`);
-    }
-    if (before !== undefined && after !== undefined) throw new RangeError('give before or after, not both');
-    for (const [name, value] of [
-      ['before', before],
-      ['after', after],
-    ] as const) {
-      if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
-        throw new RangeError(`${name} must be a non-negative integer`);
-      }
-    }
-    return this.run('page', 'read', async () => {
+    return this.ops.run('page', 'read', async () => {
       const params: SqlParam[] = [ref.tenant, ref.room];
       let where = 'tenant = $1 AND room = $2';
       if (before !== undefined) where += ` AND seq < $${params.push(before)}`;
@@ -156,7 +123,7 @@ export class SqlMessageStore implements MessageStore {
   }
 
   async position(ref: RoomRef): Promise<RoomPosition | null> {
-    return this.run('position', 'read', async () => {
+    return this.ops.run('position', 'read', async () => {
       const { rows } = await this.driver.query<Pick<MessageRow, 'seq' | 'epoch'>>(
         'SELECT seq, epoch FROM messages WHERE tenant = $1 AND room = $2 ORDER BY seq DESC LIMIT 1',
         [ref.tenant, ref.room],
@@ -167,29 +134,12 @@ export class SqlMessageStore implements MessageStore {
   }
 
   health(): { ok: boolean; detail?: string } {
-    if (this.closed) return { ok: false, detail: 'closed' };
-    const detail = [this.lastFailure.write, this.lastFailure.read].filter((d) => d !== undefined).join('; ');
-    return detail === '' ? { ok: true } : { ok: false, detail };
+    return this.ops.health();
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (!this.ops.close()) return;
     await this.driver.close();
-  }
-
-  /** Runs one operation, recording its outcome for `health()`. */
-  private async run<T>(operation: string, kind: 'write' | 'read', fn: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new EngineError('messagestore', 'closed', `message store (${this.kind}) is closed`);
-    try {
-      const result = await fn();
-      this.lastFailure[kind] = undefined;
-      return result;
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      this.lastFailure[kind] = `${operation} failed at ${new Date().toISOString()}: ${reason}`;
-      throw error;
-    }
   }
 }
 
@@ -198,10 +148,7 @@ function insertStatement(rows: readonly RoomMessage[]): { text: string; params: 
   const params: SqlParam[] = [];
   const tuples: string[] = [];
   for (const m of rows) {
-    if (!Number.isSafeInteger(m.seq) || m.seq < 1) throw new TypeError(`seq must be a positive integer, got ${m.seq}`);
-    if (!Number.isSafeInteger(m.ts)) throw new TypeError(`ts must be integer milliseconds, got ${m.ts}`);
-    const reason = unstorableReason(m.data);
-    if (reason !== null) throw new UnstorableMessageError(m, reason);
+    checkStorable(m);
     const n = params.length;
     tuples.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7}::text::jsonb, $${n + 8}, $${n + 9})`);
     params.push(m.tenant, m.room, m.seq, m.epoch, m.from, m.ts, jsonbText(m.data), m.idem ?? null, m.event ?? null);
@@ -230,10 +177,7 @@ function unnestInsert(rows: readonly RoomMessage[]): [string, SqlParam[]] {
     [],
   ];
   for (const m of rows) {
-    if (!Number.isSafeInteger(m.seq) || m.seq < 1) throw new TypeError(`seq must be a positive integer, got ${m.seq}`);
-    if (!Number.isSafeInteger(m.ts)) throw new TypeError(`ts must be integer milliseconds, got ${m.ts}`);
-    const reason = unstorableReason(m.data);
-    if (reason !== null) throw new UnstorableMessageError(m, reason);
+    checkStorable(m);
     cols[0].push(m.tenant);
     cols[1].push(m.room);
     cols[2].push(m.seq);
@@ -268,17 +212,7 @@ function toMessage(row: MessageRow): RoomMessage {
 }
 
 function toInt(value: number | string | bigint, column: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n)) throw new EngineError('messagestore', 'invalid', `messages.${column} value ${String(value)} is not a safe integer`);
-  return n;
-}
-
-/**
- * Why `data` cannot be stored, or null when it can. Today the only reason is nesting deeper than
- * MAX_DATA_DEPTH; the gateway can call this at publish time to refuse such payloads up front.
- */
-export function unstorableReason(data: Json): string | null {
-  return exceedsDepth(data, MAX_DATA_DEPTH) ? `data is nested deeper than ${MAX_DATA_DEPTH} levels` : null;
+  return toSafeInt(value, column, (message) => new EngineError('messagestore', 'invalid', message));
 }
 
 /**
