@@ -10,39 +10,26 @@
  * its arrival), with a fresh token from `getToken` on each attempt, one attempt at a time: `handshakeTimeoutMs` for the
  * handshake, then `connectTimeoutMs` for `connected`; an abandoned attempt's socket is closed first (docs/client.md,
  * "Connection attempts"). Close codes: protocol/close-codes.ts (docs/protocol.md §6); 4005 and 4006 reconnect only with
- * `getToken`. With `getToken` and a token that expires, the connection asks for a fresh token ahead of `expiresAt` and
- * sends it in a `refresh` frame, so it is never closed for expiry while the app can give tokens (`refreshAhead`).
+ * `getToken`, which also gives the fresh token a `refresh` frame carries ahead of the token's expiry (token-refresh.ts).
  */
 import { isTerminalCloseCode } from '../protocol/close-codes.js';
-import { isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
 import { parseServerFrame } from '../protocol/parse.js';
 import type { ConnectedFrame, ErrorFrame } from '../protocol/wire.js';
 import { backoffDelay } from './backoff.js';
 import { Emitter } from './events.js';
-import { fromErrorFrame, invalidArgument, SwitchboardClientError } from './errors.js';
+import { fromErrorFrame, SwitchboardClientError } from './errors.js';
 import { OfflineQueue } from './offline-queue.js';
 import type { ResolvedOptions } from './options.js';
 import { Requests, type OutFrame, type OutRequest, type ReplyTo, type RequestHandlers, type RequestType } from './requests.js';
-import { Room, type RoomHost } from './room.js';
+import { checkRoomArgs, Room, type RoomHost } from './room.js';
 import { shutSocket, watchNetwork } from './socket.js';
+import { REFRESH_ID, staleToken, TokenRefresh, tokenFrom } from './token-refresh.js';
 import type { ClientEvents, ConnectionState, RoomOptions, StateChange, WebSocketLike } from './types.js';
 
 type Timer = ReturnType<typeof setTimeout>;
 
 /** Id of the `connect` frame (string, so it never collides with request ids). */
 const CONNECT_ID = 'connect';
-/** Id of the `refresh` frames. */
-const REFRESH_ID = 'refresh';
-
-/**
- * When to refresh a token that expires in `remainingMs`: a fifth of its remaining life before, at least 1 s and at
- * most 30 s before, and never sooner than 500 ms from now.
- */
-export function refreshAhead(remainingMs: number): number {
-  const lead = Math.min(30_000, Math.max(1_000, remainingMs / 5));
-  return Math.max(500, remainingMs - lead);
-}
-
 /** What the server said in `connected`: who the connection is, where, and its limits. */
 export type ConnectedInfo = Pick<ConnectedFrame, 'connId' | 'node' | 'user' | 'tenant' | 'pingIntervalMs' | 'pingTimeoutMs' | 'maxFrameBytes'>;
 
@@ -61,9 +48,7 @@ export class Connection implements RoomHost {
   private reconnectTimer: Timer | null = null;
   private connectTimer: Timer | null = null;
   private watchdogTimer: Timer | null = null;
-  private refreshTimer: Timer | null = null;
-  /** The current token's expiry (ms since the epoch), from `connected` or `refreshed`. */
-  private expiresAt: number | null = null;
+  private readonly refresh = new TokenRefresh((err) => this.events.emit('error', err));
   /** From a `notice` (Date.now() + reconnectAfterMs on arrival): do not reconnect before this. */
   private noticeUntil: number | null = null;
   /** An error frame that explains the close about to follow (unauthorized, token_expired). */
@@ -111,21 +96,7 @@ export class Connection implements RoomHost {
   }
 
   room(name: string, options: RoomOptions = {}): Room {
-    if (!isRoomName(name)) throw invalidArgument(`invalid room name ${JSON.stringify(name)}: ${ROOM_NAME_RULE}`);
-    if (typeof options !== 'object' || options === null) throw invalidArgument('room options must be an object');
-    const since = options.since;
-    if (
-      since !== undefined &&
-      (typeof since !== 'object' ||
-        since === null ||
-        !Number.isSafeInteger(since.seq) ||
-        since.seq < 0 ||
-        typeof since.epoch !== 'string' ||
-        since.epoch.length < 1 ||
-        since.epoch.length > 64)
-    ) {
-      throw invalidArgument('since must be {seq: integer ≥ 0, epoch: string of 1–64 characters}');
-    }
+    const since = checkRoomArgs(name, options);
     if (this.closed) throw new SwitchboardClientError('closed', 'the client is closed');
     const existing = this.rooms.get(name);
     if (existing !== undefined) return existing;
@@ -218,18 +189,7 @@ export class Connection implements RoomHost {
     }, ms);
   }
 
-  private async token(): Promise<string | undefined> {
-    const getToken = this.o.getToken;
-    if (getToken === undefined) return this.o.token;
-    let t: unknown;
-    try {
-      t = await getToken();
-    } catch (err) {
-      throw new SwitchboardClientError('token_unavailable', `getToken() threw: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    if (typeof t !== 'string' || t === '') throw new SwitchboardClientError('token_unavailable', 'getToken() must return a non-empty string');
-    return t;
-  }
+  private readonly token = (): Promise<string | undefined> => tokenFrom(this.o.token, this.o.getToken);
 
   private onData(data: unknown): void {
     this.armWatchdog(); // anything that arrives shows the connection is alive
@@ -242,9 +202,8 @@ export class Connection implements RoomHost {
       case 'connected':
         return this.onConnected(f);
       case 'refreshed':
-        this.expiresAt = f.expiresAt ?? null;
-        this.armRefresh();
-        this.events.emit('token', { expiresAt: this.expiresAt });
+        this.armRefresh(f.expiresAt ?? null);
+        this.events.emit('token', { expiresAt: f.expiresAt ?? null });
         return;
       case 'notice':
         this.noticeUntil = Date.now() + f.reconnectAfterMs;
@@ -271,7 +230,7 @@ export class Connection implements RoomHost {
     if (f.id === REFRESH_ID) {
       // The current token still holds: try again in 2 s; once it expires (4005) the reconnect gets a fresh one.
       this.events.emit('error', error);
-      this.armRefresh(2_000);
+      this.armRefresh(this.refresh.expiresAt, 2_000);
       return;
     }
     const closing = error.code === 'unauthorized' || error.code === 'token_expired' || error.code === 'token_revoked';
@@ -300,10 +259,9 @@ export class Connection implements RoomHost {
       maxFrameBytes: f.maxFrameBytes,
     };
     if (this.o.token === undefined && this.o.getToken === undefined && this.o.user === undefined) this.anonUser = this.info_.user;
-    this.expiresAt = f.expiresAt ?? null;
     this.setState('connected');
     this.armWatchdog();
-    this.armRefresh();
+    this.armRefresh(f.expiresAt ?? null);
     for (const room of [...this.rooms.values()]) room.onConnected(); // joins go first in the waiting line
     const gen = this.gen;
     this.requests.attach((frame) => this.send(frame, gen));
@@ -319,9 +277,7 @@ export class Connection implements RoomHost {
           }),
       );
     }
-    // 4005 / 4006: only a fresh token helps, and without getToken there is none.
-    const stale =
-      code === 4005 || server?.code === 'token_expired' ? 'token_expired' : code === 4006 || server?.code === 'token_revoked' ? 'token_revoked' : null;
+    const stale = staleToken(code, server?.code);
     if (stale !== null && this.o.getToken === undefined) {
       return this.terminate(new SwitchboardClientError(stale, `${stale}, and no getToken() for a fresh token`, { closeCode: code, retryable: false }));
     }
@@ -377,34 +333,24 @@ export class Connection implements RoomHost {
 
   private dropSocket(graceful: boolean): void {
     this.gen++;
-    for (const t of [this.connectTimer, this.watchdogTimer, this.refreshTimer]) if (t !== null) clearTimeout(t);
+    for (const t of [this.connectTimer, this.watchdogTimer]) if (t !== null) clearTimeout(t);
     this.connectTimer = null;
     this.watchdogTimer = null;
-    this.refreshTimer = null;
-    this.expiresAt = null;
+    this.refresh.stop();
     const ws = this.ws;
     this.ws = null;
     if (ws !== null) shutSocket(ws, graceful);
   }
 
-  /** With getToken and an expiring token: a `refresh` ahead of expiry (`delayMs` overrides when). */
-  private armRefresh(delayMs?: number): void {
-    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
-    this.refreshTimer = null;
-    if (this.o.getToken === undefined || this.expiresAt === null || this.state_ !== 'connected') return;
+  /** With getToken and a token that expires: a `refresh` on this socket ahead of `expiresAt` (or after `delayMs`). */
+  private armRefresh(expiresAt: number | null, delayMs?: number): void {
+    if (this.o.getToken === undefined || this.state_ !== 'connected') return;
     const gen = this.gen;
-    this.refreshTimer = setTimeout(
-      () => {
-        this.refreshTimer = null;
-        if (gen !== this.gen) return;
-        this.token().then(
-          (token) => {
-            if (gen === this.gen && token !== undefined) this.send({ type: 'refresh', id: REFRESH_ID, token }, gen);
-          },
-          (err: unknown) => this.events.emit('error', err as SwitchboardClientError),
-        );
-      },
-      delayMs ?? refreshAhead(this.expiresAt - Date.now()),
+    this.refresh.arm(
+      expiresAt,
+      () => this.token(),
+      (token) => this.send({ type: 'refresh', id: REFRESH_ID, token }, gen),
+      delayMs,
     );
   }
 

@@ -3,7 +3,7 @@
  * the app received), its messages delivered strictly in seq order and each once, publishes that survive
  * disconnects (offline queue, idempotent retries), history and presence.
  */
-import { isEventName, isIdemId } from '../protocol/names.js';
+import { isEventName, isIdemId, isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
 import type { JoinedFrame, MessageFrame, PresenceDiffFrame } from '../protocol/wire.js';
 import { backoffDelay } from './backoff.js';
 import { Emitter, type Listener } from './events.js';
@@ -11,7 +11,7 @@ import { invalidArgument, SwitchboardClientError } from './errors.js';
 import { newIdem, type OfflineQueue, type PendingPublish } from './offline-queue.js';
 import { RoomStream } from './stream.js';
 import type { OutRequest, ReplyTo, RequestHandlers, RequestType } from './requests.js';
-import type { HistoryPage, HistoryQuery, Json, Message, Position, PresenceMember, PublishResult, RoomEvents } from './types.js';
+import type { HistoryPage, HistoryQuery, Json, Message, Position, PresenceMember, PublishResult, RoomEvents, RoomOptions } from './types.js';
 
 /** What a room needs from the client's connection. */
 export interface RoomHost {
@@ -365,4 +365,24 @@ function checkHistoryQuery(q: HistoryQuery): void {
   }
   if (q.before !== undefined && q.after !== undefined) throw invalidArgument('give before or after, not both');
   if (q.limit !== undefined && (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > 1000)) throw invalidArgument('limit must be an integer in 1–1000');
+}
+
+/** Checks `connection.room(name, options)`'s arguments (throws `invalid_argument`); returns the `since` position. */
+export function checkRoomArgs(name: string, options: RoomOptions): RoomOptions['since'] {
+  if (!isRoomName(name)) throw invalidArgument(`invalid room name ${JSON.stringify(name)}: ${ROOM_NAME_RULE}`);
+  if (typeof options !== 'object' || options === null) throw invalidArgument('room options must be an object');
+  const since = options.since;
+  if (
+    since !== undefined &&
+    (typeof since !== 'object' ||
+      since === null ||
+      !Number.isSafeInteger(since.seq) ||
+      since.seq < 0 ||
+      typeof since.epoch !== 'string' ||
+      since.epoch.length < 1 ||
+      since.epoch.length > 64)
+  ) {
+    throw invalidArgument('since must be {seq: integer ≥ 0, epoch: string of 1–64 characters}');
+  }
+  return since;
 }

@@ -92,7 +92,7 @@ describe('configuration', () => {
     };
     const noKey = run([]);
     expect(noKey.status).toBe(2);
-    expect(noKey.stderr).toMatch(/--jwt-secret, --jwt-public-key or --jwks-url/);
+    expect(noKey.stderr).toMatch(/--jwt-secret, --jwt-public-key, --jwks-url or a connect hook/);
     const badPort = run(['--dev', '--port', '99999']);
     expect(badPort.status).toBe(2);
     expect(badPort.stderr).toMatch(/--port/);
