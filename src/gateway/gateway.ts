@@ -2,6 +2,7 @@
  * The WebSocket side of a node: admission of upgrades, the connection set, heartbeats, slow-consumer
  * cut-off, disconnect clean-up and the shutdown drain.
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -23,6 +24,11 @@ export class Gateway {
   readonly session: Session;
   private readonly wss: WebSocketServer;
   private counter = 0;
+  /**
+   * This process's part of every connection id (`<node>-<boot>-<counter>`): a node restarted with the same
+   * `--node-id` must not hand out the ids of its previous life, whose presence entries live on until the TTL.
+   */
+  private readonly boot = randomBytes(3).toString('hex');
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly presenceTimer: NodeJS.Timeout;
   private drainSchedule: DrainSchedule<Connection> | null = null;
@@ -84,7 +90,7 @@ export class Gateway {
   };
 
   private accept(ws: WebSocket, socket: Socket, credentials: Connection['hookCredentials']): void {
-    const c = new Connection(`${this.ctx.nodeId}-${(++this.counter).toString(36)}`, ws, socket, this.ctx, Date.now(), this.onSlowConsumer);
+    const c = new Connection(`${this.ctx.nodeId}-${this.boot}-${(++this.counter).toString(36)}`, ws, socket, this.ctx, Date.now(), this.onSlowConsumer);
     c.hookCredentials = credentials;
     this.conns.add(c);
     this.ctx.metrics.connectionOpened('v1');
