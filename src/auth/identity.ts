@@ -16,13 +16,3 @@ export interface Identity {
   /** The token's `iat` in ms, when it has one (a user's revocation covers tokens issued before it). */
   readonly issuedAt?: number;
 }
-
-/** What a revocation is matched against (engines/revocations/revocations.ts `TokenRef`): who, and which token. */
-export function tokenRef(id: Identity): { tenant: string; user: string; jti?: string; issuedAt?: number } {
-  return {
-    tenant: id.tenant,
-    user: id.user,
-    ...(id.tokenId !== undefined ? { jti: id.tokenId } : {}),
-    ...(id.issuedAt !== undefined ? { issuedAt: id.issuedAt } : {}),
-  };
-}

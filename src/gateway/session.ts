@@ -4,7 +4,7 @@
  * for this connection alone, counted by code.
  */
 import { grantedIdentity } from '../auth/authenticator.js';
-import { tokenRef, type Identity } from '../auth/identity.js';
+import type { Identity } from '../auth/identity.js';
 import type { PresenceConn } from '../engines/presence/presence.js';
 import type { Json, RoomRef } from '../engines/types.js';
 import { CloseCodes } from '../protocol/close-codes.js';
@@ -203,7 +203,7 @@ export class Session {
         ? await this.hookIdentity(c, f)
         : await this.ctx.auth.authenticate(f.token, f.user);
     if (c.dead) return;
-    if (this.ctx.engines.revocations.isRevoked(tokenRef(identity))) throw new SwitchboardError('token_revoked', 'this token has been revoked');
+    if (this.ctx.engines.revocations.isRevoked(identity)) throw new SwitchboardError('token_revoked', 'this token has been revoked');
     const perUser = this.ctx.config.maxConnectionsPerUser;
     if (perUser > 0) {
       // Every node's connections of the user (presence), then this node's again right before registering (users.add
@@ -292,7 +292,7 @@ export class Session {
     if (identity.user !== current.user || identity.tenant !== current.tenant) {
       return refuse('forbidden', 'the new token is for another user or tenant than this connection');
     }
-    if (this.ctx.engines.revocations.isRevoked(tokenRef(identity))) return refuse('token_revoked', 'the new token has been revoked');
+    if (this.ctx.engines.revocations.isRevoked(identity)) return refuse('token_revoked', 'the new token has been revoked');
     for (const room of c.rooms.keys()) {
       if (!identity.canJoin(room)) return refuse('forbidden', `the new token does not allow room ${room}, which this connection has joined; leave it first`);
     }
@@ -482,10 +482,11 @@ export class Session {
       if ('seq' in reply) {
         c.sendFrame({ type: 'ack', id: f.id, room: f.room, seq: reply.seq, epoch: reply.epoch, duplicate: reply.duplicate });
         if (!reply.duplicate)
+          // What the room got: after the publish hook's rewrite, if any.
           this.ctx.webhooks?.clientEvent({
             ref: { tenant: id.tenant, room: f.room },
-            event: f.event ?? 'message',
-            data: f.data,
+            event: event ?? 'message',
+            data,
             socketId: c.id,
             user: id.user,
           });

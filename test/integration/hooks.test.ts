@@ -11,11 +11,14 @@ import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { startNatsServer, startPostgres, startRedisServer, type TestServer } from '../helpers/servers.js';
+import { waitFor } from '../helpers/wait.js';
 import { TestClient, type Frame } from '../helpers/ws-client.js';
 
 type Mode = 'allow' | 'deny' | 'slow' | 'garbage' | 'error' | 'down' | 'rewrite';
 const mode: Record<'connect' | 'join' | 'publish', Mode> = { connect: 'allow', join: 'allow', publish: 'allow' };
 const seen: Record<string, unknown>[] = [];
+/** Webhook events the node sent to the same backend (client events of `hooked-pub`). */
+const webhookEvents: Record<string, unknown>[] = [];
 let backend: Server;
 let backendUrl = '';
 let node: NodeProcess;
@@ -62,6 +65,11 @@ beforeAll(async () => {
   backend = createServer((req, res) => {
     void readBody(req).then((text) => {
       const body = JSON.parse(text) as Record<string, unknown>;
+      if (req.url === '/webhook') {
+        webhookEvents.push(...(body.events as Record<string, unknown>[]));
+        res.writeHead(200).end();
+        return;
+      }
       seen.push(body);
       if (mode[body.hook as keyof typeof mode] === 'down') {
         req.socket.destroy(); // the backend goes away mid-request: no answer at all
@@ -78,7 +86,16 @@ beforeAll(async () => {
   backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}/hook`;
   const hook = { url: backendUrl, timeoutMs: 500 };
   const hooks = { connect: { ...hook, headers: ['X-App'], cookies: ['sid'] }, join: hook, publish: hook };
-  node = await startNodeProcess({ dev: false, args: ['--hooks', JSON.stringify(hooks)] });
+  const webhooks = [
+    {
+      tenant: 'default',
+      secret: 'hooks-test-webhook-secret',
+      url: backendUrl.replace(/\/hook$/, '/webhook'),
+      events: ['client_event'],
+      clientEventRooms: ['hooked-pub'],
+    },
+  ];
+  node = await startNodeProcess({ dev: false, args: ['--hooks', JSON.stringify(hooks), '--webhooks', JSON.stringify(webhooks)] });
   // The same hooks failing open (join, publish), and a node whose hooks are on NATS.
   openNode = await startNodeProcess({
     dev: false,
@@ -180,6 +197,13 @@ describe('join and publish hooks', () => {
     ]);
     // Nothing refused was sequenced: the next publish is seq 3.
     expect(await c.request({ type: 'publish', room: 'hooked-pub', data: { text: 'z' } })).toMatchObject({ type: 'ack', seq: 3 });
+    // The client events the backend hears are what the room got (the rewrite, not what the client sent), nothing refused.
+    await waitFor(() => webhookEvents.length >= 3, 10_000, 'three client events');
+    expect(webhookEvents.map((e) => [e.name, e.data])).toEqual([
+      ['client_event', { text: 'hi' }],
+      ['client_event', { clean: '**** it' }],
+      ['client_event', { text: 'z' }],
+    ]);
   });
 
   it('failOpen: a join or publish hook that does not answer lets the request through unchanged', async () => {

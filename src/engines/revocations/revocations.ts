@@ -16,12 +16,12 @@ export type Revocation =
   | { readonly kind: 'token'; readonly tenant: string; readonly jti: string; readonly until: number }
   | { readonly kind: 'user'; readonly tenant: string; readonly user: string; readonly before: number; readonly until: number };
 
-/** What a revocation is matched against: the identity a token gave. */
+/** What a revocation is matched against: the identity a token gave (auth/identity.ts `Identity` is one as it is). */
 export interface TokenRef {
   readonly tenant: string;
   readonly user: string;
   /** The token's `jti`. */
-  readonly jti?: string;
+  readonly tokenId?: string;
   /** The token's `iat`, ms. */
   readonly issuedAt?: number;
 }
@@ -60,8 +60,8 @@ export class RevocationSet {
   matches(t: TokenRef): boolean {
     if (this.entries.size === 0) return false;
     const now = this.now();
-    if (t.jti !== undefined) {
-      const byToken = this.entries.get(revocationKey({ kind: 'token', tenant: t.tenant, jti: t.jti }));
+    if (t.tokenId !== undefined) {
+      const byToken = this.entries.get(revocationKey({ kind: 'token', tenant: t.tenant, jti: t.tokenId }));
       if (byToken !== undefined && byToken.until > now) return true;
     }
     const byUser = this.entries.get(revocationKey({ kind: 'user', tenant: t.tenant, user: t.user }));
