@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { API_KEY, JWT_SECRET, token } from '../helpers/tokens.js';
+import { waitFor } from '../helpers/wait.js';
 import { TestClient } from '../helpers/ws-client.js';
 
 let node: NodeProcess;
@@ -249,6 +250,10 @@ describe('abuse does not hurt other members', () => {
     const limited = c.frames.filter((f) => f.type === 'error' && f.code === 'rate_limited');
     expect(limited.length).toBeGreaterThan(0);
     expect(limited[0]!.retryable).toBe(true);
+    // Every request is answered, refused or not; once all 600 have their reply nothing is in flight, so a new
+    // request must be served (sent earlier, it could rightly be refused while 256 are still being answered).
+    const answered = (): number => new Set(c.frames.filter((f) => typeof f.id === 'string' && f.id.startsWith('h')).map((f) => f.id)).size;
+    await waitFor(() => answered() === 600, 30_000, 'a reply to each of the 600 requests');
     expect(await c.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
     await stillServing();
     c.close();
