@@ -209,14 +209,13 @@ export class Connection implements RoomHost {
         this.noticeUntil = Date.now() + f.reconnectAfterMs;
         return;
       case 'message':
-        this.rooms.get(f.room)?.onMessage(f);
-        return;
+        return this.rooms.get(f.room)?.onMessage(f);
       case 'presence.diff':
-        this.rooms.get(f.room)?.onPresence(f);
-        return;
+      case 'catchup':
+      case 'skipped':
+        return this.rooms.get(f.room)?.onFrame(f);
       case 'direct':
-        this.events.emit('direct', { from: f.from, ts: f.ts, data: f.data });
-        return;
+        return this.events.emit('direct', { from: f.from, ts: f.ts, data: f.data });
       case 'error':
         return this.onErrorFrame(f);
       default:

@@ -17,6 +17,8 @@ export interface PendingPublish {
   readonly idem: string;
   /** Event name of the message, if the app gave one. */
   readonly event?: string;
+  /** Conflation key of the message, if the app gave one. */
+  readonly key?: string;
   /** Retryable failures so far (server errors, timeouts; not disconnects). */
   failures: number;
   resolve(result: PublishResult): void;

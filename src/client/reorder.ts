@@ -22,6 +22,8 @@ export class ReorderBuffer {
   private readonly held = new Map<number, Message>();
   /** Highest seq seen in the current epoch (held, dropped for lack of space, or delivered). */
   private highest = 0;
+  /** Seqs up to this were conflated or skipped by the server (`skip`): the next message after the position may jump. */
+  private skipTo = 0;
 
   constructor(private readonly max: number) {}
 
@@ -48,6 +50,7 @@ export class ReorderBuffer {
       this.held.clear();
       this.highest = p.seq;
     }
+    this.skipTo = 0;
     this.pos = { seq: p.seq, epoch: p.epoch };
     for (const seq of [...this.held.keys()]) if (seq <= p.seq) this.held.delete(seq);
     this.highest = Math.max(this.highest, p.seq);
@@ -60,7 +63,7 @@ export class ReorderBuffer {
     if (m.epoch !== pos.epoch) return { deliver: [], epochChanged: true };
     if (m.seq <= pos.seq) return { deliver: [], epochChanged: false };
     this.highest = Math.max(this.highest, m.seq);
-    if (m.seq === pos.seq + 1) {
+    if (m.seq === pos.seq + 1 || m.seq <= this.skipTo + 1) {
       this.held.delete(m.seq);
       this.pos = { seq: m.seq, epoch: pos.epoch };
       return { deliver: [m, ...this.drain()], epochChanged: false };
@@ -85,6 +88,14 @@ export class ReorderBuffer {
     const to = Number.isFinite(first) ? first - 1 : this.highest;
     this.pos = { seq: Math.max(this.pos.seq, to), epoch: this.pos.epoch };
     return { position: { ...this.pos }, deliver: this.drain() };
+  }
+
+  /**
+   * The server will not send seqs up to `to` that are not yet delivered (a `catchup` in a conflate room: only each
+   * key's newest follows; `skipped` in a drop room): messages up to `to` + 1 are delivered as they come, in order.
+   */
+  skip(to: number): void {
+    this.skipTo = to;
   }
 
   /** Forgets held messages (the connection dropped: the rejoin recovers everything after the position). */

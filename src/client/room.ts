@@ -4,7 +4,7 @@
  * disconnects (offline queue, idempotent retries), history and presence.
  */
 import { isEventName, isIdemId, isRoomName, ROOM_NAME_RULE } from '../protocol/names.js';
-import type { JoinedFrame, MessageFrame, PresenceDiffFrame } from '../protocol/wire.js';
+import type { CatchupFrame, JoinedFrame, MessageFrame, PresenceDiffFrame, SkippedFrame } from '../protocol/wire.js';
 import { backoffDelay } from './backoff.js';
 import { Emitter, type Listener } from './events.js';
 import { invalidArgument, SwitchboardClientError } from './errors.js';
@@ -95,9 +95,10 @@ export class Room {
    * While the room is not joined (offline, reconnecting) the publish waits in the offline queue; a full
    * queue rejects with `offline_queue_full`. Disconnects, `unavailable` and timeouts are retried with the same
    * `idem`, so the message is stored once. `event` names the message (1–200 printable ASCII characters, no
-   * spaces); members receive it as `message.event`.
+   * spaces); members receive it as `message.event`. `key` (same alphabet) is the conflation key: in a `conflate`
+   * room a member that fell behind gets only the newest message of each key.
    */
-  publish(data: Json, options: { idem?: string; event?: string } = {}): Promise<PublishResult> {
+  publish(data: Json, options: { idem?: string; event?: string; key?: string } = {}): Promise<PublishResult> {
     let snapshot: Json;
     try {
       snapshot = this.checkPublish(data, options);
@@ -112,6 +113,7 @@ export class Room {
         data: snapshot,
         idem: options.idem ?? newIdem(),
         ...(options.event !== undefined ? { event: options.event } : {}),
+        ...(options.key !== undefined ? { key: options.key } : {}),
         failures: 0,
         resolve,
         reject,
@@ -197,11 +199,18 @@ export class Room {
     this.stream.accept(m);
   }
 
-  /** A `presence.diff` frame for this room. */
-  onPresence(f: PresenceDiffFrame): void {
+  /** A `presence.diff`, `catchup` or `skipped` frame for this room. */
+  onFrame(f: PresenceDiffFrame | CatchupFrame | SkippedFrame): void {
     if (this.status !== 'joined') return;
-    const { type: _t, ...diff } = f;
-    this.events.emit('presence', diff);
+    if (f.type === 'presence.diff') {
+      const { type: _t, ...diff } = f;
+      this.events.emit('presence', diff);
+      return;
+    }
+    this.stream.skip(f.to);
+    const { type, ...e } = f;
+    if (type === 'catchup') this.events.emit('catchup', e as RoomEvents['catchup']);
+    else this.events.emit('skipped', e);
   }
 
   /** A server error frame naming this room but no open request. */
@@ -277,10 +286,11 @@ export class Room {
 
   // ---- publish -----------------------------------------------------------------------------------------
 
-  private checkPublish(data: Json, options: { idem?: string; event?: string }): Json {
+  private checkPublish(data: Json, options: { idem?: string; event?: string; key?: string }): Json {
     if (typeof options !== 'object' || options === null) throw invalidArgument('publish options must be an object');
     if (options.idem !== undefined && !isIdemId(options.idem)) throw invalidArgument('idem must be 1–128 printable ASCII characters without spaces');
-    if (options.event !== undefined && !isEventName(options.event)) throw invalidArgument('event must be 1–200 printable ASCII characters without spaces');
+    for (const k of ['event', 'key'] as const)
+      if (options[k] !== undefined && !isEventName(options[k])) throw invalidArgument(`${k} must be 1–200 printable ASCII characters without spaces`);
     let text: string | undefined;
     try {
       text = JSON.stringify(data);
@@ -300,7 +310,7 @@ export class Room {
 
   private sendPublish(p: PendingPublish): void {
     this.host.request(
-      { type: 'publish', room: this.name, data: p.data, idem: p.idem, event: p.event },
+      { type: 'publish', room: this.name, data: p.data, idem: p.idem, event: p.event, key: p.key },
       {
         onReply: (f) => p.resolve({ seq: f.seq, epoch: f.epoch, duplicate: f.duplicate }),
         onError: (e) => this.publishFailed(p, e),

@@ -74,6 +74,11 @@ export class RoomStream {
     this.buffer.clearHeld();
   }
 
+  /** A `catchup` or `skipped` frame: seqs up to `to` it was not sent are not waited for (reorder.ts `skip`). */
+  skip(to: number): void {
+    if (this.live) this.buffer.skip(to);
+  }
+
   /** A live or recovered `message`. */
   accept(m: Message): void {
     if (!this.live) return;

@@ -119,6 +119,13 @@ export type PresenceMember = WirePresenceMember;
 export interface RoomEvents {
   message: Message;
   reset: ResetEvent;
+  /**
+   * The room is `conflate`d and this client fell behind: of seqs `from`…`to` it gets only the newest message of each
+   * key (`keys` messages, next); `complete` false: the server no longer had every key's newest (read history).
+   */
+  catchup: { room: string; from: number; to: number; keys: number; complete: boolean };
+  /** The room is `drop` and this client fell behind: seqs `from`…`to` are not sent (history has them). */
+  skipped: { room: string; from: number; to: number };
   presence: PresenceDiff;
   error: SwitchboardClientError;
   joined: JoinedEvent;

@@ -41,6 +41,32 @@ export const tenantWebhookSchema = z
 
 export type WebhookTarget = z.infer<typeof tenantWebhookSchema>;
 
+/** How a room delivers to members that read slower than it is published to (docs/operations.md "Delivery policies"). */
+export const DELIVERY_POLICIES = ['ordered', 'conflate', 'drop'] as const;
+
+/**
+ * One rule of `roomPolicies`: the rooms it covers (a tenant, or every tenant; room patterns where `*` matches any
+ * run of characters) and what they get. The first rule that matches a room decides; rooms no rule matches are
+ * `ordered` without a publish cap.
+ */
+export const roomPolicySchema = z
+  .object({
+    /** A tenant (a Pusher app's id), or `*` for every tenant. */
+    tenant: z
+      .string()
+      .regex(/^(\*|[A-Za-z0-9_-]{1,64})$/, 'tenant: * or 1–64 of A–Z a–z 0–9 _ -')
+      .default('*'),
+    rooms: z.array(z.string().min(1)).min(1).default(['*']),
+    delivery: z.enum(DELIVERY_POLICIES).default('ordered'),
+    /** Publishes the room accepts per second, cluster-wide (a one-second window in the RoomLog); 0: no cap. */
+    maxPublishRate: z.number().int().min(0).default(0),
+    /** `conflate`: keys whose newest message a node keeps per room for members that fall behind. */
+    conflateKeys: z.number().int().min(1).max(1_000_000).default(10_000),
+  })
+  .strict();
+
+export type RoomPolicyRule = z.infer<typeof roomPolicySchema>;
+
 /** A value from a config file, or its JSON text from a flag or variable. */
 const jsonText = <T extends z.ZodType>(schema: T) =>
   z.preprocess((v) => {
@@ -225,6 +251,8 @@ export const configSchema = z
     pusherActivityTimeoutS: positiveInt.default(120),
     /** Webhooks of native tenants (docs/hooks.md): a JSON array of {tenant, secret, url, events, rooms, clientEventRooms}. */
     webhooks: jsonArray(tenantWebhookSchema).default([]),
+    /** Delivery policy and publish cap per room pattern and tenant (docs/operations.md "Delivery policies"); first match wins. */
+    roomPolicies: jsonArray(roomPolicySchema).default([]),
     /** A member (room) gone and back within this is not reported removed (vacated), ms. */
     webhookGraceMs: z.coerce.number().int().min(0).default(5_000),
     /** Events in one webhook request at most. */

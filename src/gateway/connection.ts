@@ -41,6 +41,8 @@ export class Connection implements OutboxSink, RoomMember {
   closeCode = 0;
   /** Told to reconnect elsewhere (drain notice): no more presence diffs (rooms/room.ts, RoomMember). */
   leaving = false;
+  /** Rooms waiting for this connection to read again (conflate / drop members that fell behind); null: none. */
+  private drainWaiters: Array<() => void> | null = null;
 
   constructor(
     readonly id: string,
@@ -78,6 +80,26 @@ export class Connection implements OutboxSink, RoomMember {
 
   onSlow(): void {
     this.onSlowConsumer(this);
+  }
+
+  /**
+   * Behind: its socket takes no more (the outbox waits for 'drain') and its unsent output is past the bound at which a
+   * conflate or drop room stops sending (under the slow-consumer bound: never cut for it). A reader that keeps up
+   * takes a burst of any size in one go and is never behind.
+   */
+  behind(): boolean {
+    return this.blocked && this.queuedBytes + this.socket.writableLength > this.ctx.outbox.behindBytes;
+  }
+
+  whenDrained(fn: () => void): void {
+    (this.drainWaiters ??= []).push(fn);
+  }
+
+  drained(): void {
+    const waiters = this.drainWaiters;
+    if (waiters === null || this.dead || this.closeCode !== 0) return;
+    this.drainWaiters = null;
+    for (const fn of waiters) fn();
   }
 
   /** Flushes queued output, then closes with a code from protocol/close-codes.ts. */

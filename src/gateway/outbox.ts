@@ -35,18 +35,30 @@ export interface OutboxSink {
   /** Waiting for the socket's 'drain': its queue is flushed then, not on the next tick. */
   blocked: boolean;
   onSlow(): void;
+  /** Told when its whole queue has been handed to the socket and the socket is not waiting for 'drain'. */
+  drained?(): void;
 }
+
+/**
+ * Unsent bytes (queued + the socket's) past which a member of a `conflate` or `drop` room is behind (rooms/room.ts):
+ * a burst a healthy reader takes in one go stays under it; a reader that stopped reading passes it.
+ */
+export const BEHIND_BYTES = 256 * 1024;
 
 export class Outbox {
   private dirty: OutboxSink[] = [];
   private scheduled = false;
   private readonly flushBound = () => this.flush();
+  /** Unsent bytes past which a sink is behind (rooms/room.ts `behind`): BEHIND_BYTES, or half the soft bound if less. */
+  readonly behindBytes: number;
 
   constructor(
     private readonly maxBufferedBytes: number,
     private readonly onWrite: (writes: number) => void,
     private readonly slow: { bytes: number; graceMs: number } = { bytes: Infinity, graceMs: Infinity },
-  ) {}
+  ) {
+    this.behindBytes = Math.min(BEHIND_BYTES, Math.floor(slow.bytes / 2));
+  }
 
   enqueue(sink: OutboxSink, frame: Buffer): void {
     if (sink.dead) return;
@@ -132,6 +144,7 @@ export class Outbox {
     if (n === queue.length) {
       sink.queue = null;
       sink.queuedBytes = 0;
+      sink.drained?.();
     } else {
       sink.queue = queue.slice(n);
       sink.queuedBytes -= bytes;
@@ -158,7 +171,9 @@ export class Outbox {
   private unblock(sink: OutboxSink): void {
     if (!sink.blocked) return;
     sink.blocked = false;
-    if (!sink.dead && sink.queue !== null) this.markDirty(sink);
+    if (sink.dead) return;
+    if (sink.queue !== null) this.markDirty(sink);
+    else sink.drained?.();
   }
 
   flush(): void {

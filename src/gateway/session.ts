@@ -478,6 +478,7 @@ export class Session {
         data,
         ...(f.idem !== undefined ? { idem: f.idem } : {}),
         ...(event !== undefined ? { event } : {}),
+        ...(f.key !== undefined ? { key: f.key } : {}),
       });
       if ('seq' in reply) {
         c.sendFrame({ type: 'ack', id: f.id, room: f.room, seq: reply.seq, epoch: reply.epoch, duplicate: reply.duplicate });

@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import type { HistoryPage } from '../engines/messagestore/messagestore.js';
 import type { PresenceStore, RoomMember } from '../engines/presence/presence.js';
-import type { RoomLog } from '../engines/roomlog/roomlog.js';
+import type { PublishInput, RoomLog } from '../engines/roomlog/roomlog.js';
 import type { Json, RoomRef } from '../engines/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -26,6 +26,8 @@ import {
   IDEM_RULE,
   isEventName,
   isIdemId,
+  isMessageKey,
+  MESSAGE_KEY_RULE,
   isRoomName,
   isTenantName,
   isUserId,
@@ -36,6 +38,7 @@ import {
 import type { HoleFilling } from './history-fill.js';
 import { readHistory } from './history.js';
 import type { Publisher } from './publisher.js';
+import type { RoomPolicies } from './room-policy.js';
 
 /** Which transport a request came through (a label of the publish counter). */
 export type Source = 'ws' | 'http' | 'nats' | 'pusher';
@@ -50,6 +53,8 @@ export type PublishRequest =
       readonly idem?: string;
       /** The event name (Pusher's; optional in protocol v1). */
       readonly event?: string;
+      /** The conflation key (protocol/wire.ts WireMessage.key). */
+      readonly key?: string;
       /** A connection (socket id) the message is not delivered to. */
       readonly except?: string;
     }
@@ -73,6 +78,8 @@ export interface EdgeDeps {
   /** History reads: the store, and the durable log for what the store lacks yet (history-fill.ts). */
   readonly holes: HoleFilling;
   readonly presence: PresenceStore;
+  /** Each room's publish cap (and delivery policy, which the rooms apply). */
+  readonly policies: RoomPolicies;
   readonly metrics: Pick<Metrics, 'published' | 'duplicates' | 'error'>;
   readonly log: Logger;
 }
@@ -86,6 +93,7 @@ const publishBodySchema = z
     from: z.string().default('server'),
     idem: z.string().optional(),
     event: z.string().optional(),
+    key: z.string().optional(),
     data: z.json(),
   })
   .strict();
@@ -106,6 +114,7 @@ export class Edge {
     if (b.user !== undefined) {
       if (b.idem !== undefined) throw new SwitchboardError('bad_request', 'idem: direct messages are not sequenced; idem applies to rooms');
       if (b.event !== undefined) throw new SwitchboardError('bad_request', 'event: applies to room messages, not direct messages');
+      if (b.key !== undefined) throw new SwitchboardError('bad_request', 'key: applies to room messages, not direct messages');
       return { tenant: b.tenant, user: b.user, from: b.from, data: b.data };
     }
     return {
@@ -115,6 +124,7 @@ export class Edge {
       data: b.data,
       ...(b.idem !== undefined ? { idem: b.idem } : {}),
       ...(b.event !== undefined ? { event: b.event } : {}),
+      ...(b.key !== undefined ? { key: b.key } : {}),
     };
   }
 
@@ -135,12 +145,15 @@ export class Edge {
       return { tenant: req.tenant, user: req.user, status: 'sent' };
     }
     const ref = { tenant: req.tenant, room: req.room };
-    const input = {
+    const input: { -readonly [K in keyof PublishInput]: PublishInput[K] } = {
       from: req.from,
       data: req.data,
       ...(req.idem !== undefined ? { idem: req.idem } : {}),
       ...(req.event !== undefined ? { event: req.event } : {}),
+      ...(req.key !== undefined ? { key: req.key } : {}),
     };
+    const cap = this.deps.policies.of(ref.tenant, ref.room).maxPublishRate;
+    if (cap > 0) input.maxPerSecond = cap;
     const { message, duplicate } = await publisher.toRoom(ref, input, req.except);
     if (duplicate) metrics.duplicates.inc();
     else metrics.published.inc({ source });
@@ -239,6 +252,7 @@ function checkPublish(req: PublishRequest): void {
     if (req.idem !== undefined && !isIdemId(req.idem)) throw new SwitchboardError('bad_request', `idem: ${IDEM_RULE}`);
   }
   if (req.event !== undefined && !isEventName(req.event)) throw new SwitchboardError('bad_request', `event: ${EVENT_NAME_RULE}`);
+  if ('key' in req && req.key !== undefined && !isMessageKey(req.key)) throw new SwitchboardError('bad_request', `key: ${MESSAGE_KEY_RULE}`);
   if (!isUserId(req.from)) throw new SwitchboardError('bad_request', `from: ${USER_ID_RULE}`);
   // The data's depth is bounded where the transport parsed it (the whole frame, or the body in parsePublish):
   // walking it again per publish would be the same work twice on the hot path.

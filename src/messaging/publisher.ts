@@ -37,6 +37,8 @@ export class Publisher {
     try {
       appended = await this.roomLog.append(ref, input);
     } catch (err) {
+      // The room's publish cap (room-policy.ts): nothing was sequenced; the publisher may retry after a second.
+      if (err instanceof EngineError && err.code === 'full') throw new SwitchboardError('rate_limited', err.message);
       throw new SwitchboardError('unavailable', 'sequencer unavailable, publish not accepted', { cause: err });
     }
     try {

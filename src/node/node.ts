@@ -25,6 +25,7 @@ import { Edge } from '../messaging/edge.js';
 import { fillHoles, nodeHoleFilling } from '../messaging/history-fill.js';
 import type { RoomMessage } from '../engines/types.js';
 import { Publisher } from '../messaging/publisher.js';
+import { RoomPolicies } from '../messaging/room-policy.js';
 import { RoomRegistry } from '../rooms/rooms.js';
 import { openNodeServices } from './services-node.js';
 import { createHooks, fetchTransport } from '../hooks/hooks.js';
@@ -97,6 +98,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     graceMs: config.slowConsumerMs,
   });
   const holes = nodeHoleFilling({ store: engines.store, durableLog: engines.durableLog, publishTimeoutMs: config.publishTimeoutMs, metrics, log });
+  const policies = new RoomPolicies(config.roomPolicies);
   const rooms = new RoomRegistry(
     engines.backplane,
     engines.roomLog,
@@ -122,14 +124,23 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
         metrics.gapFetches.inc({ result });
         if (err !== undefined) log.warn({ err }, 'gap repair fetch failed; retrying');
       },
+      onBehind: (policy, missed, sent) => {
+        if (missed === undefined) {
+          metrics.membersBehind.inc({ policy });
+          return;
+        }
+        metrics.catchups.inc({ policy });
+        metrics.caughtUpMessages.inc({ policy, result: 'missed' }, missed);
+        metrics.caughtUpMessages.inc({ policy, result: 'sent' }, sent ?? 0);
+      },
     },
-    { gapWaitMs: GAP_WAIT_MS, presenceDiffMs: config.presenceDiffMs, gapGiveUpMs: config.publishTimeoutMs + 5_000 },
+    { gapWaitMs: GAP_WAIT_MS, presenceDiffMs: config.presenceDiffMs, gapGiveUpMs: config.publishTimeoutMs + 5_000, policies },
     onBackplaneError,
   );
   const nodeServices = await openNodeServices(config, nodeId);
   const publisher = new Publisher(engines.roomLog, engines.durableLog, engines.backplane, onBackplaneError, config.publishTimeoutMs);
   // The one request edge behind the WebSocket frames, the HTTP API and the NATS API.
-  const edge = new Edge({ publisher, roomLog: engines.roomLog, holes, presence: engines.presence, metrics, log });
+  const edge = new Edge({ publisher, roomLog: engines.roomLog, holes, presence: engines.presence, policies, metrics, log });
   const ctx: GatewayDeps = {
     nodeId,
     config,

@@ -89,6 +89,24 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly membersBehind = new Counter({
+    name: 'switchboard_members_behind_total',
+    help: 'Times a member of a conflate or drop room fell behind (its unsent output passed the bound): it is sent nothing until it reads again.',
+    labelNames: ['policy'] as const,
+    registers: [this.registry],
+  });
+  readonly catchups = new Counter({
+    name: 'switchboard_catchups_total',
+    help: 'Times a member that fell behind in a conflate or drop room read again and was caught up (a catchup or skipped frame).',
+    labelNames: ['policy'] as const,
+    registers: [this.registry],
+  });
+  readonly caughtUpMessages = new Counter({
+    name: 'switchboard_catchup_messages_total',
+    help: 'Messages of catch-ups: result="missed" the seqs members behind were not sent, result="sent" what they got instead.',
+    labelNames: ['policy', 'result'] as const,
+    registers: [this.registry],
+  });
   readonly gapFetches = new Counter({
     name: 'switchboard_gap_fetches_total',
     help: 'Times a room stream waited for a missing seq and fetched it from the RoomLog.',

@@ -17,10 +17,13 @@ export function wireFrame(frame: ServerFrame): Buffer {
   return textFrame(encodeFrame(frame));
 }
 
-/** Keeps exactly the wire fields; `event` only when the message has one (v1 frames without it are unchanged). */
+/** Keeps exactly the wire fields; `event` and `key` only when the message has them (v1 frames without them are unchanged). */
 export function toWire(m: Readonly<WireMessage>): WireMessage {
-  if (m.event === undefined) return { room: m.room, seq: m.seq, epoch: m.epoch, from: m.from, ts: m.ts, data: m.data };
-  return { room: m.room, seq: m.seq, epoch: m.epoch, from: m.from, ts: m.ts, event: m.event, data: m.data };
+  const w: WireMessage = { room: m.room, seq: m.seq, epoch: m.epoch, from: m.from, ts: m.ts, data: m.data };
+  if (m.event === undefined && m.key === undefined) return w;
+  // Field order as before `key` existed: data last.
+  const { data, ...head } = w;
+  return { ...head, ...(m.event !== undefined ? { event: m.event } : {}), ...(m.key !== undefined ? { key: m.key } : {}), data };
 }
 
 /** The `message` frame of a room message, encoded once and shared by every local member. */

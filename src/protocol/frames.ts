@@ -62,6 +62,8 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
     idem: z.string().max(256).optional(),
     /** An event name for the message (protocol/names.ts EVENT_NAME_RULE, checked by the edge). */
     event: z.string().max(256).optional(),
+    /** A conflation key (protocol/names.ts KEY_RULE, checked by the edge): see the `conflate` delivery policy. */
+    key: z.string().max(256).optional(),
   }),
   z.object({
     type: z.literal('history'),

@@ -12,12 +12,15 @@ export const isTenantName = (s: unknown): s is string => typeof s === 'string' &
 export const isUserId = (s: unknown): s is string => typeof s === 'string' && USER.test(s);
 export const isIdemId = (s: unknown): s is string => typeof s === 'string' && IDEM.test(s);
 export const isEventName = (s: unknown): s is string => typeof s === 'string' && EVENT.test(s);
+/** A conflation key (`key` of a room message): the same alphabet as event names. */
+export const isMessageKey = isEventName;
 
 export const ROOM_NAME_RULE = '1–164 characters of A–Z a–z 0–9 _ - : @ ~ = , . ;';
 export const TENANT_NAME_RULE = '1–64 characters of A–Z a–z 0–9 _ -';
 export const IDEM_RULE = '1–128 printable ASCII characters';
 export const USER_ID_RULE = '1–128 characters of A–Z a–z 0–9 _ - . : @ ~';
 export const EVENT_NAME_RULE = '1–200 printable ASCII characters (no spaces)';
+export const MESSAGE_KEY_RULE = EVENT_NAME_RULE;
 
 /**
  * A room name as one NATS subject token: `.` (which would split the token) becomes `%`, which is not in

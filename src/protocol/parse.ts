@@ -13,7 +13,7 @@ type FieldSpec<V> = undefined extends V ? `${Kind}?` : Kind | readonly string[];
 /** Every field of frame F but `type` must be described: adding a field to a frame without a check here fails to compile. */
 type Shape<F> = { readonly [K in Exclude<keyof F, 'type'>]-?: FieldSpec<F[K]> };
 
-const MESSAGE: Shape<WireMessage> = { room: 's', seq: 'n', epoch: 's', from: 's', ts: 'n', event: 's?', data: 'j' };
+const MESSAGE: Shape<WireMessage> = { room: 's', seq: 'n', epoch: 's', from: 's', ts: 'n', event: 's?', key: 's?', data: 'j' };
 
 const SHAPES: { readonly [T in ServerFrameType]: Shape<ServerFrameOf<T>> } = {
   connected: {
@@ -33,6 +33,8 @@ const SHAPES: { readonly [T in ServerFrameType]: Shape<ServerFrameOf<T>> } = {
   left: { id: 'i', room: 's' },
   ack: { id: 'i', room: 's', seq: 'n', epoch: 's', duplicate: 'b' },
   message: MESSAGE,
+  catchup: { room: 's', from: 'n', to: 'n', keys: 'n', complete: 'b' },
+  skipped: { room: 's', from: 'n', to: 'n' },
   'history.page': { id: 'i', room: 's', messages: 'm[]', more: 'b' },
   'presence.list': { id: 'i', room: 's', members: 'a' },
   'presence.diff': { room: 's', joined: 'a', left: 'a', truncated: 'o?' },

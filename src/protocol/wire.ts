@@ -25,6 +25,11 @@ export interface WireMessage {
   ts: number;
   /** The event name given by the publisher (e.g. a Pusher event); the key is absent when none was given. */
   event?: string;
+  /**
+   * The conflation key given by the publisher: in a room with the `conflate` delivery policy, a member that falls
+   * behind gets only the newest message of each key (see `catchup`). Absent when none was given.
+   */
+  key?: string;
   data: Json;
 }
 
@@ -128,6 +133,30 @@ export interface PongFrame {
   type: 'pong';
   id?: RequestId;
 }
+/**
+ * Sent to a member of a `conflate` room that fell behind, when it reads again: of the seqs `from`…`to` it was not
+ * sent, it now gets the newest message of each key, `keys` message frames in seq order right after this frame; the
+ * stream then continues at `to` + 1. `complete` is false when the node no longer held every key's newest message
+ * (more keys than it keeps per room): the app may read history to fill in.
+ */
+export interface CatchupFrame {
+  type: 'catchup';
+  room: string;
+  from: number;
+  to: number;
+  keys: number;
+  complete: boolean;
+}
+/**
+ * Sent to a member of a `drop` room that fell behind, when it reads again: seqs `from`…`to` were not sent to it
+ * (history has them); the stream continues at `to` + 1, the room's newest message, which follows this frame.
+ */
+export interface SkippedFrame {
+  type: 'skipped';
+  room: string;
+  from: number;
+  to: number;
+}
 export interface NoticeFrame {
   type: 'notice';
   code: 'reconnect';
@@ -150,6 +179,8 @@ export type ServerFrame =
   | LeftFrame
   | AckFrame
   | MessageFrame
+  | CatchupFrame
+  | SkippedFrame
   | HistoryPageFrame
   | PresenceListFrame
   | PresenceDiffFrame

@@ -7,6 +7,7 @@
  * frame is encoded once here and the same bytes are queued to every member.
  */
 import type { Json, RoomMessage, RoomPosition, RoomRef } from '../engines/types.js';
+import { DEFAULT_POLICY, type DeliveryPolicy, type RoomPolicy } from '../messaging/room-policy.js';
 import { messageFrame, wireFrame } from '../protocol/encode.js';
 
 /** A connection's membership of one room. */
@@ -25,6 +26,11 @@ export interface Membership {
   skipUpTo: number;
   /** Set when more than MAX_PENDING frames arrived during the join: it then answers `reset`. */
   overflow?: boolean;
+  /**
+   * `conflate` and `drop` rooms: set while the member is behind (it had been sent every message up to this seq
+   * when its unsent output passed the bound); nothing is sent to it until it reads again (`catchUp`).
+   */
+  behindAfter?: number;
 }
 
 /** Users named in one presence diff at most; beyond, the diff carries counts only. */
@@ -88,6 +94,13 @@ export interface RoomMember {
    * every client leaving a draining node made the node send a diff to each member still there.
    */
   readonly leaving?: boolean;
+  /**
+   * Whether the member's unsent output is past the point where a `conflate` or `drop` room stops sending to it.
+   * A member without it (a Pusher connection) gets every message whatever the room's policy (`ordered`).
+   */
+  behind?(): boolean;
+  /** Calls `fn` once, when the member's queued output has all been handed to its socket (it reads again). */
+  whenDrained?(fn: () => void): void;
 }
 
 export interface RoomHooks {
@@ -96,6 +109,11 @@ export interface RoomHooks {
   onDelivered(message: RoomMessage, members: number): void;
   /** A gap was repaired, skipped, or its fetch failed (retried; `err` is the cause). */
   onGap(result: 'repaired' | 'skipped' | 'failed', err?: unknown): void;
+  /**
+   * A member of a `conflate` or `drop` room fell behind (`missed` undefined), or read again and was caught up:
+   * `missed` seqs it was not sent, `sent` messages it was sent instead (the newest of each key; the newest one).
+   */
+  onBehind?(policy: Exclude<DeliveryPolicy, 'ordered'>, missed?: number, sent?: number): void;
 }
 
 const MAX_HELD = 10_000;
@@ -127,6 +145,15 @@ export class LocalRoom {
    * crashed node's users expire in the presence store) can be found and told (`reconcilePresence`).
    */
   private known: Map<string, number> | null = null;
+  /**
+   * `conflate`: the newest message of each key (key-less messages share the key ""), least recently updated
+   * first, at most `policy.conflateKeys`; `drop`: the newest message only. Null in `ordered` rooms.
+   */
+  private latest: Map<string, RoomMessage> | null = null;
+  /** The highest seq of a key's newest message dropped from `latest` for room (a catch-up after it is incomplete). */
+  private evictedUpTo = 0;
+  /** Frames of the messages in `latest`, per codec (encoded once, when delivered or when first caught up with). */
+  private readonly frames = new WeakMap<RoomMessage, Map<RoomCodec, Buffer>>();
   closed = false;
 
   constructor(
@@ -140,6 +167,8 @@ export class LocalRoom {
      * commit; only a message that never became durable stays missing. 0: skip after the first fetch.
      */
     private readonly gapGiveUpMs = 0,
+    /** How members that fall behind are served (messaging/room-policy.ts). */
+    readonly policy: RoomPolicy = DEFAULT_POLICY,
   ) {}
 
   /** The position members joining now start after. */
@@ -171,6 +200,10 @@ export class LocalRoom {
       this.epoch = m.epoch;
       this.lastSeq = 0;
       this.held.clear();
+      // Members behind catch up with the new epoch's messages only (they see the epoch change and reload).
+      this.latest?.clear();
+      this.evictedUpTo = 0;
+      for (const ms of this.members) if (ms.behindAfter !== undefined) ms.behindAfter = 0;
     }
     if (m.seq <= this.lastSeq) return;
     if (m.seq === this.lastSeq + 1) {
@@ -267,6 +300,7 @@ export class LocalRoom {
   private deliver(m: RoomMessage): void {
     this.lastSeq = m.seq;
     this.gapSince = 0;
+    if (this.policy.delivery !== 'ordered') this.remember(m);
     if (this.members.size === 0) return;
     const except = this.except.get(m);
     // Encoded once per codec: the current codec's frame in locals; a map only when members of another codec
@@ -283,6 +317,8 @@ export class LocalRoom {
       }
       if (except === undefined || ms.conn.socketId !== except) this.sendMessage(ms, m.seq, frame!);
     }
+    if (this.latest !== null && codec !== null) (encoded ??= new Map()).set(codec, frame!);
+    if (this.latest !== null && encoded !== null) this.frames.set(m, encoded);
     this.hooks.onDelivered(m, this.members.size);
   }
 
@@ -290,7 +326,78 @@ export class LocalRoom {
     if (ms.pending !== null) {
       if (ms.pending.length < MAX_PENDING) ms.pending.push([seq, frame]);
       else ms.overflow = true;
-    } else if (seq > ms.skipUpTo) ms.conn.send(frame);
+    } else if (seq > ms.skipUpTo) {
+      if (this.latest !== null) {
+        if (ms.behindAfter !== undefined) return; // behind: caught up when it reads again
+        if (ms.conn.behind?.() === true) {
+          this.fellBehind(ms, seq - 1);
+          return;
+        }
+      }
+      ms.conn.send(frame);
+    }
+  }
+
+  /** `conflate` / `drop`: keeps what a member that fell behind is sent when it reads again. */
+  private remember(m: RoomMessage): void {
+    const latest = (this.latest ??= new Map());
+    if (this.policy.delivery === 'drop') {
+      latest.clear();
+      latest.set('', m);
+      return;
+    }
+    const key = m.key ?? '';
+    latest.delete(key); // re-inserted last: the map's order is least recently updated first
+    latest.set(key, m);
+    if (latest.size > this.policy.conflateKeys) {
+      const [oldestKey, oldest] = latest.entries().next().value as [string, RoomMessage];
+      latest.delete(oldestKey);
+      this.evictedUpTo = Math.max(this.evictedUpTo, oldest.seq);
+    }
+  }
+
+  private fellBehind(ms: Membership, after: number): void {
+    ms.behindAfter = after;
+    this.hooks.onBehind?.(this.policy.delivery as Exclude<DeliveryPolicy, 'ordered'>);
+    ms.conn.whenDrained?.(() => this.catchUp(ms));
+  }
+
+  /**
+   * A member that fell behind reads again. `conflate`: a `catchup` frame, then the newest message of each key
+   * it missed, in seq order; `drop`: a `skipped` frame naming the seqs it missed, then the room's newest message.
+   * Either way it then gets every new message: seqs stay increasing and nothing is sent twice.
+   */
+  private catchUp(ms: Membership): void {
+    const after = ms.behindAfter;
+    if (after === undefined || this.closed || !this.members.has(ms)) return;
+    ms.behindAfter = undefined;
+    const latest = this.latest;
+    if (latest === null || this.lastSeq <= after) return;
+    const except = (m: RoomMessage): boolean => ms.conn.socketId !== undefined && this.except.get(m) === ms.conn.socketId;
+    const room = this.ref.room;
+    const missed = this.lastSeq - after;
+    if (this.policy.delivery === 'drop') {
+      const newest = latest.get('')!;
+      if (newest.seq > after + 1) ms.conn.send(wireFrame({ type: 'skipped', room, from: after + 1, to: newest.seq - 1 }));
+      if (!except(newest)) ms.conn.send(this.frameOf(newest, ms.conn.codec));
+      this.hooks.onBehind?.('drop', missed, 1);
+      return;
+    }
+    const due: RoomMessage[] = [];
+    for (const m of latest.values()) if (m.seq > after && !except(m)) due.push(m);
+    due.sort((a, b) => a.seq - b.seq);
+    const complete = this.evictedUpTo <= after;
+    ms.conn.send(wireFrame({ type: 'catchup', room, from: after + 1, to: this.lastSeq, keys: due.length, complete }));
+    for (const m of due) ms.conn.send(this.frameOf(m, ms.conn.codec));
+    this.hooks.onBehind?.('conflate', missed, due.length);
+  }
+
+  private frameOf(m: RoomMessage, codec: RoomCodec): Buffer {
+    let byCodec = this.frames.get(m);
+    if (byCodec === undefined) this.frames.set(m, (byCodec = new Map()));
+    let frame = byCodec.get(codec);
+    if (frame === undefined) byCodec.set(codec, (frame = codec.message(m)));
+    return frame;
   }
 
   /**
@@ -383,6 +490,7 @@ export class LocalRoom {
 
   close(): void {
     this.closed = true;
+    this.latest = null;
     if (this.gapTimer !== null) clearTimeout(this.gapTimer);
     if (this.presenceTimer !== null) clearTimeout(this.presenceTimer);
     this.held.clear();

@@ -5,6 +5,7 @@
 import type { Backplane, BackplaneSubscription } from '../engines/backplane/backplane.js';
 import type { RoomLog } from '../engines/roomlog/roomlog.js';
 import { roomKey, type RoomRef } from '../engines/types.js';
+import type { RoomPolicies } from '../messaging/room-policy.js';
 import { LocalRoom, type RoomHooks } from './room.js';
 import { decodeEnvelope, roomSubject, type RoomEnvelope } from '../messaging/subjects.js';
 
@@ -23,7 +24,7 @@ export class RoomRegistry {
     private readonly backplane: Backplane,
     private readonly roomLog: RoomLog,
     private readonly hooks: RoomHooks,
-    private readonly options: { gapWaitMs: number; presenceDiffMs: number; gapGiveUpMs?: number },
+    private readonly options: { gapWaitMs: number; presenceDiffMs: number; gapGiveUpMs?: number; policies?: RoomPolicies },
     private readonly onError: (err: unknown) => void,
   ) {}
 
@@ -45,7 +46,8 @@ export class RoomRegistry {
     const key = roomKey(ref);
     let entry = this.entries.get(key);
     if (entry === undefined) {
-      const room = new LocalRoom(ref, this.hooks, this.options.gapWaitMs, this.options.presenceDiffMs, this.options.gapGiveUpMs);
+      const policy = this.options.policies?.of(ref.tenant, ref.room);
+      const room = new LocalRoom(ref, this.hooks, this.options.gapWaitMs, this.options.presenceDiffMs, this.options.gapGiveUpMs, policy);
       const created: Entry = { room, ready: Promise.resolve(), sub: null, refs: 0 };
       created.ready = this.open(created);
       entry = created;

@@ -132,6 +132,36 @@ describe('connection and rooms', () => {
     expect(got.resets).toEqual([]);
   });
 
+  it('a catchup (conflate) or skipped (drop) frame: the seqs it names are not waited for or fetched; the app gets the event, then the messages in order', async () => {
+    const s = await server();
+    const { c } = client(s, { gapWaitMs: 50 });
+    const room = c.room('r');
+    const got = collect(room);
+    const catchups: unknown[] = [];
+    const skips: unknown[] = [];
+    room.on('catchup', (e) => catchups.push(e));
+    room.on('skipped', (e) => skips.push(e));
+    await waitFor(() => room.joined, 5000, 'joined');
+    s.last.send(msgFrame(s, 'r', 1));
+    s.last.send(msgFrame(s, 'r', 2));
+    // Conflated: of 3…10 only each key's newest (5 and 10), then 11 live.
+    s.last.send({ type: 'catchup', room: 'r', from: 3, to: 10, keys: 2, complete: true });
+    for (const seq of [5, 10, 11]) s.last.send(msgFrame(s, 'r', seq));
+    await waitFor(() => got.messages.length === 5, 5000, 'caught up');
+    // Dropped: 12…19 skipped, the newest (20) follows.
+    s.last.send({ type: 'skipped', room: 'r', from: 12, to: 19 });
+    for (const seq of [20, 21]) s.last.send(msgFrame(s, 'r', seq));
+    await waitFor(() => got.messages.length === 7, 5000, 'after the skip');
+    // Long enough for a gap timer (gapWaitMs 50) to have fired, had the SDK seen a gap.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seqs(got.messages)).toEqual([1, 2, 5, 10, 11, 20, 21]);
+    expect(catchups).toEqual([{ room: 'r', from: 3, to: 10, keys: 2, complete: true }]);
+    expect(skips).toEqual([{ room: 'r', from: 12, to: 19 }]);
+    expect(got.resets).toEqual([]);
+    expect(s.last.sent('history')).toEqual([]);
+    expect(room.position?.seq).toBe(21);
+  });
+
   it('a gap history cannot fill ends in a reset (reason gap) and delivery goes on', async () => {
     const s = await server();
     const { c } = client(s, { gapWaitMs: 20 });

@@ -141,6 +141,45 @@ export function roomLogConformance(name: string, factory: RoomLogFactory): void 
       }
     });
 
+    it('carries a conflation key through append, since and range; a message without one has no key field', async () => {
+      const logs = await open({}, 2);
+      const keyed = await logs[0]!.append(room, { from: 'alice', data: 1, key: 'AAPL', event: 'tick' });
+      const plain = await logs[1]!.append(room, { from: 'alice', data: 2 });
+      expect(keyed.message).toMatchObject({ seq: 1, key: 'AAPL', event: 'tick', data: 1 });
+      expect('key' in plain.message).toBe(false);
+      for (const log of logs) {
+        const pos = await log.position(room);
+        expect((await log.since(room, 0, pos.epoch)).messages).toEqual([keyed.message, plain.message]);
+        expect(await log.range(room, 1, 2)).toEqual([keyed.message, plain.message]);
+      }
+    });
+
+    it('refuses appends over maxPerSecond in the current second with `full`, using up no seq; a duplicate is still answered', async () => {
+      const logs = await open({}, 2);
+      const cap = 5;
+      // Aligned to the start of a second (of the test's clock; the log's may differ by a few ms), so the 12
+      // concurrent appends fall in at most two of the log's one-second windows.
+      await sleep(1000 - (Date.now() % 1000) + 20);
+      const results = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, i) => logs[i % 2]!.append(room, { from: 'alice', data: i, idem: `r${i}`, maxPerSecond: cap })),
+      );
+      const ok = results.filter((r) => r.status === 'fulfilled').map((r) => r.value.message.seq);
+      const refused = results.filter((r) => r.status === 'rejected').map((r) => r.reason as Error & { code?: string; engine?: string });
+      expect(ok.length).toBeGreaterThanOrEqual(cap);
+      expect(ok.length).toBeLessThanOrEqual(2 * cap);
+      expect(refused.length).toBe(12 - ok.length);
+      for (const e of refused) expect(e).toMatchObject({ name: 'EngineError', engine: 'roomlog', code: 'full' });
+      // Refusals took no seq: the accepted ones are 1..n.
+      expect(ok.sort((a, b) => a - b)).toEqual(upTo(1, ok.length));
+      expect((await logs[0]!.position(room)).seq).toBe(ok.length);
+      // A repeat of an accepted idem is a duplicate even while the room is at its cap.
+      const accepted = results.findIndex((r) => r.status === 'fulfilled');
+      const again = await logs[1]!.append(room, { from: 'alice', data: 'again', idem: `r${accepted}`, maxPerSecond: cap });
+      expect(again.duplicate).toBe(true);
+      // Without the cap nothing is refused.
+      await logs[0]!.append(room, { from: 'alice', data: 'free' });
+    });
+
     it('keeps rooms whose names differ only in Pusher characters apart (`.`, `%`-free look-alikes)', async () => {
       const [log] = await open();
       const names = ['x.y', 'x_y', 'x-y', 'x;y', 'x,y', 'x=y', 'private-App.Models.User.1', 'presence-chat.1', 'presence-chat-1'];

@@ -236,7 +236,8 @@ export class JetStreamDurableLog implements DurableLog {
       stored.ts !== message.ts ||
       stored.from !== message.from ||
       stored.idem !== message.idem ||
-      stored.event !== message.event
+      stored.event !== message.event ||
+      stored.key !== message.key
     ) {
       throw new EngineError('durablelog', 'conflict', `jetstream already holds another message as ${id} (sequence reused); not stored`);
     }

@@ -24,6 +24,9 @@ interface RoomState {
   readonly idem: Map<string, IdemEntry>;
   /** Last time the room was appended to or read. */
   touched: number;
+  /** The publish cap's current second (ms / 1000) and the appends accepted in it. */
+  rateSecond?: number;
+  rateCount?: number;
 }
 
 /** A new random epoch (8 url-safe characters). */
@@ -78,6 +81,16 @@ export class MemoryRoomLog implements RoomLog {
       const seen = state.idem.get(key);
       if (seen !== undefined) return { message: seen.message, duplicate: true };
     }
+    if (input.maxPerSecond !== undefined && input.maxPerSecond > 0) {
+      const second = Math.floor(now / 1000);
+      if (state.rateSecond !== second) {
+        state.rateSecond = second;
+        state.rateCount = 0;
+      }
+      if ((state.rateCount ?? 0) >= input.maxPerSecond)
+        throw new EngineError('roomlog', 'full', `room ${ref.room} accepts ${input.maxPerSecond} publishes a second; retry later`);
+      state.rateCount = (state.rateCount ?? 0) + 1;
+    }
     state.seq += 1;
     const message: RoomMessage = {
       tenant: ref.tenant,
@@ -87,6 +100,7 @@ export class MemoryRoomLog implements RoomLog {
       from: input.from,
       ts: now,
       ...(input.event !== undefined ? { event: input.event } : {}),
+      ...(input.key !== undefined ? { key: input.key } : {}),
       data: input.data,
       ...(input.idem !== undefined ? { idem: input.idem } : {}),
     };

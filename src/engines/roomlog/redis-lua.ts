@@ -39,9 +39,10 @@ end
 
 /**
  * append. ARGV: head (`{"tenant":…,"room":…,"seq":`), mid (`,"from":…,"ts":`), tail (`[,"event":…],"data":…[,"idem":…]}`),
- * idemField ('' = none), windowSize, windowMs, idemMs, idemMax, initSeq, initEpoch ('' = not given).
- * Returns {0, json} for a new message, {1, json} for a duplicate, {2} when the room has no state and
- * no init position was given (the client seeds and retries).
+ * idemField ('' = none), windowSize, windowMs, idemMs, idemMax, initSeq, initEpoch ('' = not given), maxPerSecond
+ * ('0' = no cap). Returns {0, json} for a new message, {1, json} for a duplicate, {2} when the room has no state and
+ * no init position was given (the client seeds and retries), {3} when the room's publish cap for the current second
+ * (meta fields rs, rn) is reached: nothing is assigned.
  */
 export const APPEND_LUA =
   PRELUDE +
@@ -57,6 +58,16 @@ if field ~= '' then
     local at = redis.call('ZSCORE', idemq, field)
     if at and now - tonumber(at) <= idemMs then return {1, first} end
   end
+end
+
+local maxPerSecond = tonumber(ARGV[11]) or 0
+if maxPerSecond > 0 then
+  local second = fmt(math.floor(now / 1000))
+  local counted = redis.call('HMGET', meta, 'rs', 'rn')
+  local n = 0
+  if counted[1] == second then n = tonumber(counted[2]) or 0 end
+  if n >= maxPerSecond then return {3} end
+  redis.call('HSET', meta, 'rs', second, 'rn', fmt(n + 1))
 end
 
 local seq = redis.call('HINCRBY', meta, 'seq', 1)

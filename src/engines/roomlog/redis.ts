@@ -111,15 +111,30 @@ export class RedisRoomLog implements RoomLog {
     const head = `{"tenant":${JSON.stringify(ref.tenant)},"room":${JSON.stringify(ref.room)},"seq":`;
     const mid = `,"from":${JSON.stringify(input.from)},"ts":`;
     const data = JSON.stringify(input.data) ?? 'null';
-    const event = input.event === undefined ? '' : `,"event":${JSON.stringify(input.event)}`;
+    const event =
+      (input.event === undefined ? '' : `,"event":${JSON.stringify(input.event)}`) + (input.key === undefined ? '' : `,"key":${JSON.stringify(input.key)}`);
     const tail = input.idem === undefined ? `${event},"data":${data}}` : `${event},"data":${data},"idem":${JSON.stringify(input.idem)}}`;
     const field = input.idem === undefined ? '' : `${input.from}\u0000${input.idem}`;
     const fencing = this.fences?.check(ref);
     if (fencing !== undefined) await fencing;
     let init = this.options.seed === undefined ? fresh() : undefined;
     for (;;) {
-      const reply = await this.append_(...this.keys(ref), head, mid, tail, field, windowSize, windowMs, idemMs, idemMax, init?.seq ?? '', init?.epoch ?? '');
+      const reply = await this.append_(
+        ...this.keys(ref),
+        head,
+        mid,
+        tail,
+        field,
+        windowSize,
+        windowMs,
+        idemMs,
+        idemMax,
+        init?.seq ?? '',
+        init?.epoch ?? '',
+        input.maxPerSecond ?? 0,
+      );
       const [code, json] = reply as [number, string?];
+      if (code === 3) throw new EngineError('roomlog', 'full', `room ${ref.room} accepts ${input.maxPerSecond} publishes a second; retry later`);
       if (code !== 2 && json !== undefined) return { message: JSON.parse(json) as RoomMessage, duplicate: code === 1 };
       if (init !== undefined) throw new EngineError('roomlog', 'invalid', `room log: unexpected reply from redis for ${ref.tenant}/${ref.room}`);
       init = await this.seedPosition(ref);

@@ -8,6 +8,14 @@ export interface PublishInput {
   readonly idem?: string;
   /** Event name of the message (protocol/names.ts); the message has no `event` key when absent. */
   readonly event?: string;
+  /** Conflation key of the message (protocol/wire.ts); the message has no `key` key when absent. */
+  readonly key?: string;
+  /**
+   * The room's publish cap: appends the room accepts per one-second window (wall-clock seconds of the log's clock,
+   * shared by every node). An append over it rejects with EngineError `full`; a duplicate is answered as a
+   * duplicate whatever the rate. Absent or 0: no cap.
+   */
+  readonly maxPerSecond?: number;
 }
 
 export interface AppendResult {
@@ -34,8 +42,9 @@ export interface RecoveryResult {
  * - `append` is atomic per room: it either returns the first message published with the same
  *   (from, idem) within the idempotency window (`duplicate: true`, nothing new stored), or assigns
  *   seq = previous + 1 (starting at 1), stamps `ts` and the room's epoch, and appends to the window.
- *   The message carries `event` exactly when the input has one (no `event` key otherwise), in every read.
- *   Concurrent appends to one room get distinct, gap-free seqs.
+ *   The message carries `event` and `key` exactly when the input has them (no such field otherwise), in every read.
+ *   Concurrent appends to one room get distinct, gap-free seqs. With `maxPerSecond`, an append beyond that many
+ *   in the room's current second rejects with EngineError `full` and assigns nothing (no seq is used up).
  * - The recent window keeps at least the newest `windowSize` messages younger than `windowMs`.
  * - `since(ref, seq, epoch)` returns every message after `seq` if the window still has them all and
  *   the epoch matches, with `complete: true`; otherwise `complete: false` with whatever it has.
