@@ -132,6 +132,18 @@ export function messageStoreConformance(name: string, factory: () => Promise<Mes
       expect(after.messages.map((m) => m.event)).toEqual([undefined, undefined, 'client-e300']);
     });
 
+    it('stores a conflation key with the message; a message without one reads back with no key field', async () => {
+      const ref = fresh();
+      const mixed = range(1, 120).map((s) => (s % 4 === 0 ? msg(ref, s, { key: `AAPL-${s % 8}`, event: 'tick' }) : msg(ref, s)));
+      await store.insert(mixed);
+      const got = await all(ref, 50);
+      expect(got).toEqual(mixed);
+      for (const m of got) {
+        if (m.seq % 4 === 0) expect(m.key).toBe(`AAPL-${m.seq % 8}`);
+        else expect(Object.keys(m)).not.toContain('key');
+      }
+    });
+
     it('an empty batch is accepted and changes nothing', async () => {
       const ref = fresh();
       await store.insert([]);

@@ -47,6 +47,8 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   /** Migration 2: `RoomMessage.event`, NULL for messages without one (and every message stored before). */
   { version: 2, name: 'messages.event', sql: 'ALTER TABLE messages ADD COLUMN event text NULL' },
+  /** Migration 3: `RoomMessage.key` (the conflation key) as `mkey`, NULL for messages without one (and every message stored before). */
+  { version: 3, name: 'messages.mkey', sql: 'ALTER TABLE messages ADD COLUMN mkey text NULL' },
 ];
 
 /** Arbitrary constant naming Switchboard's migration lock in `pg_advisory_xact_lock`. */

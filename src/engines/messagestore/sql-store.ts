@@ -12,8 +12,8 @@ import { EngineError } from '../errors.js';
 export { MAX_DATA_DEPTH, MAX_PAGE_LIMIT, UnstorableMessageError, unstorableReason } from './storable.js';
 
 /** Columns written per row; with MAX_BIND_PARAMS this bounds the rows of one INSERT. */
-const COLUMNS = 9;
-/** Most rows in one INSERT statement: 7,281 rows = 65,529 parameters. */
+const COLUMNS = 10;
+/** Most rows in one INSERT statement: 6,553 rows = 65,530 parameters. */
 export const MAX_ROWS_PER_STATEMENT = Math.floor(MAX_BIND_PARAMS / COLUMNS);
 
 export interface SqlMessageStoreOptions {
@@ -32,9 +32,10 @@ interface MessageRow {
   data: Json;
   idem: string | null;
   event: string | null;
+  mkey: string | null;
 }
 
-const SELECT_COLUMNS = 'tenant, room, seq, epoch, sender, ts, data, idem, event';
+const SELECT_COLUMNS = 'tenant, room, seq, epoch, sender, ts, data, idem, event, mkey';
 
 /**
  * The SQL MessageStore. Behaviour beyond the MessageStore contract:
@@ -150,8 +151,8 @@ function insertStatement(rows: readonly RoomMessage[]): { text: string; params: 
   for (const m of rows) {
     checkStorable(m);
     const n = params.length;
-    tuples.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7}::text::jsonb, $${n + 8}, $${n + 9})`);
-    params.push(m.tenant, m.room, m.seq, m.epoch, m.from, m.ts, jsonbText(m.data), m.idem ?? null, m.event ?? null);
+    tuples.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7}::text::jsonb, $${n + 8}, $${n + 9}, $${n + 10})`);
+    params.push(m.tenant, m.room, m.seq, m.epoch, m.from, m.ts, jsonbText(m.data), m.idem ?? null, m.event ?? null, m.key ?? null);
   }
   return {
     text: `INSERT INTO messages (${SELECT_COLUMNS}) VALUES ${tuples.join(', ')} ON CONFLICT (tenant, room, seq) DO NOTHING`,
@@ -160,12 +161,13 @@ function insertStatement(rows: readonly RoomMessage[]): { text: string; params: 
 }
 
 /**
- * PostgreSQL: the whole batch as one `INSERT … SELECT FROM unnest(9 arrays) ON CONFLICT DO NOTHING`.
- * Nine parameters instead of nine per row: no 65,535-parameter limit, one short statement text, and far
+ * PostgreSQL: the whole batch as one `INSERT … SELECT FROM unnest(10 arrays) ON CONFLICT DO NOTHING`.
+ * Ten parameters instead of ten per row: no 65,535-parameter limit, one short statement text, and far
  * less per-value work in the client than a multi-row VALUES list (measured by the bench's `engines` scenario: `npm run bench -- --only engines`).
  */
 function unnestInsert(rows: readonly RoomMessage[]): [string, SqlParam[]] {
-  const cols: [string[], string[], number[], string[], string[], number[], string[], (string | null)[], (string | null)[]] = [
+  const cols: [string[], string[], number[], string[], string[], number[], string[], (string | null)[], (string | null)[], (string | null)[]] = [
+    [],
     [],
     [],
     [],
@@ -187,11 +189,12 @@ function unnestInsert(rows: readonly RoomMessage[]): [string, SqlParam[]] {
     cols[6].push(jsonbText(m.data));
     cols[7].push(m.idem ?? null);
     cols[8].push(m.event ?? null);
+    cols[9].push(m.key ?? null);
   }
   return [
     `INSERT INTO messages (${SELECT_COLUMNS})
-     SELECT t, r, s, e, f, ts, d::jsonb, i, ev
-     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[]) AS u(t, r, s, e, f, ts, d, i, ev)
+     SELECT t, r, s, e, f, ts, d::jsonb, i, ev, k
+     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[]) AS u(t, r, s, e, f, ts, d, i, ev, k)
      ON CONFLICT (tenant, room, seq) DO NOTHING`,
     cols as unknown as SqlParam[],
   ];
@@ -206,6 +209,7 @@ function toMessage(row: MessageRow): RoomMessage {
     from: row.sender,
     ts: toInt(row.ts, 'ts'),
     ...(row.event !== null ? { event: row.event } : {}),
+    ...(row.mkey !== null ? { key: row.mkey } : {}),
     data: row.data,
   };
   return row.idem === null ? message : { ...message, idem: row.idem };

@@ -14,8 +14,8 @@ export interface SqliteWorkerConfig {
 /** A value of one column of `messages`. */
 export type SqliteValue = string | number | null;
 
-/** Columns of one row, in INSERT order: tenant, room, seq, epoch, sender, ts, data (JSON text), idem, event. */
-export const SQLITE_COLUMNS = 9;
+/** Columns of one row, in INSERT order: tenant, room, seq, epoch, sender, ts, data (JSON text), idem, event, mkey. */
+export const SQLITE_COLUMNS = 10;
 
 export type SqliteRequest =
   /** `rows`: SQLITE_COLUMNS values per row, rows one after another; stored in one transaction. */
@@ -33,8 +33,8 @@ export type SqliteRequest =
   | { readonly id: number; readonly op: 'position'; readonly tenant: string; readonly room: string }
   | { readonly id: number; readonly op: 'close' };
 
-/** A page row: seq, epoch, sender, ts, data (JSON text), idem, event. */
-export type SqlitePageRow = [number, string, string, number, string, string | null, string | null];
+/** A page row: seq, epoch, sender, ts, data (JSON text), idem, event, mkey. */
+export type SqlitePageRow = [number, string, string, number, string, string | null, string | null, string | null];
 
 /** The worker's answer to request `id` (0: the answer to opening the database). */
 export type SqliteReply =

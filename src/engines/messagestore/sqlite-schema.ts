@@ -39,6 +39,8 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
         PRIMARY KEY (tenant, room, seq)
       ) WITHOUT ROWID;`,
   },
+  /** Migration 2: `RoomMessage.key` (the conflation key) as `mkey`, NULL for messages without one. */
+  { version: 2, name: 'messages.mkey', sql: 'ALTER TABLE messages ADD COLUMN mkey TEXT NULL' },
 ];
 
 /** Brings the schema up to the last migration; returns the versions applied by this call. */

@@ -15,7 +15,7 @@ const port = parentPort;
 if (port === null) throw new Error('sqlite-worker.ts runs only as a worker thread');
 const config = workerData as SqliteWorkerConfig;
 
-const COLUMNS = 'seq, epoch, sender, ts, data, idem, event';
+const COLUMNS = 'seq, epoch, sender, ts, data, idem, event, mkey';
 
 function describe(error: unknown): { name: string; message: string; code?: string } {
   if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
@@ -46,7 +46,7 @@ try {
 }
 
 const insertRow = db.prepare(
-  'INSERT INTO messages (tenant, room, seq, epoch, sender, ts, data, idem, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, room, seq) DO NOTHING',
+  'INSERT INTO messages (tenant, room, seq, epoch, sender, ts, data, idem, event, mkey) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, room, seq) DO NOTHING',
 );
 const insertRows = db.transaction((values: readonly SqliteValue[]) => {
   for (let i = 0; i < values.length; i += SQLITE_COLUMNS) insertRow.run(values.slice(i, i + SQLITE_COLUMNS));

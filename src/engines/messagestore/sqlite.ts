@@ -116,7 +116,7 @@ export class SqliteMessageStore implements MessageStore {
         const rows: SqliteValue[] = [];
         for (const m of slice) {
           checkStorable(m);
-          rows.push(m.tenant, m.room, m.seq, m.epoch, m.from, m.ts, JSON.stringify(m.data) ?? 'null', m.idem ?? null, m.event ?? null);
+          rows.push(m.tenant, m.room, m.seq, m.epoch, m.from, m.ts, JSON.stringify(m.data) ?? 'null', m.idem ?? null, m.event ?? null, m.key ?? null);
         }
         await this.request({ op: 'insert', rows });
       }
@@ -196,7 +196,7 @@ export class SqliteMessageStore implements MessageStore {
 }
 
 function toMessage(ref: RoomRef, row: SqlitePageRow): RoomMessage {
-  const [seq, epoch, from, ts, data, idem, event] = row;
+  const [seq, epoch, from, ts, data, idem, event, key] = row;
   const message: RoomMessage = {
     tenant: ref.tenant,
     room: ref.room,
@@ -205,6 +205,7 @@ function toMessage(ref: RoomRef, row: SqlitePageRow): RoomMessage {
     from,
     ts,
     ...(event !== null ? { event } : {}),
+    ...(key !== null ? { key } : {}),
     data: JSON.parse(data) as RoomMessage['data'],
   };
   return idem === null ? message : { ...message, idem };
