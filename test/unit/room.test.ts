@@ -663,3 +663,115 @@ describe('LocalRoom presence reconciliation (leaves nobody announced)', () => {
     room.close();
   });
 });
+
+describe('delivery policies: members that fall behind', () => {
+  /** A member whose `behind()` the test switches, and which is told when it "drains". */
+  function laggard(room: LocalRoom): TestMember & { setBehind(b: boolean): void; drain(): void } {
+    const frames: Buffer[] = [];
+    let behind = false;
+    let waiters: Array<() => void> = [];
+    const membership: Membership = {
+      conn: {
+        codec: V1_CODEC,
+        send: (frame: Buffer) => frames.push(frame),
+        behind: () => behind,
+        whenDrained: (fn) => waiters.push(fn),
+      },
+      local: room,
+      pending: null,
+      skipUpTo: 0,
+    };
+    room.members.add(membership);
+    const decoded = (): Array<Record<string, unknown>> => frames.map((f) => decodeFrame(f));
+    return {
+      membership,
+      frames,
+      decoded,
+      seqs: () =>
+        decoded()
+          .filter((f) => f.type === 'message')
+          .map((f) => f.seq as number),
+      setBehind: (b) => (behind = b),
+      drain: () => {
+        behind = false;
+        const w = waiters;
+        waiters = [];
+        for (const fn of w) fn();
+      },
+    };
+  }
+  const keyed = (seq: number, key: string): RoomMessage => ({ ...msg(seq), key });
+
+  it('conflate: a catch-up past the keys a room keeps says complete: false; the keys it kept follow in seq order', async () => {
+    const h = hooks();
+    const room = new LocalRoom(ref, h.hooks, GAP_WAIT_MS, PRESENCE_MS, 0, { delivery: 'conflate', maxPublishRate: 0, conflateKeys: 3 });
+    rooms.push(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    const slow = laggard(room);
+    const fast = member(room);
+    room.accept(keyed(1, 'a'));
+    slow.setBehind(true);
+    // a b c d a: the room keeps 3 keys, so key b's newest (3) is evicted once d arrives
+    for (const [seq, key] of [
+      [2, 'a'],
+      [3, 'b'],
+      [4, 'c'],
+      [5, 'd'],
+      [6, 'a'],
+    ] as const)
+      room.accept(keyed(seq, key));
+    expect(slow.seqs()).toEqual([1]);
+    slow.drain();
+    const after = slow.decoded().slice(1);
+    expect(after[0]).toEqual({ type: 'catchup', room: 'lobby', from: 2, to: 6, keys: 3, complete: false });
+    expect(after.slice(1).map((f) => [f.seq, f.key])).toEqual([
+      [4, 'c'],
+      [5, 'd'],
+      [6, 'a'],
+    ]);
+    room.accept(keyed(7, 'b'));
+    expect(slow.seqs()).toEqual([1, 4, 5, 6, 7]);
+    expect(fast.seqs()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it('conflate: a member that reads again before anything new was published gets no catch-up; an ordered room never asks', () => {
+    const h = hooks();
+    const room = new LocalRoom(ref, h.hooks, GAP_WAIT_MS, PRESENCE_MS, 0, { delivery: 'conflate', maxPublishRate: 0, conflateKeys: 10 });
+    rooms.push(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    const slow = laggard(room);
+    room.accept(keyed(1, 'a'));
+    slow.setBehind(true);
+    room.accept(keyed(2, 'a'));
+    slow.drain();
+    expect(slow.decoded().map((f) => f.type)).toEqual(['message', 'catchup', 'message']);
+    slow.setBehind(true);
+    slow.drain(); // nothing was held back: nothing to send
+    expect(slow.decoded()).toHaveLength(3);
+
+    const ordered = newRoom(hooks());
+    ordered.start({ seq: 0, epoch: EPOCH });
+    const o = laggard(ordered);
+    o.setBehind(true);
+    for (const seq of [1, 2, 3]) ordered.accept(msg(seq));
+    expect(o.seqs()).toEqual([1, 2, 3]);
+  });
+
+  it('drop: skipped names the seqs not sent and the newest follows; a member that left is not caught up', () => {
+    const h = hooks();
+    const room = new LocalRoom(ref, h.hooks, GAP_WAIT_MS, PRESENCE_MS, 0, { delivery: 'drop', maxPublishRate: 0, conflateKeys: 10 });
+    rooms.push(room);
+    room.start({ seq: 0, epoch: EPOCH });
+    const slow = laggard(room);
+    const gone = laggard(room);
+    room.accept(msg(1));
+    slow.setBehind(true);
+    gone.setBehind(true);
+    for (const seq of [2, 3, 4, 5]) room.accept(msg(seq));
+    room.members.delete(gone.membership);
+    slow.drain();
+    gone.drain();
+    expect(slow.decoded().slice(1)).toEqual([{ type: 'skipped', room: 'lobby', from: 2, to: 4 }, expect.objectContaining({ type: 'message', seq: 5 })]);
+    expect(gone.seqs()).toEqual([1]);
+  });
+});
