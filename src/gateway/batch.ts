@@ -13,7 +13,10 @@ import { joinDeflated } from '../protocol/deflate.js';
 import { readTextFrame, textFrame, type TextPayload } from '../protocol/wsframe.js';
 
 const NEWLINE = Buffer.from('\n');
-/** Largest payload of one batch frame; a batch is cut before a frame that would pass it (a bigger frame goes alone). */
+/**
+ * Largest sum of the payloads joined into one batch frame; a batch is cut before a frame that would pass it (a bigger
+ * frame goes alone). A compressed batch adds a few bytes per piece (stored block headers, sync tails).
+ */
 export const MAX_BATCH_BYTES = 64 * 1024;
 
 export class FrameBatcher {
