@@ -40,6 +40,8 @@ Object.assign(HELP, {
   historyBatch: 'most messages per history insert batch (default 5000)',
   embeddedStore: 'embedded history store: sqlite (default, <data-dir>/history.sqlite) or pglite (<data-dir>/history/)',
   eventLoopResolutionMs: 'event-loop delay monitor resolution behind switchboard_nodejs_eventloop_lag_*, ms (default 10)',
+  compression: 'permessage-deflate on /ws, room messages compressed once for every member that took it: true (default) or false',
+  compressionThresholdBytes: 'room messages whose JSON has at least this many bytes are compressed (default 1024)',
 });
 
 const program = new Command('switchboard').description('Switchboard real-time messaging gateway');

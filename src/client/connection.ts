@@ -167,10 +167,10 @@ export class Connection implements RoomHost {
       if (gen !== this.gen) return;
       this.armConnectTimer(gen, this.o.connectTimeoutMs, `not connected within ${this.o.connectTimeoutMs} ms of the WebSocket handshake`);
       const user = token === undefined ? (this.o.user ?? this.anonUser) : undefined;
-      this.send({ type: 'connect', id: CONNECT_ID, protocol: 1, ...(token !== undefined ? { token } : {}), ...(user !== undefined ? { user } : {}) });
+      this.send({ type: 'connect', id: CONNECT_ID, protocol: 1, batch: true, ...(token !== undefined ? { token } : user !== undefined ? { user } : {}) });
     };
     ws.onmessage = (ev) => {
-      if (gen === this.gen) this.onData(ev.data);
+      for (const text of String(ev.data).split('\n')) if (gen === this.gen) this.onData(text); // a batch frame: one JSON frame a line
     };
     ws.onerror = (ev) => {
       transportError = ev;
@@ -191,9 +191,9 @@ export class Connection implements RoomHost {
 
   private readonly token = (): Promise<string | undefined> => tokenFrom(this.o.token, this.o.getToken);
 
-  private onData(data: unknown): void {
+  private onData(data: string): void {
     this.armWatchdog(); // anything that arrives shows the connection is alive
-    const f = parseServerFrame(typeof data === 'string' ? data : String(data));
+    const f = parseServerFrame(data);
     if (f === null) return; // not a protocol v1 server frame: not ours to act on
     switch (f.type) {
       case 'ping':

@@ -209,6 +209,12 @@ export const configSchema = z
     slowConsumerBytes: positiveInt.default(1_048_576),
     slowConsumerMs: positiveInt.default(2_000),
     maxRoomsPerConnection: positiveInt.default(100),
+    /**
+     * permessage-deflate on /ws (docs/operations.md §12): offered to clients, and room messages of at
+     * least compressionThresholdBytes (their JSON) are compressed once and shared by every member that took it.
+     */
+    compression: bool.default(true),
+    compressionThresholdBytes: positiveInt.default(1_024),
     /** Publishes one connection may make per second (a token bucket holding one second's worth); 0: no limit. */
     publishRatePerConnection: z.coerce.number().int().min(0).default(0),
     /** Connections one user may hold on this node (a connect beyond is refused too_many_connections, close 4007); 0: no limit. */

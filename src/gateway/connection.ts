@@ -57,10 +57,10 @@ export class Connection implements OutboxSink, RoomMember {
     this.nextPingAt = openedAt + ctx.config.pingIntervalMs * (0.5 + Math.random() * 0.5);
   }
 
-  /** Protocol v1's room frames (on the prototype: no per-connection cost). */
-  get codec(): RoomCodec {
-    return V1_CODEC;
-  }
+  /** Protocol v1's room frames: compressed ones when the client negotiated permessage-deflate (gateway/compression.ts). */
+  codec: RoomCodec = V1_CODEC;
+  /** Opted in at `connect`: frames queued for one write go out as one batch frame (gateway/batch.ts). */
+  batch = false;
 
   send(frame: Buffer): void {
     this.ctx.outbox.enqueue(this, frame);

@@ -33,6 +33,8 @@ export type GatewayConfig = Pick<
   | 'presenceTtlMs'
   | 'drainTimeoutMs'
   | 'drainSpreadMs'
+  | 'compression'
+  | 'compressionThresholdBytes'
 >;
 
 export interface GatewayDeps {

@@ -7,10 +7,12 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { RoomCodec } from '../rooms/room.js';
 import { CloseCodes } from '../protocol/close-codes.js';
 import { wireFrame } from '../protocol/encode.js';
 import { SUBPROTOCOL } from '../protocol/frames.js';
 import type { Admission } from './admission.js';
+import { DEFLATE_OFFER, deflateCodec, sharesDeflate } from './compression.js';
 import { Connection } from './connection.js';
 import type { GatewayDeps } from './deps.js';
 import { DrainSchedule, type DrainHooks, type DrainResult } from './drain.js';
@@ -31,6 +33,10 @@ export class Gateway {
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly presenceTimer: NodeJS.Timeout;
   private drainSchedule: DrainSchedule<Connection> | null = null;
+  /** The room codec of connections that negotiated permessage-deflate (null with compression off). */
+  private readonly deflate: RoomCodec | null;
+  /** Upgrades whose 101 accepted permessage-deflate in a form that allows shared compressed frames. */
+  private readonly deflated = new WeakSet<IncomingMessage>();
 
   constructor(
     private readonly ctx: GatewayDeps,
@@ -42,12 +48,16 @@ export class Gateway {
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
-      perMessageDeflate: false,
+      perMessageDeflate: ctx.config.compression ? DEFLATE_OFFER : false,
       // Hard cap: frames up to maxFrameBytes get a typed error, anything over 4x is cut by ws with 1009.
       maxPayload: ctx.config.maxFrameBytes * 4,
       // Select our subprotocol when offered and nothing else (ws would otherwise select the first one
       // offered, so a client asking for `mqtt` would be told it got `mqtt`). Other offers never get here.
       handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+    this.deflate = ctx.config.compression ? deflateCodec(ctx.config.compressionThresholdBytes, (json, sent) => ctx.metrics.compressed(json, sent)) : null;
+    this.wss.on('headers', (headers: string[], req: IncomingMessage) => {
+      if (this.deflate !== null && sharesDeflate(headers)) this.deflated.add(req);
     });
     ctx.metrics.connectionsMax.set(ctx.config.maxConnections);
     const sweepMs = Math.max(50, Math.min(1000, Math.floor(Math.min(ctx.config.pingTimeoutMs, ctx.config.slowConsumerMs) / 4)));
@@ -78,7 +88,7 @@ export class Gateway {
       return;
     }
     const credentials = this.ctx.hooks.connect !== undefined ? hookCredentials(req, this.ctx.hooks.connectHeaders, this.ctx.hooks.connectCookies) : null;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, credentials));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, credentials, this.deflated.has(req)));
   }
 
   /** One callback shared by every connection (not a closure per connection). */
@@ -88,9 +98,13 @@ export class Gateway {
     slow.cut(CloseCodes.slowConsumer, 'slow consumer');
   };
 
-  private accept(ws: WebSocket, socket: Socket, credentials: Connection['hookCredentials']): void {
+  private accept(ws: WebSocket, socket: Socket, credentials: Connection['hookCredentials'], deflate: boolean): void {
     const c = new Connection(`${this.ctx.nodeId}-${this.boot}-${(++this.counter).toString(36)}`, ws, socket, this.ctx, Date.now(), this.onSlowConsumer);
     c.hookCredentials = credentials;
+    if (deflate && this.deflate !== null) {
+      c.codec = this.deflate;
+      this.ctx.metrics.deflateConnections.inc();
+    }
     this.conns.add(c);
     this.ctx.metrics.connectionOpened('v1');
     // The handshake completed after the drain began: send it elsewhere at once.
@@ -110,6 +124,7 @@ export class Gateway {
     c.dead = true;
     c.queue = null;
     this.ctx.metrics.connectionClosed('v1', closeLabel(c.closeCode || code));
+    if (c.codec === this.deflate) this.ctx.metrics.deflateConnections.dec();
     for (const room of [...c.rooms.keys()]) this.session.leaveRoom(c, room);
     const id = c.identity;
     if (id !== null) {

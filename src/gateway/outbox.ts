@@ -17,8 +17,12 @@
  * in the sink's queue until the socket drains. A slow consumer's backlog therefore sits in the queue,
  * where cutting it off drops it, and its close frame (4003) waits behind at most that much, not behind
  * megabytes: a client that reads again gets the close and learns why.
+ *
+ * A sink that opted in to batch frames (`batch`) has each write's run of frames joined by the batcher
+ * (gateway/batch.ts): several queued frames, one WebSocket frame.
  */
 import type { Socket } from 'node:net';
+import type { FrameBatcher } from './batch.js';
 
 /** Unsent bytes a socket may hold in Node's buffer before the outbox waits for 'drain'. */
 export const SOCKET_HIGH_WATER = 64 * 1024;
@@ -34,6 +38,8 @@ export interface OutboxSink {
   overSince: number;
   /** Waiting for the socket's 'drain': its queue is flushed then, not on the next tick. */
   blocked: boolean;
+  /** Opted in to batch frames (protocol v1's `connect.batch`): a write of several frames is one WebSocket frame. */
+  readonly batch?: boolean;
   onSlow(): void;
   /** Told when its whole queue has been handed to the socket and the socket is not waiting for 'drain'. */
   drained?(): void;
@@ -51,11 +57,15 @@ export class Outbox {
   private readonly flushBound = () => this.flush();
   /** Unsent bytes past which a sink is behind (rooms/room.ts `behind`): BEHIND_BYTES, or half the soft bound if less. */
   readonly behindBytes: number;
+  /** Bytes handed to sockets since the last report to `onWrite`. */
+  private wireBytes = 0;
 
   constructor(
     private readonly maxBufferedBytes: number,
-    private readonly onWrite: (writes: number) => void,
+    /** Socket writes and the bytes they carried, reported once per flush (and per flush before a close). */
+    private readonly onWrite: (writes: number, bytes: number) => void,
     private readonly slow: { bytes: number; graceMs: number } = { bytes: Infinity, graceMs: Infinity },
+    private readonly batcher: FrameBatcher | null = null,
   ) {
     this.behindBytes = Math.min(BEHIND_BYTES, Math.floor(slow.bytes / 2));
   }
@@ -124,11 +134,17 @@ export class Outbox {
       let room = all ? Infinity : SOCKET_HIGH_WATER - socket.writableLength;
       if (room <= 0) break;
       const start = n;
+      const before = bytes;
       while (n < queue.length && room > 0) {
         room -= queue[n]!.length;
         bytes += queue[n]!.length;
         n++;
       }
+      if (sink.batch === true && this.batcher !== null && n - start > 1) {
+        this.wireBytes += this.batcher.write(socket, queue, start, n);
+        continue;
+      }
+      this.wireBytes += bytes - before;
       if (n - start === 1) {
         socket.write(queue[start]!);
       } else {
@@ -137,6 +153,7 @@ export class Outbox {
         socket.uncork();
       }
     }
+    if (all && n > 0) this.report(1);
     if (n === 0) {
       this.block(sink);
       return false;
@@ -182,6 +199,11 @@ export class Outbox {
     this.dirty = [];
     let writes = 0;
     for (const sink of dirty) if (this.flushSink(sink)) writes++;
-    if (writes > 0) this.onWrite(writes);
+    if (writes > 0) this.report(writes);
+  }
+
+  private report(writes: number): void {
+    this.onWrite(writes, this.wireBytes);
+    this.wireBytes = 0;
   }
 }

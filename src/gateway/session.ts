@@ -153,6 +153,7 @@ export class Session {
       c.sendError('bad_request', `protocol ${f.protocol} is not supported; this node speaks ${PROTOCOL_VERSION}`, f.id);
       return;
     }
+    if (f.batch === true) c.batch = true;
     c.authenticating = true;
     let failure: { err: unknown } | null = null;
     try {

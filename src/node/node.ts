@@ -20,6 +20,7 @@ import { Admission } from '../gateway/admission.js';
 import type { GatewayDeps } from '../gateway/deps.js';
 import { Gateway } from '../gateway/gateway.js';
 import { NodeStats, type NodeInfo } from './node-stats.js';
+import { FrameBatcher } from '../gateway/batch.js';
 import { Outbox } from '../gateway/outbox.js';
 import { Edge } from '../messaging/edge.js';
 import { fillHoles, nodeHoleFilling } from '../messaging/history-fill.js';
@@ -93,10 +94,18 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     metrics.backplaneErrors.inc();
     log.error({ err }, 'backplane error');
   };
-  const outbox = new Outbox(config.maxBufferedBytes, (n) => metrics.socketWrites.inc(n), {
-    bytes: config.slowConsumerBytes,
-    graceMs: config.slowConsumerMs,
-  });
+  const outbox = new Outbox(
+    config.maxBufferedBytes,
+    (writes, bytes) => {
+      metrics.socketWrites.inc(writes);
+      metrics.socketBytes.inc(bytes);
+    },
+    { bytes: config.slowConsumerBytes, graceMs: config.slowConsumerMs },
+    new FrameBatcher((frames) => {
+      metrics.batchFrames.inc();
+      metrics.batchedFrames.inc(frames);
+    }),
+  );
   const holes = nodeHoleFilling({ store: engines.store, durableLog: engines.durableLog, publishTimeoutMs: config.publishTimeoutMs, metrics, log });
   const policies = new RoomPolicies(config.roomPolicies);
   const rooms = new RoomRegistry(

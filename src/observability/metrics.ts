@@ -55,6 +55,37 @@ export class Metrics {
     help: 'Coalesced socket writes (one per connection per event-loop tick with output).',
     registers: [this.registry],
   });
+  readonly socketBytes = new Counter({
+    name: 'switchboard_socket_bytes_total',
+    help: 'Bytes of frames written to client sockets by the outbox (both protocols; not the handshake or ws control frames).',
+    registers: [this.registry],
+  });
+  readonly batchFrames = new Counter({
+    name: 'switchboard_batch_frames_total',
+    help: 'Batch frames written (several server frames in one WebSocket frame, to connections that opted in).',
+    registers: [this.registry],
+  });
+  readonly batchedFrames = new Counter({
+    name: 'switchboard_batched_frames_total',
+    help: 'Server frames carried inside batch frames.',
+    registers: [this.registry],
+  });
+  readonly deflateConnections = new Gauge({
+    name: 'switchboard_deflate_connections',
+    help: 'Open v1 connections that negotiated permessage-deflate and get compressed room messages.',
+    registers: [this.registry],
+  });
+  readonly messagesCompressed = new Counter({
+    name: 'switchboard_messages_compressed_total',
+    help: 'Room message frames compressed (once per message for all members that negotiated permessage-deflate).',
+    registers: [this.registry],
+  });
+  readonly compressionBytes = new Counter({
+    name: 'switchboard_compression_bytes_total',
+    help: 'Compressed room messages: their JSON bytes (stage json) and the payload bytes sent for them (stage sent).',
+    labelNames: ['stage'] as const,
+    registers: [this.registry],
+  });
   readonly fanoutLatency = new Histogram({
     name: 'switchboard_publish_to_deliver_seconds',
     help: 'From seq assignment to the frame being queued to local members, per message per node.',
@@ -279,6 +310,13 @@ export class Metrics {
   connectionOpened(protocol: WireProtocol): void {
     this.connections.inc();
     this.connectionsByProtocol.inc({ protocol });
+  }
+
+  /** One room message compressed: its JSON bytes and the payload bytes sent for it. */
+  compressed(jsonBytes: number, sentBytes: number): void {
+    this.messagesCompressed.inc();
+    this.compressionBytes.inc({ stage: 'json' }, jsonBytes);
+    this.compressionBytes.inc({ stage: 'sent' }, sentBytes);
   }
 
   /** A connection closed with this close-code label. */

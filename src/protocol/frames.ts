@@ -46,6 +46,8 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
     protocol: z.number().int().optional(),
     /** Sent to the connect hook (docs/hooks.md) with a connect without a token. */
     data: json.optional(),
+    /** Opt in to batch frames: several server frames in one WebSocket frame, joined by "\n" (docs/protocol.md §2.7). */
+    batch: z.boolean().optional(),
   }),
   z.object({
     type: z.literal('join'),

@@ -42,6 +42,8 @@ export interface RawWs {
   textFrames(): number;
   /** The text frames' payloads, in order (with `keepText`). */
   readonly texts: string[];
+  /** The text frames as they came, payload bytes and RSV1 (set: a permessage-deflate message), in order (with `keepFrames`). */
+  readonly frames: { readonly rsv1: boolean; readonly payload: Buffer }[];
   /** The server's close frame, once it arrived. */
   closeFrame(): CloseFrame | null;
   closed: Promise<void>;
@@ -52,6 +54,8 @@ export interface RawWsOptions {
   headers?: Record<string, string>;
   /** Keep every text frame's payload in `texts` (off by default: a flood test receives megabytes). */
   keepText?: boolean;
+  /** Keep every text frame's payload bytes and RSV1 bit in `frames` (for compressed frames, which are not text). */
+  keepFrames?: boolean;
 }
 
 /** Builds one client frame: masked unless told otherwise, any opcode, FIN and RSV bits. */
@@ -85,6 +89,7 @@ export function openRawWs(port: number, path = '/ws', options: RawWsOptions = {}
     let bytes = 0;
     let texts = 0;
     const kept: string[] = [];
+    const keptFrames: RawWs['frames'][number][] = [];
     let close: CloseFrame | null = null;
     let pending: Buffer = Buffer.alloc(0);
     const closed = new Promise<void>((r) => socket.once('close', () => r()));
@@ -114,6 +119,7 @@ export function openRawWs(port: number, path = '/ws', options: RawWsOptions = {}
         if (opcode === 0x1) {
           texts++;
           if (options.keepText === true) kept.push(payload.toString('utf8'));
+          if (options.keepFrames === true) keptFrames.push({ rsv1: (pending[at]! & 0x40) !== 0, payload: Buffer.from(payload) });
         } else if (opcode === 0x8) {
           close = { code: payload.length >= 2 ? payload.readUInt16BE(0) : 1005, reason: payload.subarray(2).toString('utf8') };
         }
@@ -169,6 +175,7 @@ export function openRawWs(port: number, path = '/ws', options: RawWsOptions = {}
         received: () => bytes,
         textFrames: () => texts,
         texts: kept,
+        frames: keptFrames,
         closeFrame: () => close,
         closed,
       });
