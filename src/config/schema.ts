@@ -67,6 +67,28 @@ export const roomPolicySchema = z
 
 export type RoomPolicyRule = z.infer<typeof roomPolicySchema>;
 
+/** A region's name: its NATS cluster's name in the supercluster, a subject token and part of a stream name. */
+export const REGION_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+const REGION_NAME_RULE = 'region: 1–32 of a–z 0–9 _ -, starting with a letter (the name of its NATS cluster)';
+
+/**
+ * One rule of `regionHomes` (docs/scaling.md "Regions"): the rooms it covers (a tenant, or every tenant; room
+ * patterns where `*` matches any run of characters) and their home region. The first rule that matches decides;
+ * rooms no rule matches are homed by hashing over `regions`.
+ */
+export const regionHomeSchema = z
+  .object({
+    tenant: z
+      .string()
+      .regex(/^(\*|[A-Za-z0-9_-]{1,64})$/, 'tenant: * or 1–64 of A–Z a–z 0–9 _ -')
+      .default('*'),
+    rooms: z.array(z.string().min(1)).min(1),
+    region: z.string().regex(REGION_NAME, REGION_NAME_RULE),
+  })
+  .strict();
+
+export type RegionHomeRule = z.infer<typeof regionHomeSchema>;
+
 /** A value from a config file, or its JSON text from a flag or variable. */
 const jsonText = <T extends z.ZodType>(schema: T) =>
   z.preprocess((v) => {
@@ -259,6 +281,17 @@ export const configSchema = z
     webhooks: jsonArray(tenantWebhookSchema).default([]),
     /** Delivery policy and publish cap per room pattern and tenant (docs/operations.md "Delivery policies"); first match wins. */
     roomPolicies: jsonArray(roomPolicySchema).default([]),
+    /**
+     * Regions (docs/scaling.md "Regions"): this node's region, the name of the NATS cluster it connects to in a
+     * supercluster. Absent: no regions, every room sequenced here as before.
+     */
+    region: z.string().regex(REGION_NAME, REGION_NAME_RULE).optional(),
+    /** Every region of the deployment, comma-separated, the same list on every node (rooms are hashed over it); default: --region alone. */
+    regions: z.string().default(''),
+    /** Home region per room pattern and tenant: JSON array of {tenant?, rooms, region}; first match wins, other rooms hashed over --regions. */
+    regionHomes: jsonArray(regionHomeSchema).default([]),
+    /** A publish forwarded to its room's home region not answered within this is `unavailable` (retry with the same idem), ms; default publishTimeoutMs + 2000. */
+    regionTimeoutMs: positiveInt.optional(),
     /** A member (room) gone and back within this is not reported removed (vacated), ms. */
     webhookGraceMs: z.coerce.number().int().min(0).default(5_000),
     /** Events in one webhook request at most. */
@@ -332,12 +365,39 @@ export const configSchema = z
       if (c.pusherApps.some((app) => app.id === w.tenant))
         ctx.addIssue({ code: 'custom', message: `webhooks: tenant ${w.tenant} is a Pusher app: give its webhooks in pusherApps[].webhooks` });
     }
+    if (c.region === undefined) {
+      if (c.regions !== '' || c.regionHomes.length > 0 || c.regionTimeoutMs !== undefined)
+        ctx.addIssue({ code: 'custom', message: '--regions, --region-homes and --region-timeout-ms need --region' });
+    } else {
+      if (c.nats === undefined || c.backplane === 'redis')
+        ctx.addIssue({ code: 'custom', message: '--region needs --nats as the backplane (the regions are NATS clusters joined by gateways)' });
+      if (c.durableLog === 'memory')
+        ctx.addIssue({ code: 'custom', message: '--region needs the JetStream durable log (a room is durable in its home region)' });
+      const all = regionList(c);
+      if (all.some((r) => !REGION_NAME.test(r))) ctx.addIssue({ code: 'custom', path: ['regions'], message: `regions: comma-separated; ${REGION_NAME_RULE}` });
+      if (new Set(all).size !== all.length) ctx.addIssue({ code: 'custom', path: ['regions'], message: 'regions: a region is given twice' });
+      if (!all.includes(c.region)) ctx.addIssue({ code: 'custom', path: ['regions'], message: `regions: must include this node's region ${c.region}` });
+      for (const rule of c.regionHomes) {
+        if (!all.includes(rule.region))
+          ctx.addIssue({ code: 'custom', path: ['regionHomes'], message: `region-homes: region ${rule.region} is not in --regions (${all.join(',')})` });
+      }
+    }
     if (c.retryAfterMaxS < c.retryAfterMinS) ctx.addIssue({ code: 'custom', message: 'retry-after-max-s must be >= retry-after-min-s' });
   });
 
 /** Cluster mode: any of --nats, --redis, --database (embedded engines otherwise). */
 export function isClustered(c: Pick<Config, 'nats' | 'redis' | 'database'>): boolean {
   return c.nats !== undefined || c.redis !== undefined || c.database !== undefined;
+}
+
+/** Every region (--regions, or --region alone), in the order given; empty without --region. */
+export function regionList(c: Pick<Config, 'region' | 'regions'>): string[] {
+  if (c.region === undefined) return [];
+  const all = c.regions
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return all.length > 0 ? all : [c.region];
 }
 
 /** The --durable-services list as names. */

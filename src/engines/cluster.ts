@@ -75,10 +75,21 @@ async function openOnOwnNats<T>(c: Config, name: string, what: string, open: (nc
   }
 }
 
+/**
+ * The durable log's stream: `SWITCHBOARD` over `sb.d.>`; with `--region`, the region's own stream
+ * `SWITCHBOARD_<region>` over `sb.rd.<region>.>`, placed in the region's NATS cluster, holding the rooms homed
+ * there (docs/scaling.md "Regions"). Not under `sb.d.` so that it never overlaps a `SWITCHBOARD` stream.
+ */
+export function durableStream(c: Pick<Config, 'region'>): { stream: string; subjectPrefix: string; placementCluster?: string } {
+  if (c.region === undefined) return { stream: 'SWITCHBOARD', subjectPrefix: 'sb.d' };
+  return { stream: `SWITCHBOARD_${c.region}`, subjectPrefix: `sb.rd.${c.region}`, placementCluster: c.region };
+}
+
 /** Opens JetStream (own connection) with the configured stream limits; the log closes the connection. */
 export function openClusterDurableLog(c: Config, name: string): Promise<JetStreamDurableLog> {
   return openOnOwnNats(c, name, '', (nc) =>
     openJetStreamDurableLog(nc, {
+      ...durableStream(c),
       replicas: c.jetstreamReplicas,
       maxAgeMs: c.jetstreamMaxAgeMs,
       maxBytes: c.jetstreamMaxBytes,

@@ -7,6 +7,8 @@
  * message durable and published now, so a client retrying turns an error into exactly one stored and
  * delivered message. Duplicates are published again for that reason; nodes drop seqs they already
  * delivered, so members still get each message once.
+ * With regions (docs/scaling.md "Regions"), a room homed in another region is not sequenced here: the publish is
+ * forwarded to its home (region-forward.ts), which runs these steps there, and its answer is this one's.
  */
 import type { Backplane } from '../engines/backplane/backplane.js';
 import type { DurableLog } from '../engines/durablelog/durablelog.js';
@@ -15,6 +17,7 @@ import { EngineError } from '../engines/errors.js';
 import type { Json, RoomMessage, RoomRef } from '../engines/types.js';
 import { SwitchboardError } from '../protocol/errors.js';
 import { withTimeout } from '../util/timeout.js';
+import type { RegionForwarder } from './region-forward.js';
 import { encodeEnvelope, roomSubject, userSubject } from './subjects.js';
 
 export interface PublishOutcome {
@@ -29,10 +32,14 @@ export class Publisher {
     private readonly backplane: Backplane,
     private readonly onBackplaneError: (err: unknown) => void,
     private readonly durableTimeoutMs: number,
+    /** With regions: rooms homed elsewhere are published there. */
+    private readonly regions?: RegionForwarder,
   ) {}
 
   /** `except`: the socket id of a connection the message is not delivered to (a Pusher client event's sender). */
   async toRoom(ref: RoomRef, input: PublishInput, except?: string): Promise<PublishOutcome> {
+    const home = this.regions?.remoteHome(ref);
+    if (home !== undefined) return this.regions!.publish(home, ref, input, except);
     let appended;
     try {
       appended = await this.roomLog.append(ref, input);

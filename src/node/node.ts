@@ -34,6 +34,7 @@ import { UserRouter } from '../rooms/users.js';
 import { PusherGateway } from '../pusher/gateway.js';
 import { PusherApi } from '../pusher/http-api.js';
 import { openNodeWebhooks } from './webhooks-node.js';
+import { openNodeRegions } from './regions-node.js';
 
 export interface StartOptions {
   /** Engines to use instead of the embedded ones (cluster engines, or a shared in-process bus). */
@@ -147,7 +148,9 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     onBackplaneError,
   );
   const nodeServices = await openNodeServices(config, nodeId);
-  const publisher = new Publisher(engines.roomLog, engines.durableLog, engines.backplane, onBackplaneError, config.publishTimeoutMs);
+  // With --region: rooms homed in another region are published there (docs/scaling.md "Regions").
+  const regions = await openNodeRegions(config, nodeId, metrics);
+  const publisher = new Publisher(engines.roomLog, engines.durableLog, engines.backplane, onBackplaneError, config.publishTimeoutMs, regions.forwarder);
   // The one request edge behind the WebSocket frames, the HTTP API and the NATS API.
   const edge = new Edge({ publisher, roomLog: engines.roomLog, holes, presence: engines.presence, policies, metrics, log });
   const ctx: GatewayDeps = {
@@ -174,6 +177,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     ...(webhooks.sink !== undefined ? { webhooks: webhooks.sink } : {}),
   };
   await nodeServices.serveApi(edge, log);
+  await regions.serve(publisher, (err) => log.error({ err }, 'forwarded publish failed'));
   const admission = new Admission({
     ratePerSec: config.admissionRate,
     burst: config.admissionBurst,
@@ -302,6 +306,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
       await rooms.close();
       await ctx.users.close();
       await nodeServices.close();
+      await regions.close();
       // Let the history writer commit what is queued (bounded), so in-flight publishes still get acked.
       const deadline = Date.now() + config.drainTimeoutMs;
       while (inProcessLog && engines.durableLog.lag().messages > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

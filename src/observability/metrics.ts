@@ -149,6 +149,12 @@ export class Metrics {
     help: 'Backplane publish or subscribe failures.',
     registers: [this.registry],
   });
+  readonly regionForwards = new Counter({
+    name: 'switchboard_region_forwards_total',
+    help: 'Publishes this node forwarded to the home region of their room (docs/scaling.md "Regions"), by home and result: ok, an error code, or no_responders / timeout / failed when the home did not answer.',
+    labelNames: ['home', 'result'] as const,
+    registers: [this.registry],
+  });
   readonly hookRequests = new Counter({
     name: 'switchboard_hook_requests_total',
     help: 'Requests to the app backend hooks (connect, join, publish) by result: allow, deny, error, timeout, overloaded.',

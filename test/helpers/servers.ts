@@ -101,8 +101,14 @@ export interface NatsOptions {
   cluster?: { name: string; port: number; routes: number[] };
   /** Unique per server of a cluster (JetStream clustering refuses duplicates); default `n<port>`. */
   serverName?: string;
-  /** Serve the monitoring endpoints (/varz, /jsz, /healthz) on this port. */
+  /** Serve the monitoring endpoints (/varz, /jsz, /healthz, /gatewayz) on this port. */
   monitorPort?: number;
+  /**
+   * Join a supercluster: this server's gateway (named after its cluster) listens on `port`, tells the other
+   * clusters to reach it at `advertisePort` (a proxy standing for the link, test/helpers/tcp-proxy.ts) when
+   * given, and connects to each of `gateways` on its port.
+   */
+  gateway?: { name: string; port: number; advertisePort?: number; gateways: { name: string; port: number }[] };
 }
 
 export interface NatsServer extends TestServer {
@@ -127,6 +133,14 @@ export async function startNatsServer(options: NatsOptions = {}): Promise<NatsSe
     lines.push(
       `cluster { name: ${options.cluster.name}, listen: 127.0.0.1:${options.cluster.port}, routes: [${options.cluster.routes
         .map((p) => `"nats://127.0.0.1:${p}"`)
+        .join(', ')}] }`,
+    );
+  }
+  if (options.gateway) {
+    const g = options.gateway;
+    lines.push(
+      `gateway { name: ${g.name}, listen: 127.0.0.1:${g.port}${g.advertisePort !== undefined ? `, advertise: "127.0.0.1:${g.advertisePort}"` : ''}, gateways: [${g.gateways
+        .map((o) => `{ name: ${o.name}, url: "nats://127.0.0.1:${o.port}" }`)
         .join(', ')}] }`,
     );
   }

@@ -70,6 +70,8 @@ export interface JetStreamLogOptions {
   subjectPrefix: string;
   /** Durable consumer name of the history writers (default `history-writer`). */
   consumer: string;
+  /** Place the stream in this NATS cluster of a supercluster (a region's, docs/scaling.md "Regions"); default: anywhere. */
+  placementCluster?: string;
   /** Stream replicas, 1..5 (default 1; 3 in production, docs/scaling.md). */
   replicas: number;
   /** Oldest message kept, ms (default 7 days). */
@@ -131,6 +133,7 @@ export async function openJetStreamDurableLog(nc: NatsConnection, options: Parti
     max_age: o.maxAgeMs > 0 ? nanos(o.maxAgeMs) : 0,
     max_bytes: o.maxBytes,
     duplicate_window: nanos(Math.min(o.duplicateWindowMs, o.maxAgeMs > 0 ? o.maxAgeMs : o.duplicateWindowMs)),
+    ...(o.placementCluster !== undefined ? { placement: { cluster: o.placementCluster, tags: [] } } : {}),
   };
   try {
     await jsm.streams.info(o.stream);
