@@ -166,7 +166,7 @@ const QUICK = {
   tickerMembers: 1000,
   tickerSlow: 100,
   tickerProcs: 1,
-  tickerSeconds: 20,
+  tickerSeconds: 40,
   budgetS: 240,
 };
 /** The table's scenarios (the default run), then those run only when named in --only. */

@@ -10,7 +10,11 @@ const codes = (c) =>
   Object.entries(c ?? {})
     .map(([code, n]) => `${fmt(n)}× ${code === '0' ? 'no close frame' : code}`)
     .join(', ') || 'none';
-const metric = (m, policy) => m?.[`{policy="${policy}"}`] ?? 0;
+/** A counter's delta summed over the label sets naming `policy` (the node adds its own label). */
+const metric = (m, policy) =>
+  Object.entries(m ?? {})
+    .filter(([labels]) => labels.includes(`policy="${policy}"`))
+    .reduce((s, [, v]) => s + v, 0);
 
 export function tickerTable(t, o) {
   const lines = [];

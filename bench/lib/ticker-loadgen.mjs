@@ -21,7 +21,7 @@
  * Times are `performance.timeOrigin + performance.now()`, taken once per read.
  */
 import { performance } from 'node:perf_hooks';
-import { inflateRawSync } from 'node:zlib';
+import { inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import { clientFrame, PONG, RawWs } from './raw-ws.mjs';
 import { percentiles } from './stats.mjs';
 import { quote, seeded } from './ticker-quote.mjs';
@@ -78,7 +78,7 @@ function runMembers() {
   const bytesAt = new Float64Array(n);
   const closeCode = new Int32Array(n).fill(-1);
   const lat = [];
-  const c0 = { catchups: 0, catchupKeys: 0, skipped: 0, skippedSeqs: 0, gaps: 0, gapSeqs: 0, dups: 0, errors: 0, inflated: 0, compressed: 0 };
+  const c0 = { catchups: 0, catchupKeys: 0, skipped: 0, skippedSeqs: 0, gaps: 0, gapSeqs: 0, dups: 0, errors: 0, inflated: 0, inflateErrors: 0, compressed: 0 };
   let k = { ...c0 };
   let joined = 0;
   let failures = 0;
@@ -174,8 +174,15 @@ function runMembers() {
         if (win !== null && chunkNow >= win.t0 && chunkNow < win.endAt) inWindow++;
         return;
       }
+      let text;
+      try {
+        // No context takeover: each frame inflates alone; the deflate data ends in a sync flush, not a final block.
+        text = inflateRawSync(Buffer.concat([buf.subarray(p, p + len), TAIL]), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+      } catch {
+        k.inflateErrors++;
+        return;
+      }
       k.inflated++;
-      const text = inflateRawSync(Buffer.concat([buf.subarray(p, p + len), TAIL]));
       onText(c, text, 0, text.length);
     },
   };

@@ -160,7 +160,7 @@ async function tickerRun(spec, o) {
       behind: deltas(m0, m1, 'switchboard_members_behind_total'),
       catchups: deltas(m0, m1, 'switchboard_catchups_total'),
       catchupMessages: deltas(m0, m1, 'switchboard_catchup_messages_total'),
-      slowConsumerDisconnects: deltas(m0, m1, 'switchboard_slow_consumer_disconnects_total').total ?? 0,
+      slowConsumerDisconnects: Object.values(deltas(m0, m1, 'switchboard_slow_consumer_disconnects_total')).reduce((a, b) => a + b, 0),
     };
     const out = {
       name: spec.name,
@@ -191,6 +191,7 @@ async function tickerRun(spec, o) {
         negotiatedDeflate: sumOf(hs, 'deflate'),
         compressedFrames: sumOf(hs, 'compressed'),
         inflated: sumOf(hs, 'inflated'),
+        inflateErrors: sumOf(hs, 'inflateErrors'),
       },
       slowFigures:
         slowN > 0
@@ -251,6 +252,11 @@ export async function ticker(o) {
       continue;
     }
     await runVariant(out.runs, name, `ticker ${name}`, () => tickerRun({ name, ...spec }, o));
+  }
+  // A failed run is null in `runs`; runScenario reports the scenario's `failed`.
+  if (out.runs.failed !== undefined) {
+    out.failed = out.runs.failed;
+    delete out.runs.failed;
   }
   const r = out.runs;
   const p99 = (x) => x?.healthyFigures.latencyMs.p99;
