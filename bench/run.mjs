@@ -9,7 +9,8 @@
  * Run only when named in --only: connect (joins/s as a node fills), services (backend services), engines
  * (the durable engines alone), pusher (the Pusher endpoint beside v1 and Soketi 1.6), embedded (an embedded
  * node per history store: time to ready, idle RSS, longest event-loop stall under 5,000 msg/s; the candidate
- * stores alone). Each scenario owns the processes it starts (bench/lib/scenario.mjs).
+ * stores alone), ticker (issue 16: keyed quotes into one room with slow readers, per delivery policy;
+ * compression off and on). Each scenario owns the processes it starts (bench/lib/scenario.mjs).
  * Options: --quick, --only <list>, --systems switchboard,socketio,floor, --out <file.json>, --budget-s N,
  * and any size below as --kebab-case (e.g. --idle-conns 19000).
  */
@@ -28,6 +29,7 @@ import { engines } from './scenarios/engines.mjs';
 import { pusher } from './scenarios/pusher.mjs';
 import { services } from './scenarios/services.mjs';
 import { hotRoom, idleMemory } from './scenarios/single.mjs';
+import { ticker } from './scenarios/ticker.mjs';
 
 const FULL = {
   settleMs: 5000,
@@ -108,6 +110,22 @@ const FULL = {
   embeddedReadyTimeoutMs: 60000,
   // `all` (every core: the SQLite worker thread can use the core the event loop is not on) or a core number.
   embeddedCore: 'all',
+  // Scenario `ticker` (issue 16): one room, keyed quotes, slow readers, per delivery policy; compression off / on.
+  tickerMembers: 5000,
+  tickerSlow: 500,
+  tickerProcs: 2,
+  tickerRate: 50,
+  tickerKeys: 500,
+  // A slow reader takes a tenth of the rate, 4 KiB at a time (bench/scenarios/ticker.mjs says why).
+  tickerSlowRate: 5,
+  tickerReadBuffer: 4096,
+  // Publishing before the window: a slow reader fills the kernel's buffers (~4 MB on loopback) in about a minute, then
+  // the node's; the window sees it fall behind, cut (ordered) or caught up (conflate, drop).
+  tickerWarmupSeconds: 60,
+  tickerSeconds: 60,
+  tickerRuns: 'baseline,ordered,conflate,drop,deflate-off,deflate-on',
+  // A build of branch i16-deflate (its dist/cli/main.js) for the compression runs; empty: this tree's.
+  tickerCompressionCli: '',
   budgetS: 1750,
 };
 const QUICK = {
@@ -145,11 +163,15 @@ const QUICK = {
   pusherChurnSettleS: 15,
   embeddedSeconds: 5,
   embeddedIdleMs: 2000,
+  tickerMembers: 1000,
+  tickerSlow: 100,
+  tickerProcs: 1,
+  tickerSeconds: 40,
   budgetS: 240,
 };
 /** The table's scenarios (the default run), then those run only when named in --only. */
 const SCENARIOS = ['idle', 'workers', 'hot', 'cross', 'durable', 'storm'];
-const EXTRA = ['connect', 'services', 'engines', 'pusher', 'embedded'];
+const EXTRA = ['connect', 'services', 'engines', 'pusher', 'embedded', 'ticker'];
 
 function parseArgs(argv) {
   const quick = argv.includes('--quick');
@@ -248,10 +270,12 @@ async function main() {
     log(`wrote ${file} (${result.elapsedS} s)`);
     process.exit(code);
   };
+  // `ticker` runs on top of the budget: each of its runs takes its window plus about a minute of joins and drain.
+  const budgetS = o.budgetS + (o.only.includes('ticker') ? o.tickerRuns.split(',').length * (o.tickerWarmupSeconds + o.tickerSeconds + 90) : 0);
   const budget = setTimeout(() => {
-    result.errors.push(`budget of ${o.budgetS} s exhausted; partial results`);
+    result.errors.push(`budget of ${budgetS} s exhausted; partial results`);
     void finish(3);
-  }, o.budgetS * 1000);
+  }, budgetS * 1000);
   budget.unref();
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.on(sig, () => {
@@ -276,6 +300,7 @@ async function main() {
   if (o.only.includes('engines')) result.scenarios.engines = await run('engines', () => engines(o));
   if (o.only.includes('pusher')) result.scenarios.pusher = await run('pusher', () => pusher(o));
   if (o.only.includes('embedded')) result.scenarios.embedded = await run('embedded', () => embedded(o));
+  if (o.only.includes('ticker')) result.scenarios.ticker = await run('ticker', () => ticker(o));
   await finish(result.errors.length > 0 ? 1 : 0);
 }
 

@@ -9,6 +9,8 @@ import { start, stop } from './procs.mjs';
 const LOADGEN = join(dirname(fileURLToPath(import.meta.url)), 'loadgen.mjs');
 /** Pusher-shaped load (`proto: 'pusher'`): the same IPC commands, another child (pusher-loadgen.mjs). */
 const PUSHER_LOADGEN = join(dirname(fileURLToPath(import.meta.url)), 'pusher-loadgen.mjs');
+/** The `ticker` scenario's load (`gen: 'ticker'`): keyed quotes, slow readers, permessage-deflate (ticker-loadgen.mjs). */
+const TICKER_LOADGEN = join(dirname(fileURLToPath(import.meta.url)), 'ticker-loadgen.mjs');
 let nextAddr = 2;
 /** A fresh loopback source address (127.0.0.2 … 127.0.0.250, then round again). */
 export function sourceAddress() {
@@ -47,7 +49,9 @@ export function ask(child, cmd, ev, extra = {}, ms = 30000) {
 /** One load-generator child with its role config (see loadgen.mjs). */
 export function spawnLoad(cfg, core = 1) {
   const pusher = cfg.proto === 'pusher';
-  const child = start(`load ${pusher ? 'pusher ' : ''}${cfg.role}`, process.execPath, [pusher ? PUSHER_LOADGEN : LOADGEN], { core, ipc: true });
+  const ticker = cfg.gen === 'ticker';
+  const script = ticker ? TICKER_LOADGEN : pusher ? PUSHER_LOADGEN : LOADGEN;
+  const child = start(`load ${pusher ? 'pusher ' : ticker ? 'ticker ' : ''}${cfg.role}`, process.execPath, [script], { core, ipc: true });
   child.send({ cmd: 'open', localAddress: sourceAddress(), ...cfg });
   return child;
 }

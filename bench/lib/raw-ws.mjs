@@ -7,10 +7,11 @@ import net from 'node:net';
 
 export const T_CHAR = 9; // offset of the first character of the type value in `{"type":"...`
 
-export function upgradeRequest(port, path = '/ws') {
+/** The upgrade request; `headers` adds header lines (each ending in CRLF), e.g. an extension offer. */
+export function upgradeRequest(port, path = '/ws', headers = '') {
   return Buffer.from(
     `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n${headers}\r\n`,
   );
 }
 
@@ -47,8 +48,10 @@ export function clientFrame(text) {
 export const PONG = '{"type":"pong"}';
 
 /**
- * One raw connection. `h` receives onOpen(c), onFrame(c, opcode, buf, start, len), onRefused(c, status,
+ * One raw connection. `h` receives onOpen(c), onFrame(c, opcode, buf, start, len, rsv1), onRefused(c, status,
  * retryAfterS), onClose(c, hadError). Frames split over TCP chunks are reassembled without quadratic copying.
+ * `rsv1` is set on a frame compressed with permessage-deflate (only when the upgrade offered it; `c.deflate`
+ * says whether the server took the offer).
  */
 export class RawWs {
   constructor(idx, h) {
@@ -62,17 +65,30 @@ export class RawWs {
     this.need = 0;
     this.open = false;
     this.closeCode = 0;
+    this.deflate = false;
   }
 
-  start(port, localAddress, path = '/ws') {
-    const s = net.connect({ port, host: '127.0.0.1', localAddress });
+  /**
+   * `headers`: extra upgrade header lines. `readBuffer` (bytes): read the socket `readBuffer` bytes at a time
+   * (net's `onread`) instead of Node's 64 KiB chunks, so a reader paused with `sock.pause()` takes little at a
+   * time and the kernel's buffers, not Node's, hold what it has not read.
+   */
+  start(port, localAddress, path = '/ws', { headers = '', readBuffer = 0 } = {}) {
+    const onData = (c) => (this.handshake ? this.onHandshake(c) : this.onFrames(c));
+    const s = net.connect({
+      port,
+      host: '127.0.0.1',
+      localAddress,
+      // The buffer is reused by the next read: a frame left incomplete keeps a reference, so copy it.
+      ...(readBuffer > 0 ? { onread: { buffer: Buffer.allocUnsafe(readBuffer), callback: (n, buf) => onData(Buffer.from(buf.subarray(0, n))) } } : {}),
+    });
     this.sock = s;
     s.setNoDelay(true);
     s.on('connect', () => {
       this.h.onTcp?.(this);
-      s.write(upgradeRequest(port, path));
+      s.write(upgradeRequest(port, path, headers));
     });
-    s.on('data', (c) => (this.handshake ? this.onHandshake(c) : this.onFrames(c)));
+    if (readBuffer === 0) s.on('data', onData);
     s.on('error', (e) => {
       this.error = e.code ?? e.message;
     });
@@ -100,6 +116,7 @@ export class RawWs {
     }
     this.handshake = false;
     this.open = true;
+    this.deflate = /^sec-websocket-extensions:\s*permessage-deflate/im.test(head);
     this.h.onOpen(this);
     if (buf.length > end + 4) this.onFrames(buf.subarray(end + 4));
   }
@@ -152,7 +169,7 @@ export class RawWs {
         this.sock.destroy();
         return;
       }
-      this.h.onFrame(this, op, buf, off + hl, len);
+      this.h.onFrame(this, op, buf, off + hl, len, (buf[off] & 0x40) !== 0);
       off += hl + len;
     }
     if (off < n) {

@@ -2,6 +2,7 @@
  * The markdown table of a bench run: one row per figure, one column per system, and the target ratios
  * computed from figures of the same run.
  */
+import { tickerTable } from './report-ticker.mjs';
 import { ratio } from './stats.mjs';
 
 const fmt = (x, unit = '') => (x === null || x === undefined ? '–' : `${typeof x === 'number' ? x.toLocaleString('en-US') : x}${unit}`);
@@ -146,6 +147,7 @@ export function markdown(r) {
   }
   if (s.pusher) lines.push('', ...pusherTable(s.pusher, o));
   if (s.embedded) lines.push('', ...embeddedTable(s.embedded, o));
+  if (s.ticker) lines.push('', ...tickerTable(s.ticker, o));
   if (r.errors.length > 0) {
     lines.push('');
     lines.push(`Errors: ${r.errors.join('; ')}`);

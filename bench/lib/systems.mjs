@@ -49,9 +49,9 @@ async function embeddedTemplate() {
 
 /**
  * Starts one server. `port` 0 picks a free one. `core` undefined leaves it unpinned. `extra` adds CLI
- * flags (Switchboard). Returns { kind, proto, port, child, pids(), stop(), kill() }.
+ * flags (Switchboard); `cli` runs another build's dist/cli/main.js (Switchboard). Returns { kind, proto, port, child, pids(), stop(), kill() }.
  */
-export async function startSystem(kind, { port = 0, core = 0, cluster, extra = [], name = kind, dataDir } = {}) {
+export async function startSystem(kind, { port = 0, core = 0, cluster, extra = [], name = kind, dataDir, cli = CLI } = {}) {
   const node = [
     '--expose-gc',
     '--import',
@@ -62,7 +62,7 @@ export async function startSystem(kind, { port = 0, core = 0, cluster, extra = [
   if (process.env.BENCH_CPUPROF) node.push('--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPUPROF}`);
   let args;
   if (kind === 'switchboard') {
-    args = [...node, CLI, 'start', '--dev', '--port', String(port), '--host', '127.0.0.1', '--log-level', 'info'];
+    args = [...node, cli, 'start', '--dev', '--port', String(port), '--host', '127.0.0.1', '--log-level', 'info'];
     if (cluster !== undefined) {
       args.push('--nats', cluster.natsUrl, '--redis', cluster.redisUrl, '--database', cluster.dbUrl);
       if (cluster.backplane === 'redis') args.push('--backplane', 'redis');
