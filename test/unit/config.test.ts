@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, envName, loadConfig, redactConfig } from '../../src/config/load.js';
 import { durableServiceList } from '../../src/config/schema.js';
+import { DEFAULT_POLICY, RoomPolicies } from '../../src/messaging/room-policy.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchboard-config-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -172,6 +173,29 @@ describe('loadConfig validation', () => {
       ['{"join":', 'hooks'],
     ] as const) {
       expect(configError(() => loadConfig({ dev: true, hooks }, {})).message, hooks).toContain(why);
+    }
+  });
+
+  it('room policies: JSON from a flag or the env, defaults per rule, first match wins, and refusals', () => {
+    const c = loadConfig({ dev: true, roomPolicies: '[{"rooms":["prices-*"],"delivery":"conflate"},{"tenant":"acme","maxPublishRate":5}]' }, {});
+    expect(c.roomPolicies).toEqual([
+      { tenant: '*', rooms: ['prices-*'], delivery: 'conflate', maxPublishRate: 0, conflateKeys: 10_000 },
+      { tenant: 'acme', rooms: ['*'], delivery: 'ordered', maxPublishRate: 5, conflateKeys: 10_000 },
+    ]);
+    const policies = new RoomPolicies(c.roomPolicies);
+    expect(policies.of('acme', 'prices-x')).toMatchObject({ delivery: 'conflate', maxPublishRate: 0 });
+    expect(policies.of('acme', 'chat')).toMatchObject({ delivery: 'ordered', maxPublishRate: 5 });
+    expect(policies.of('other', 'chat')).toBe(DEFAULT_POLICY);
+    expect(loadConfig({ dev: true }, { SWITCHBOARD_ROOM_POLICIES: '[{"rooms":["t"],"delivery":"drop"}]' }).roomPolicies[0]!.delivery).toBe('drop');
+    for (const [roomPolicies, why] of [
+      ['[{"rooms":["a"],"delivery":"bogus"}]', '"ordered"|"conflate"|"drop"'],
+      ['[{"rooms":[]}]', '>=1'],
+      ['[{"rooms":["a"],"maxPublishRate":-1}]', '--room-policies'],
+      ['[{"rooms":["a"],"tenant":"a/b"}]', 'tenant'],
+      ['[{"rooms":["a"],"speed":1}]', '--room-policies'],
+      ['not json', '--room-policies'],
+    ] as const) {
+      expect(configError(() => loadConfig({ dev: true, roomPolicies }, {})).message, roomPolicies).toContain(why);
     }
   });
 
