@@ -9,12 +9,12 @@ import { CloseCodes } from '../protocol/close-codes.js';
 import { wireFrame } from '../protocol/encode.js';
 import type { ClientFrame, RequestId, ServerFrame } from '../protocol/frames.js';
 import { ErrorCodes, type ErrorCode } from '../protocol/errors.js';
-import type { OutboxSink } from './outbox.js';
+import { behindSink, type BehindSink } from './outbox.js';
 import { V1_CODEC, type Membership, type RoomCodec, type RoomMember } from '../rooms/room.js';
 import type { ConnectionDeps } from './deps.js';
 import { closeFlushed, cutUnflushed } from './socket-close.js';
 
-export class Connection implements OutboxSink, RoomMember {
+export class Connection implements BehindSink, RoomMember {
   queue: Buffer[] | null = null;
   queuedBytes = 0;
   dead = false;
@@ -42,7 +42,7 @@ export class Connection implements OutboxSink, RoomMember {
   /** Told to reconnect elsewhere (drain notice): no more presence diffs (rooms/room.ts, RoomMember). */
   leaving = false;
   /** Rooms waiting for this connection to read again (conflate / drop members that fell behind); null: none. */
-  private drainWaiters: Array<() => void> | null = null;
+  drainWaiters: Array<() => void> | null = null;
 
   constructor(
     readonly id: string,
@@ -88,18 +88,15 @@ export class Connection implements OutboxSink, RoomMember {
    * takes a burst of any size in one go and is never behind.
    */
   behind(): boolean {
-    return this.blocked && this.queuedBytes + this.socket.writableLength > this.ctx.outbox.behindBytes;
+    return behindSink.behind(this, this.ctx.outbox);
   }
 
   whenDrained(fn: () => void): void {
-    (this.drainWaiters ??= []).push(fn);
+    behindSink.whenDrained(this, fn);
   }
 
   drained(): void {
-    const waiters = this.drainWaiters;
-    if (waiters === null || this.dead || this.closeCode !== 0) return;
-    this.drainWaiters = null;
-    for (const fn of waiters) fn();
+    behindSink.drained(this);
   }
 
   /** Flushes queued output, then closes with a code from protocol/close-codes.ts. */

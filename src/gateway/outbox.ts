@@ -51,6 +51,34 @@ export interface OutboxSink {
  */
 export const BEHIND_BYTES = 256 * 1024;
 
+/** A sink that rooms wait on when it fell behind (the connections of every wire protocol). */
+export interface BehindSink extends OutboxSink {
+  /** Rooms waiting for it to read again; null: none. */
+  drainWaiters: Array<() => void> | null;
+  /** The close code sent; 0 while open. */
+  closeCode: number;
+}
+
+/**
+ * The one implementation of RoomMember.behind / whenDrained and OutboxSink.drained (rooms/room.ts), for every
+ * protocol's connections: behind = its socket takes no more (the outbox waits for 'drain') and its unsent output is
+ * past `outbox.behindBytes`, so a reader that keeps up takes a burst of any size and is never behind.
+ */
+export const behindSink = {
+  behind(s: OutboxSink, outbox: Outbox): boolean {
+    return s.blocked && s.queuedBytes + s.socket.writableLength > outbox.behindBytes;
+  },
+  whenDrained(s: BehindSink, fn: () => void): void {
+    (s.drainWaiters ??= []).push(fn);
+  },
+  drained(s: BehindSink): void {
+    const waiters = s.drainWaiters;
+    if (waiters === null || s.dead || s.closeCode !== 0) return;
+    s.drainWaiters = null;
+    for (const fn of waiters) fn();
+  },
+};
+
 export class Outbox {
   private dirty: OutboxSink[] = [];
   private scheduled = false;

@@ -13,6 +13,8 @@ const sender = (m: RoomMessage): string | undefined => (m.event?.startsWith('cli
 export const PUSHER_CODEC: RoomCodec = {
   message: (m: RoomMessage) => channelEvent(m.room, m.event ?? DEFAULT_EVENT, m.data, sender(m)),
   batchesPresence: false,
+  // Pusher's protocol has no event saying what a conflate or drop room left out: its members get the messages only.
+  catchupFrames: false,
   presence: (ref, change) => {
     if (channelKind(ref.room) !== 'presence') return null;
     return change.kind === 'join' ? memberAdded(ref.room, change.user, change.info) : memberRemoved(ref.room, change.user);

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { PusherApp } from '../config/schema.js';
 import type { Json, RoomRef } from '../engines/types.js';
-import type { OutboxSink, Outbox } from '../gateway/outbox.js';
+import { behindSink, type BehindSink, type Outbox } from '../gateway/outbox.js';
 import { closeFlushed, cutUnflushed } from '../gateway/socket-close.js';
 import { pusherError, PusherClose } from '../protocol/pusher.js';
 import type { ChannelKind } from '../protocol/pusher.js';
@@ -22,7 +22,7 @@ export interface Subscription {
   readonly presence?: { readonly user: string; readonly info: Json | undefined; readonly connId: string };
 }
 
-export class PusherConnection implements OutboxSink, RoomMember {
+export class PusherConnection implements BehindSink, RoomMember {
   queue: Buffer[] | null = null;
   queuedBytes = 0;
   dead = false;
@@ -43,6 +43,8 @@ export class PusherConnection implements OutboxSink, RoomMember {
   inflight = 0;
   /** Being drained: it gets no more presence events before its close (rooms/room.ts RoomMember.leaving). */
   leaving = false;
+  /** Rooms (conflate / drop) waiting for it to read again. */
+  drainWaiters: Array<() => void> | null = null;
 
   constructor(
     /** Pusher's socket id (`<node number>.<counter>`), also the connection's id in logs and presence. */
@@ -73,6 +75,19 @@ export class PusherConnection implements OutboxSink, RoomMember {
 
   onSlow(): void {
     this.onSlowConsumer(this);
+  }
+
+  /** In a conflate or drop room: behind as a v1 connection is (gateway/outbox.ts behindSink). */
+  behind(): boolean {
+    return behindSink.behind(this, this.outbox);
+  }
+
+  whenDrained(fn: () => void): void {
+    behindSink.whenDrained(this, fn);
+  }
+
+  drained(): void {
+    behindSink.drained(this);
   }
 
   /** Flushes queued output, then closes with a Pusher close code. */

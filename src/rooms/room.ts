@@ -55,6 +55,11 @@ export interface RoomCodec {
   presence(ref: RoomRef, change: PresenceEvent): Buffer | null;
   /** A direct message to a user (rooms/users.ts). */
   direct(user: string, env: DirectMessage): Buffer;
+  /**
+   * False: members get no `catchup` / `skipped` frame when they fell behind in a conflate or drop room, only the
+   * messages (Pusher's protocol has no such event). Default: they do (protocol v1).
+   */
+  readonly catchupFrames?: false;
 }
 
 /** A direct message as the user's connections get it. */
@@ -378,7 +383,8 @@ export class LocalRoom {
     const missed = this.lastSeq - after;
     if (this.policy.delivery === 'drop') {
       const newest = latest.get('')!;
-      if (newest.seq > after + 1) ms.conn.send(wireFrame({ type: 'skipped', room, from: after + 1, to: newest.seq - 1 }));
+      if (newest.seq > after + 1 && ms.conn.codec.catchupFrames !== false)
+        ms.conn.send(wireFrame({ type: 'skipped', room, from: after + 1, to: newest.seq - 1 }));
       if (!except(newest)) ms.conn.send(this.frameOf(newest, ms.conn.codec));
       this.hooks.onBehind?.('drop', missed, 1);
       return;
@@ -387,7 +393,8 @@ export class LocalRoom {
     for (const m of latest.values()) if (m.seq > after && !except(m)) due.push(m);
     due.sort((a, b) => a.seq - b.seq);
     const complete = this.evictedUpTo <= after;
-    ms.conn.send(wireFrame({ type: 'catchup', room, from: after + 1, to: this.lastSeq, keys: due.length, complete }));
+    if (ms.conn.codec.catchupFrames !== false)
+      ms.conn.send(wireFrame({ type: 'catchup', room, from: after + 1, to: this.lastSeq, keys: due.length, complete }));
     for (const m of due) ms.conn.send(this.frameOf(m, ms.conn.codec));
     this.hooks.onBehind?.('conflate', missed, due.length);
   }

@@ -23,7 +23,21 @@ const POLICIES = [
 
 beforeAll(async () => {
   node = await startNodeProcess({
-    args: ['--api-key', API_KEY, '--room-policies', JSON.stringify(POLICIES), '--ping-interval-ms', '120000', '--ping-timeout-ms', '60000'],
+    args: [
+      '--api-key',
+      API_KEY,
+      '--room-policies',
+      JSON.stringify(POLICIES),
+      '--ping-interval-ms',
+      '120000',
+      '--ping-timeout-ms',
+      '60000',
+      // A Pusher app whose id is the tenant of --dev v1 connections: its channels are the same rooms.
+      '--pusher-apps',
+      JSON.stringify([{ id: 'default', key: 'pkey', secret: 'psecret-0123456789' }]),
+      '--pusher-activity-timeout-s',
+      '120',
+    ],
   });
 }, 60_000);
 afterAll(async () => {
@@ -144,6 +158,62 @@ describe('conflate', () => {
     healthy.close();
     pub.close();
     slow.socket.destroy();
+  }, 120_000);
+});
+
+describe('conflate, Pusher protocol', () => {
+  it('a pusher-js-shaped subscriber that stops reading keeps its connection and ends with the newest event of each key, then every new one', async () => {
+    const room = 'tick-pusher';
+    // sb_resume=1: events carry seq, so the test can check order and duplicates (stock clients get the same events without).
+    const raw = await openRawWs(node.port, '/app/pkey?protocol=7&client=js&version=8.4.0&sb_resume=1', { keepText: true });
+    const parsed: Frame[] = [];
+    const frames = (): Frame[] => {
+      for (let i = parsed.length; i < raw.texts.length; i++) parsed.push(JSON.parse(raw.texts[i]!) as Frame);
+      return parsed;
+    };
+    await waitFor(() => frames().some((f) => f.event === 'pusher:connection_established'), 10_000, 'pusher connection');
+    raw.sendText(JSON.stringify({ event: 'pusher:subscribe', data: { channel: room } }));
+    await waitFor(() => frames().some((f) => f.event === 'pusher_internal:subscription_succeeded'), 10_000, 'subscribed');
+    const events = (): Array<{ seq: number; n: number; key: string }> =>
+      frames()
+        .filter((f) => f.channel === room && typeof f.seq === 'number')
+        .map((f) => {
+          const data = JSON.parse(f.data as string) as { n: number };
+          return { seq: f.seq as number, n: data.n, key: `k${data.n % 10}` };
+        });
+    const pub = await TestClient.connect(node.wsUrl, { user: 'pub-p' });
+    await pub.request({ type: 'join', room });
+
+    raw.pause();
+    const before = await metric('switchboard_members_behind_total', 'policy="conflate"');
+    const published: Published[] = [];
+    while ((await metric('switchboard_members_behind_total', 'policy="conflate"')) === before) {
+      expect(published.length, 'the subscriber fell behind within 6,000 messages').toBeLessThan(6_000);
+      published.push(...(await publish(pub, room, published.length, 200, 10, 8_000)));
+    }
+    published.push(...(await publish(pub, room, published.length, 57, 10, 100)));
+    raw.resume();
+    await waitFor(() => events().at(-1)?.seq === published.at(-1)!.seq, 30_000, 'the newest event');
+    const after = await publish(pub, room, published.length, 20, 10, 100);
+    published.push(...after);
+    await waitFor(() => events().at(-1)?.seq === published.at(-1)!.seq, 10_000, 'the new events');
+    expect(raw.closeFrame()).toBeNull();
+
+    const got = events();
+    expectIncreasing(got.map((e) => e.seq));
+    // It was sent fewer events than were published (conflated), no `catchup` frame (not a Pusher event)...
+    expect(got.length).toBeLessThan(published.length);
+    expect(frames().some((f) => f.event === 'catchup' || f.type === 'catchup')).toBe(false);
+    // ...every event it got is the one published at that seq...
+    const bySeq = new Map(published.map((p) => [p.seq, p]));
+    for (const e of got) expect(e.n).toBe(bySeq.get(e.seq)!.n);
+    // ...it ends with the newest value of every key, and it got every event published after it read again.
+    const lastOfKey = (list: Array<{ key: string; n: number }>): Map<string, number> => new Map(list.map((e) => [e.key, e.n]));
+    expect(lastOfKey(got)).toEqual(lastOfKey(published));
+    const gotSeqs = new Set(got.map((e) => e.seq));
+    for (const p of after) expect(gotSeqs.has(p.seq), `seq ${p.seq} after the catch-up`).toBe(true);
+    pub.close();
+    raw.socket.destroy();
   }, 120_000);
 });
 
