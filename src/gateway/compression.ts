@@ -9,8 +9,8 @@
  */
 import type { PerMessageDeflateOptions } from 'ws';
 import { DEFLATE_WINDOW_BITS, deflateMessage } from '../protocol/deflate.js';
-import { encodeFrame, toWire } from '../protocol/encode.js';
-import { textFrame } from '../protocol/wsframe.js';
+import { messageFrame } from '../protocol/encode.js';
+import { readTextFrame, textFrame } from '../protocol/wsframe.js';
 import { V1_CODEC, type RoomCodec } from '../rooms/room.js';
 
 /** The `perMessageDeflate` options of protocol v1's WebSocketServer. */
@@ -50,12 +50,14 @@ export function deflateCodec(thresholdBytes: number, counted: (jsonBytes: number
   return {
     ...V1_CODEC,
     message(m) {
-      const json = Buffer.from(encodeFrame({ type: 'message', ...toWire(m) }), 'utf8');
-      if (json.length < thresholdBytes) return textFrame(json);
+      // The v1 frame (encoded once per message, shared with V1_CODEC's members): sent as it is when not compressed.
+      const plain = messageFrame(m);
+      const json = readTextFrame(plain)!.payload;
+      if (json.length < thresholdBytes) return plain;
       const deflated = deflateMessage(json);
       const shrank = deflated.length < json.length;
       counted(json.length, shrank ? deflated.length : json.length);
-      return shrank ? textFrame(deflated, true) : textFrame(json);
+      return shrank ? textFrame(deflated, true) : plain;
     },
   };
 }

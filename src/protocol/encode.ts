@@ -19,14 +19,24 @@ export function wireFrame(frame: ServerFrame): Buffer {
 
 /** Keeps exactly the wire fields; `event` and `key` only when the message has them (v1 frames without them are unchanged). */
 export function toWire(m: Readonly<WireMessage>): WireMessage {
-  const w: WireMessage = { room: m.room, seq: m.seq, epoch: m.epoch, from: m.from, ts: m.ts, data: m.data };
-  if (m.event === undefined && m.key === undefined) return w;
-  // Field order as before `key` existed: data last.
-  const { data, ...head } = w;
-  return { ...head, ...(m.event !== undefined ? { event: m.event } : {}), ...(m.key !== undefined ? { key: m.key } : {}), data };
+  const { room, seq, epoch, from, ts, event, key, data } = m;
+  if (event === undefined && key === undefined) return { room, seq, epoch, from, ts, data };
+  return { room, seq, epoch, from, ts, ...(event !== undefined ? { event } : {}), ...(key !== undefined ? { key } : {}), data };
 }
+
+/**
+ * The last message `messageFrame` encoded, and its frame. A room asks each of its codecs once per message, and a
+ * codec built on the v1 frame (gateway/compression.ts) then gets it without encoding the JSON a second time. Room
+ * messages are never changed after they are made, so the object is the key.
+ */
+let lastMessage: Readonly<WireMessage> | null = null;
+let lastFrame: Buffer | null = null;
 
 /** The `message` frame of a room message, encoded once and shared by every local member. */
 export function messageFrame(m: Readonly<WireMessage>): Buffer {
-  return wireFrame({ type: 'message', ...toWire(m) });
+  if (m === lastMessage) return lastFrame!;
+  const frame = wireFrame({ type: 'message', ...toWire(m) });
+  lastMessage = m;
+  lastFrame = frame;
+  return frame;
 }

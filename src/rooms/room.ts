@@ -100,8 +100,8 @@ export interface RoomMember {
    */
   readonly leaving?: boolean;
   /**
-   * Whether the member's unsent output is past the point where a `conflate` or `drop` room stops sending to it.
-   * A member without it (a Pusher connection) gets every message whatever the room's policy (`ordered`).
+   * Whether the member's unsent output is past the point where a `conflate` or `drop` room stops sending to it
+   * (gateway/outbox.ts `behindSink`). A member without it gets every message whatever the room's policy.
    */
   behind?(): boolean;
   /** Calls `fn` once, when the member's queued output has all been handed to its socket (it reads again). */
@@ -157,7 +157,7 @@ export class LocalRoom {
   private latest: Map<string, RoomMessage> | null = null;
   /** The highest seq of a key's newest message dropped from `latest` for room (a catch-up after it is incomplete). */
   private evictedUpTo = 0;
-  /** Frames of the messages in `latest`, per codec (encoded once, when delivered or when first caught up with). */
+  /** Frames of the messages in `latest`, per codec, encoded when a member is first caught up with them. */
   private readonly frames = new WeakMap<RoomMessage, Map<RoomCodec, Buffer>>();
   closed = false;
 
@@ -322,8 +322,6 @@ export class LocalRoom {
       }
       if (except === undefined || ms.conn.socketId !== except) this.sendMessage(ms, m.seq, frame!);
     }
-    if (this.latest !== null && codec !== null) (encoded ??= new Map()).set(codec, frame!);
-    if (this.latest !== null && encoded !== null) this.frames.set(m, encoded);
     this.hooks.onDelivered(m, this.members.size);
   }
 

@@ -82,6 +82,21 @@ async function publish(pub: TestClient, room: string, from: number, count: numbe
   return out;
 }
 
+/**
+ * Publishes 8 KB messages on `keys` keys until the node counts one more member behind in a `policy` room (loopback
+ * socket buffers take several MB before it sees a reader that stopped); at most 6,000. Returns them by seq.
+ */
+async function publishUntilBehind(pub: TestClient, room: string, policy: 'conflate' | 'drop', keys: number): Promise<Published[]> {
+  const label = `policy="${policy}"`;
+  const before = await metric('switchboard_members_behind_total', label);
+  const published: Published[] = [];
+  while ((await metric('switchboard_members_behind_total', label)) === before) {
+    expect(published.length, 'the reader fell behind within 6,000 messages').toBeLessThan(6_000);
+    published.push(...(await publish(pub, room, published.length, 200, keys, 8_000)));
+  }
+  return published;
+}
+
 function messagesOf(frames: Frame[], room: string): Frame[] {
   return frames.filter((f) => f.type === 'message' && f.room === room);
 }
@@ -100,13 +115,7 @@ describe('conflate', () => {
     await pub.request({ type: 'join', room });
 
     slow.pause();
-    const before = await metric('switchboard_members_behind_total', 'policy="conflate"');
-    // Publish until the node stops sending to it (loopback socket buffers take several MB first).
-    const published: Published[] = [];
-    while ((await metric('switchboard_members_behind_total', 'policy="conflate"')) === before) {
-      expect(published.length, 'the member fell behind within 6,000 messages').toBeLessThan(6_000);
-      published.push(...(await publish(pub, room, published.length, 200, 10, 8_000)));
-    }
+    const published = await publishUntilBehind(pub, room, 'conflate', 10);
     // While it is behind: more messages on 10 keys, of which it must get only each key's newest.
     published.push(...(await publish(pub, room, published.length, 57, 10, 100)));
     slow.resume();
@@ -185,12 +194,7 @@ describe('conflate, Pusher protocol', () => {
     await pub.request({ type: 'join', room });
 
     raw.pause();
-    const before = await metric('switchboard_members_behind_total', 'policy="conflate"');
-    const published: Published[] = [];
-    while ((await metric('switchboard_members_behind_total', 'policy="conflate"')) === before) {
-      expect(published.length, 'the subscriber fell behind within 6,000 messages').toBeLessThan(6_000);
-      published.push(...(await publish(pub, room, published.length, 200, 10, 8_000)));
-    }
+    const published = await publishUntilBehind(pub, room, 'conflate', 10);
     published.push(...(await publish(pub, room, published.length, 57, 10, 100)));
     raw.resume();
     await waitFor(() => events().at(-1)?.seq === published.at(-1)!.seq, 30_000, 'the newest event');
@@ -225,12 +229,7 @@ describe('drop', () => {
     await pub.request({ type: 'join', room });
 
     slow.pause();
-    const before = await metric('switchboard_members_behind_total', 'policy="drop"');
-    const published: Published[] = [];
-    while ((await metric('switchboard_members_behind_total', 'policy="drop"')) === before) {
-      expect(published.length, 'the member fell behind within 6,000 messages').toBeLessThan(6_000);
-      published.push(...(await publish(pub, room, published.length, 200, 1, 8_000)));
-    }
+    const published = await publishUntilBehind(pub, room, 'drop', 1);
     published.push(...(await publish(pub, room, published.length, 30, 1, 100)));
     slow.resume();
     const newest = published.at(-1)!.seq;

@@ -1,7 +1,7 @@
 /** LocalRoom: ordered delivery, gap hold/repair/skip, pending members, encode-once, presence batching. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RoomMessage, RoomRef } from '../../src/engines/types.js';
-import { LocalRoom, V1_CODEC, type Membership, type RoomCodec, type RoomHooks } from '../../src/rooms/room.js';
+import { LocalRoom, V1_CODEC, type Membership, type RoomCodec, type RoomHooks, type RoomMember } from '../../src/rooms/room.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { decodeFrame } from './ws-frames.js';
 
@@ -23,10 +23,13 @@ interface TestMember {
   seqs(): number[];
 }
 
-function member(room: LocalRoom, opts: { pending?: boolean; skipUpTo?: number; leaving?: boolean } = {}): TestMember {
+function member(
+  room: LocalRoom,
+  opts: { pending?: boolean; skipUpTo?: number; leaving?: boolean; conn?: Pick<RoomMember, 'behind' | 'whenDrained'> } = {},
+): TestMember {
   const frames: Buffer[] = [];
   const membership: Membership = {
-    conn: { codec: V1_CODEC, send: (frame: Buffer) => frames.push(frame), leaving: opts.leaving === true },
+    conn: { codec: V1_CODEC, send: (frame: Buffer) => frames.push(frame), leaving: opts.leaving === true, ...opts.conn },
     local: room,
     pending: opts.pending === true ? [] : null,
     skipUpTo: opts.skipUpTo ?? 0,
@@ -667,30 +670,11 @@ describe('LocalRoom presence reconciliation (leaves nobody announced)', () => {
 describe('delivery policies: members that fall behind', () => {
   /** A member whose `behind()` the test switches, and which is told when it "drains". */
   function laggard(room: LocalRoom): TestMember & { setBehind(b: boolean): void; drain(): void } {
-    const frames: Buffer[] = [];
     let behind = false;
     let waiters: Array<() => void> = [];
-    const membership: Membership = {
-      conn: {
-        codec: V1_CODEC,
-        send: (frame: Buffer) => frames.push(frame),
-        behind: () => behind,
-        whenDrained: (fn) => waiters.push(fn),
-      },
-      local: room,
-      pending: null,
-      skipUpTo: 0,
-    };
-    room.members.add(membership);
-    const decoded = (): Array<Record<string, unknown>> => frames.map((f) => decodeFrame(f));
+    const m = member(room, { conn: { behind: () => behind, whenDrained: (fn) => waiters.push(fn) } });
     return {
-      membership,
-      frames,
-      decoded,
-      seqs: () =>
-        decoded()
-          .filter((f) => f.type === 'message')
-          .map((f) => f.seq as number),
+      ...m,
       setBehind: (b) => (behind = b),
       drain: () => {
         behind = false;
